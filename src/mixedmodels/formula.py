@@ -1,0 +1,266 @@
+"""lme4 formula syntax to a model specification.
+
+The fixed part is handed to ``formulaic``; the bar terms ``(expr | group)`` and
+``(expr || group)`` are ours. Nested ``a/b`` groups expand to ``a`` and ``a:b``, and the
+double bar splits a term into one uncorrelated scalar term per column, as lme4 does.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["FormulaError", "RandomTerm", "ModelFormula", "parse_formula"]
+
+
+class FormulaError(ValueError):
+    """A formula that cannot be parsed; the message shows where."""
+
+    def __init__(self, message: str, formula: str, position: int | None = None):
+        self.formula = formula
+        self.position = position
+        text = message
+        if position is not None:
+            text += f" at position {position}:\n  {formula}\n  {' ' * position}^"
+        else:
+            text += f":\n  {formula}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effects term ``(lhs | group)``.
+
+    Attributes
+    ----------
+    lhs : str
+        The model formula of the term's columns, e.g. ``"1 + x"`` or ``"0 + x"``.
+    group : str
+        The grouping factor, ``"g"`` or an interaction ``"a:b"``.
+    correlated : bool
+        False for terms produced by ``||``.
+    """
+
+    lhs: str
+    group: str
+    correlated: bool = True
+
+    def __str__(self) -> str:
+        return f"({self.lhs} | {self.group})"
+
+
+@dataclass
+class ModelFormula:
+    """A parsed lme4 formula."""
+
+    text: str
+    response: str | None
+    fixed: str
+    random: list[RandomTerm] = field(default_factory=list)
+    offsets: list[str] = field(default_factory=list)
+
+    @property
+    def variables(self) -> list[str]:
+        """Names referenced anywhere in the formula (columns or functions)."""
+        names: list[str] = []
+        exprs = [self.fixed, *self.offsets]
+        if self.response:
+            exprs.append(self.response)
+        for term in self.random:
+            exprs.extend([term.lhs, term.group])
+        for expr in exprs:
+            for name in expression_names(expr):
+                if name not in names:
+                    names.append(name)
+        return names
+
+
+_FUNCTIONS = {
+    "I", "C", "log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "scale", "center",
+    "standardize", "poly", "offset", "cbind", "np", "bs", "cr", "cc", "te", "lag",
+    "sin", "cos", "tan", "Q", "factor", "as_factor", "contr", "Treatment", "Sum",
+    "Poly", "Diff", "Helmert", "T", "S", "D", "H", "Poly",
+}
+
+
+def expression_names(expr: str) -> list[str]:
+    """Column names an expression refers to (functions and literals excluded)."""
+    text = expr.replace("^", "**")
+    # R's `a/b` and `a:b` are not Python: turn the operators into something parsable.
+    text = re.sub(r"(?<![*/])[:/](?![*/])", "+", text)
+    text = re.sub(r"`([^`]*)`", lambda m: "_bq_" + re.sub(r"\W", "_", m.group(1)), text)
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", expr)
+    called: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called.add(node.func.id)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            base = node.func
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name):
+                called.add(base.id)
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in called and node.id not in names:
+            names.append(node.id)
+    return names
+
+
+def _check_balance(formula: str) -> None:
+    depth = 0
+    opened: list[int] = []
+    for pos, ch in enumerate(formula):
+        if ch == "(":
+            depth += 1
+            opened.append(pos)
+        elif ch == ")":
+            if depth == 0:
+                raise FormulaError("unmatched ')'", formula, pos)
+            depth -= 1
+            opened.pop()
+    if depth:
+        raise FormulaError("unclosed '('", formula, opened[-1])
+
+
+def _split_top(text: str, seps: str, offset: int = 0) -> list[tuple[str, str, int]]:
+    """Split at top-level separators; returns (sign, piece, start position) triples."""
+    pieces: list[tuple[str, str, int]] = []
+    depth = 0
+    start = 0
+    sign = "+"
+    for pos, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and ch in seps:
+            # a unary minus at the very start belongs to the first piece's sign
+            pieces.append((sign, text[start:pos], offset + start))
+            sign = ch
+            start = pos + 1
+    pieces.append((sign, text[start:], offset + start))
+    return pieces
+
+
+def _find_top(text: str, token: str) -> int:
+    depth = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and text.startswith(token, i):
+            return i
+        i += 1
+    return -1
+
+
+def _expand_group(group: str, formula: str, position: int) -> list[str]:
+    """``a/b`` -> [a, a:b]; ``a/b/c`` -> [a, a:b, a:b:c]; ``a:b`` stays; ``a + b`` -> [a, b]."""
+    group = group.strip()
+    if not group:
+        raise FormulaError("random-effects term has no grouping factor after '|'", formula, position)
+    out: list[str] = []
+    for _, part, pos in _split_top(group, "+"):
+        part = part.strip()
+        if not part:
+            raise FormulaError("empty grouping factor", formula, position + pos)
+        levels = [p.strip() for p in part.split("/")]
+        if any(not p for p in levels):
+            raise FormulaError("empty factor in nested grouping 'a/b'", formula, position + pos)
+        for depth in range(1, len(levels) + 1):
+            out.append(":".join(levels[:depth]))
+    return out
+
+
+def parse_formula(formula: str) -> ModelFormula:
+    """Parse an lme4-style formula.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"y ~ x + (1 + x | g)"``, ``"y ~ 1 + (1 | a/b)"`` or ``"y ~ x + (x || g)"``.
+
+    Returns
+    -------
+    ModelFormula
+
+    Raises
+    ------
+    FormulaError
+        With the position of the problem.
+    """
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string, got {type(formula).__name__}")
+    _check_balance(formula)
+    tilde = _find_top(formula, "~")
+    if tilde < 0:
+        raise FormulaError("formula needs a '~' between the response and the predictors", formula)
+    response = formula[:tilde].strip() or None
+    rhs = formula[tilde + 1 :]
+    if _find_top(rhs, "~") >= 0:
+        raise FormulaError("formula has more than one '~'", formula, tilde + 1 + _find_top(rhs, "~"))
+    if not rhs.strip():
+        raise FormulaError("nothing after '~'", formula, tilde + 1)
+
+    fixed_parts: list[str] = []
+    random: list[RandomTerm] = []
+    offsets: list[str] = []
+    for sign, piece, pos in _split_top(rhs, "+-", offset=tilde + 1):
+        text = piece.strip()
+        lead = pos + (len(piece) - len(piece.lstrip()))
+        if not text:
+            if sign == "+" and pos == tilde + 1:  # "~ -1": empty piece before a leading minus
+                continue
+            raise FormulaError("missing term", formula, lead)
+        inner = text[1:-1] if text.startswith("(") and text.endswith(")") else None
+        bar = _find_top(inner, "|") if inner is not None else -1
+        if inner is not None and bar >= 0:
+            if sign == "-":
+                raise FormulaError("a random-effects term cannot be subtracted", formula, lead)
+            double = inner[bar + 1 : bar + 2] == "|"
+            lhs = inner[:bar].strip()
+            group_text = inner[bar + (2 if double else 1) :]
+            if not lhs:
+                raise FormulaError("random-effects term has nothing before '|'", formula, lead + 1)
+            _validate_expr(lhs, formula, lead + 1)
+            for group in _expand_group(group_text, formula, lead + bar + 2):
+                random.append(RandomTerm(lhs, group, correlated=not double))
+            continue
+        if "|" in text:
+            raise FormulaError("a '|' must sit inside parentheses: (expr | group)", formula,
+                               lead + text.index("|"))
+        if text.startswith("offset(") and text.endswith(")"):
+            offsets.append(text[len("offset(") : -1].strip())
+            continue
+        _validate_expr(text, formula, lead)
+        fixed_parts.append(("- " if sign == "-" else "+ ") + text)
+    fixed = " ".join(fixed_parts).lstrip("+ ").strip()
+    if fixed.startswith("- "):
+        fixed = "1 " + fixed  # formulaic needs a left operand; "1 - 1" is "0"
+    if not fixed:
+        fixed = "1"
+    if response is not None:
+        _validate_expr(response, formula, 0)
+    return ModelFormula(formula, response, fixed, random, offsets)
+
+
+def _validate_expr(expr: str, formula: str, position: int) -> None:
+    """Catch Python-level syntax errors early and report them in the formula's coordinates."""
+    text = expr.replace("^", "**")
+    text = re.sub(r"`[^`]*`", "_x", text)
+    text = re.sub(r"(?<![*/])[:/](?![*/])", "+", text)
+    text = text.replace("%in%", "+")
+    try:
+        ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        col = (err.offset or 1) - 1
+        raise FormulaError(f"syntax error in '{expr.strip()}'", formula,
+                           position + min(max(col, 0), len(expr))) from None

@@ -1,0 +1,500 @@
+"""Blocked crossproducts of ``[Z X y]`` and the blocked Cholesky factor behind the profiled deviance.
+
+The crossproducts are formed once (the only pass over the rows). Each evaluation of the
+objective scales them by Λ(θ) and factors them block by block, random-effects terms sorted
+by their number of levels, largest first (Bates et al. 2015; MixedModels.jl). See
+``shared/design/engine.md`` for the plan.
+
+Block kinds held in the factor:
+- the diagonal block of a term is *block-diagonal* (an ``(m, l, l)`` array) while nothing
+  fills it in (the first term, nested terms), otherwise *dense*;
+- off-diagonal blocks between terms are *sparse* (CSR) until a dense diagonal block makes
+  them dense;
+- the rows of ``[X y]`` are *dense*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import blas, lapack, solve_triangular
+
+__all__ = [
+    "ReTermMatrix",
+    "BlockedCrossproducts",
+    "BlockedFactor",
+    "theta_layout",
+]
+
+# Pairs Σ_g c_g² above which the precomputed product map would take too much memory;
+# past it the Schur update uses a dense syrk instead.
+_PRODUCT_MAP_LIMIT = 12_000_000
+
+
+@dataclass
+class ReTermMatrix:
+    """The model matrix of one random-effects term in compact form.
+
+    Attributes
+    ----------
+    codes : ndarray of int, shape (n,)
+        Level index of each row, 0..nlevels-1.
+    values : ndarray, shape (n, l)
+        The term's columns (``l`` = 1 for ``(1 | g)``).
+    nlevels : int
+    correlated : bool
+        Full lower-triangular relative covariance factor, or diagonal.
+    """
+
+    codes: np.ndarray
+    values: np.ndarray
+    nlevels: int
+    correlated: bool = True
+
+    @property
+    def ncols(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def q(self) -> int:
+        return self.nlevels * self.ncols
+
+    def sparse(self, row_scale: np.ndarray | None = None) -> sp.csr_matrix:
+        """Z_i as a CSR matrix (n × m·l), level-major columns."""
+        n, l = self.values.shape
+        data = self.values if row_scale is None else self.values * row_scale[:, None]
+        indices = (self.codes[:, None] * l + np.arange(l)[None, :]).ravel()
+        indptr = np.arange(n + 1) * l
+        return sp.csr_matrix((data.ravel(), indices, indptr), shape=(n, self.q))
+
+
+def theta_layout(ncols: int, correlated: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices in T of each θ entry (lower triangle, column by column)."""
+    if not correlated:
+        idx = np.arange(ncols)
+        return idx, idx
+    upper_rows, upper_cols = np.triu_indices(ncols)
+    return upper_cols, upper_rows
+
+
+def _csr_scale_columns(m: sp.csr_matrix, scale: np.ndarray) -> sp.csr_matrix:
+    return sp.csr_matrix((m.data * scale[m.indices], m.indices, m.indptr), shape=m.shape)
+
+
+def _blockdiag_sparse(blocks: np.ndarray) -> sp.csr_matrix:
+    m, l, _ = blocks.shape
+    base = np.arange(m)[:, None, None] * l
+    rows = np.broadcast_to(base + np.arange(l)[None, :, None], blocks.shape)
+    cols = np.broadcast_to(base + np.arange(l)[None, None, :], blocks.shape)
+    return sp.csr_matrix((blocks.ravel(), (rows.ravel(), cols.ravel())), shape=(m * l, m * l))
+
+
+def _bd_chol(d: np.ndarray) -> np.ndarray:
+    if d.shape[1] == 1:
+        return np.sqrt(d)
+    if d.shape[1] == 2:  # closed form: far cheaper than a batched LAPACK call
+        out = np.zeros_like(d)
+        l11 = np.sqrt(d[:, 0, 0])
+        l21 = d[:, 1, 0] / l11
+        out[:, 0, 0] = l11
+        out[:, 1, 0] = l21
+        out[:, 1, 1] = np.sqrt(d[:, 1, 1] - l21 * l21)
+        return out
+    return np.linalg.cholesky(d)
+
+
+def _bd_inv_lower(lo: np.ndarray) -> np.ndarray:
+    if lo.shape[1] == 1:
+        return 1.0 / lo
+    if lo.shape[1] == 2:
+        out = np.zeros_like(lo)
+        out[:, 0, 0] = 1.0 / lo[:, 0, 0]
+        out[:, 1, 1] = 1.0 / lo[:, 1, 1]
+        out[:, 1, 0] = -lo[:, 1, 0] * out[:, 0, 0] * out[:, 1, 1]
+        return out
+    return np.linalg.inv(lo)
+
+
+def _dense_times_bd_inv_t(mat: np.ndarray, inv_blocks: np.ndarray) -> np.ndarray:
+    """mat · blockdiag(L)⁻ᵀ for dense ``mat`` (r × m·l), given the blocks of L⁻¹."""
+    m, l, _ = inv_blocks.shape
+    if l == 1:
+        return mat * inv_blocks[:, 0, 0][None, :]
+    m3 = mat.reshape(mat.shape[0], m, l)
+    return np.einsum("rga,gba->rgb", m3, inv_blocks).reshape(mat.shape)
+
+
+def _apply_T_right(mat: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """mat · (I ⊗ T) for dense ``mat`` with level-major columns."""
+    l = T.shape[0]
+    if l == 1:
+        return mat * T[0, 0]
+    m3 = mat.reshape(mat.shape[0], -1, l)
+    return (m3 @ T).reshape(mat.shape)
+
+
+def _apply_T_sym(sym: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """(I ⊗ T)ᵀ · S · (I ⊗ T) for a dense symmetric S."""
+    l = T.shape[0]
+    if l == 1:
+        return sym * (T[0, 0] ** 2)
+    q = sym.shape[0]
+    left = (T.T @ sym.reshape(q // l, l, q)).reshape(q, q)
+    return _apply_T_right(left, T)
+
+
+class _ProductMap:
+    """Lower triangle of A·diag(w)·Aᵀ as a sparse linear map of w, for a fixed sparse A.
+
+    Built once; each evaluation is then one sparse mat-vec and a scatter into a dense
+    array, instead of a sparse-sparse product whose structure is recomputed every time.
+    """
+
+    def __init__(self, a: sp.csr_matrix):
+        csc = a.tocsc()
+        csc.sort_indices()
+        counts = np.diff(csc.indptr)
+        q = a.shape[0]
+        pair_cols, pair_r1, pair_r2, pair_val = [], [], [], []
+        # group columns by count so the pair expansion is vectorised per group
+        for c in np.unique(counts[counts > 0]):
+            cols = np.flatnonzero(counts == c)
+            starts = csc.indptr[cols]
+            idx = starts[:, None] + np.arange(c)[None, :]
+            rows = csc.indices[idx]
+            vals = csc.data[idx]
+            i1, i2 = np.tril_indices(c)
+            r1 = rows[:, i1]
+            r2 = rows[:, i2]
+            # rows are sorted ascending within a column: i1 >= i2 gives r1 >= r2
+            pair_cols.append(np.repeat(cols, len(i1)))
+            pair_r1.append(r1.ravel())
+            pair_r2.append(r2.ravel())
+            pair_val.append((vals[:, i1] * vals[:, i2]).ravel())
+        r1 = np.concatenate(pair_r1)
+        r2 = np.concatenate(pair_r2)
+        flat = r1.astype(np.int64) * q + r2
+        self.positions, inverse = np.unique(flat, return_inverse=True)
+        self.map = sp.csr_matrix(
+            (np.concatenate(pair_val), (inverse, np.concatenate(pair_cols))),
+            shape=(len(self.positions), a.shape[1]),
+        )
+        self.q = q
+
+    @staticmethod
+    def size(a: sp.csr_matrix) -> int:
+        counts = np.diff(a.tocsc().indptr).astype(np.int64)
+        return int((counts * (counts + 1) // 2).sum())
+
+    def lower(self, w: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write the lower triangle of A diag(w) Aᵀ into ``out`` (zeroed first)."""
+        out.fill(0.0)
+        out.ravel()[self.positions] = self.map @ w
+        return out
+
+
+class BlockedCrossproducts:
+    """The crossproducts of ``[Z₁ … Z_k X y]``, formed once, in blocks.
+
+    Parameters
+    ----------
+    terms : list of ReTermMatrix
+        Random-effects terms *already sorted* by number of levels, largest first.
+    X : ndarray (n, p)
+    y : ndarray (n,)
+    weights : ndarray (n,), optional
+        Prior weights; rows are scaled by their square roots.
+    """
+
+    def __init__(self, terms: list[ReTermMatrix], X: np.ndarray, y: np.ndarray,
+                 weights: np.ndarray | None = None):
+        self.terms = terms
+        self.p = X.shape[1]
+        self.n = X.shape[0]
+        root = None if weights is None else np.sqrt(weights)
+        xy = np.column_stack([X, y])
+        if root is not None:
+            xy = xy * root[:, None]
+        self.xyxy = xy.T @ xy
+        zs = [t.sparse(root) for t in terms]
+        self.diag: list[np.ndarray] = []
+        self.zxy: list[np.ndarray] = []
+        for t, z in zip(terms, zs):
+            l = t.ncols
+            vals = t.values if root is None else t.values * root[:, None]
+            blocks = np.empty((t.nlevels, l, l))
+            for a in range(l):
+                for b in range(a + 1):
+                    blocks[:, a, b] = np.bincount(t.codes, vals[:, a] * vals[:, b], minlength=t.nlevels)
+                    blocks[:, b, a] = blocks[:, a, b]
+            self.diag.append(blocks)
+            self.zxy.append(np.asarray((z.T @ xy).T))  # (p+1) × q
+        self.off: dict[tuple[int, int], sp.csr_matrix] = {}
+        for r in range(len(terms)):
+            for i in range(r):
+                prod = (zs[r].T @ zs[i]).tocsr()
+                prod.sum_duplicates()
+                prod.sort_indices()
+                self.off[(r, i)] = prod
+
+
+class BlockedFactor:
+    """The blocked Cholesky factor of Λᵀ-scaled crossproducts, updated in place per θ.
+
+    After :meth:`update`, ``logdet_z``, ``logdet_x`` and ``pwrss`` give the pieces of the
+    profiled deviance, and :meth:`solve` the fixed effects and spherical random effects.
+    """
+
+    def __init__(self, cp: BlockedCrossproducts):
+        self.cp = cp
+        k = len(cp.terms)
+        self.k = k
+        self.layouts = [theta_layout(t.ncols, t.correlated) for t in cp.terms]
+        self.theta_sizes = [len(rows) for rows, _ in self.layouts]
+        # Symbolic pass: which diagonal blocks stay block-diagonal, which off-diagonals stay sparse.
+        self.diag_is_bd = [True] * k
+        pattern: dict[tuple[int, int], sp.csr_matrix | None] = {}
+        for r in range(k):
+            for i in range(r):
+                pattern[(r, i)] = (cp.off[(r, i)] != 0).astype(np.int8)
+        for i in range(k):
+            if i > 0:
+                fill = None
+                for j in range(i):
+                    pij = pattern[(i, j)]
+                    if pij is None:
+                        fill = None
+                        self.diag_is_bd[i] = False
+                        break
+                    prod = (pij.astype(np.int64) @ pij.T.astype(np.int64)).tocoo()
+                    fill = prod if fill is None else fill
+                    l = cp.terms[i].ncols
+                    if np.any(prod.row // l != prod.col // l):
+                        self.diag_is_bd[i] = False
+                        break
+            for r in range(i + 1, k):
+                if not self.diag_is_bd[i]:
+                    pattern[(r, i)] = None  # dense
+                    continue
+                pat = pattern[(r, i)]
+                for j in range(i):
+                    prj, pij = pattern[(r, j)], pattern[(i, j)]
+                    if prj is None or pij is None:
+                        pat = None
+                        break
+                    pat = ((pat + (prj.astype(np.int64) @ pij.T.astype(np.int64))) != 0).astype(np.int8)
+                pattern[(r, i)] = pat
+        self.off_is_sparse = {key: val is not None for key, val in pattern.items()}
+        # Fast Schur update from the first term (block-diagonal, scalar) into a dense block.
+        self.product_maps: dict[int, _ProductMap | None] = {}
+        for i in range(1, k):
+            use_map = (not self.diag_is_bd[i] and cp.terms[0].ncols == 1
+                       and _ProductMap.size(cp.off[(i, 0)]) <= _PRODUCT_MAP_LIMIT)
+            self.product_maps[i] = _ProductMap(cp.off[(i, 0)]) if use_map else None
+        self._dense_work = {i: np.empty((cp.terms[i].q, cp.terms[i].q))
+                            for i in range(k) if not self.diag_is_bd[i]}
+        self.L_diag: list[np.ndarray] = [None] * k  # type: ignore[list-item]
+        self.L_inv_bd: list[np.ndarray | None] = [None] * k
+        self.L_off: dict[tuple[int, int], sp.csr_matrix | np.ndarray] = {}
+        self.L_xy: list[np.ndarray] = [None] * k  # type: ignore[list-item]
+        self.R_xy: np.ndarray | None = None
+        self.T: list[np.ndarray] = []
+
+    # -- θ ↔ T ---------------------------------------------------------------------------
+    @property
+    def n_theta(self) -> int:
+        return sum(self.theta_sizes)
+
+    def theta_lower_bounds(self) -> np.ndarray:
+        return np.concatenate([np.where(r == c, 0.0, -np.inf) for r, c in self.layouts]) \
+            if self.k else np.zeros(0)
+
+    def theta_start(self) -> np.ndarray:
+        return np.concatenate([np.where(r == c, 1.0, 0.0) for r, c in self.layouts]) \
+            if self.k else np.zeros(0)
+
+    def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
+        out = []
+        pos = 0
+        for t, (rows, cols), size in zip(self.cp.terms, self.layouts, self.theta_sizes):
+            T = np.zeros((t.ncols, t.ncols))
+            T[rows, cols] = theta[pos : pos + size]
+            out.append(T)
+            pos += size
+        return out
+
+    # -- the factorisation ---------------------------------------------------------------
+    def _scaled_off(self, r: int, i: int) -> sp.csr_matrix:
+        a = self.cp.off[(r, i)]
+        Tr, Ti = self.T[r], self.T[i]
+        if Tr.shape[0] == 1 and Ti.shape[0] == 1:
+            return a * (Tr[0, 0] * Ti[0, 0])
+        lam_r = _blockdiag_sparse(np.broadcast_to(Tr, (self.cp.terms[r].nlevels, *Tr.shape)))
+        lam_i = _blockdiag_sparse(np.broadcast_to(Ti, (self.cp.terms[i].nlevels, *Ti.shape)))
+        return (lam_r.T @ a @ lam_i).tocsr()
+
+    def _times_inv_t(self, mat, i: int):
+        """mat · L_iiᵀ⁻¹ for a sparse or dense ``mat``."""
+        if self.diag_is_bd[i]:
+            inv = self.L_inv_bd[i]
+            if sp.issparse(mat):
+                if inv.shape[1] == 1:
+                    return _csr_scale_columns(mat.tocsr(), inv[:, 0, 0])
+                return (mat @ _blockdiag_sparse(inv.transpose(0, 2, 1))).tocsr()
+            return _dense_times_bd_inv_t(mat, inv)
+        dense = mat.toarray() if sp.issparse(mat) else mat
+        # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
+        return solve_triangular(self.L_diag[i], dense.T, lower=True, check_finite=False).T
+
+    def update(self, theta: np.ndarray) -> "BlockedFactor":
+        """Factor the crossproducts scaled by Λ(θ)."""
+        cp = self.cp
+        self.T = self.split_theta(np.asarray(theta, dtype=float))
+        k = self.k
+        for i in range(k):
+            term = cp.terms[i]
+            Ti = self.T[i]
+            l = term.ncols
+            # --- diagonal block
+            if l == 1:
+                scaled = cp.diag[i] * (Ti[0, 0] ** 2)
+            else:
+                scaled = np.einsum("ba,gbc,cd->gad", Ti, cp.diag[i], Ti)
+            scaled = scaled + np.eye(l)[None, :, :]
+            if self.diag_is_bd[i]:
+                d = scaled
+                for j in range(i):
+                    prod = self.L_off[(i, j)]
+                    prod = (prod @ prod.T).tocsr() if sp.issparse(prod) else prod @ prod.T
+                    d = d - _extract_blocks(prod, term.nlevels, l)
+                self.L_diag[i] = _bd_chol(d)
+                self.L_inv_bd[i] = _bd_inv_lower(self.L_diag[i])
+            else:
+                d = self._dense_work[i]
+                pmap = self.product_maps.get(i)
+                if pmap is not None:
+                    # lower triangle of Λᵢᵀ A_i0 W A_i0ᵀ Λᵢ with W = T₀² / (T₀² a + 1)
+                    t0 = self.T[0][0, 0]
+                    w = (t0 * t0) / (t0 * t0 * cp.diag[0][:, 0, 0] + 1.0)
+                    pmap.lower(w, d)
+                    d *= -1.0
+                    if l == 1:
+                        d *= Ti[0, 0] ** 2
+                    else:
+                        d = _apply_T_sym(_symmetrize_lower(d), Ti)
+                    start = 1
+                else:
+                    d.fill(0.0)
+                    start = 0
+                for j in range(start, i):
+                    lij = self.L_off[(i, j)]
+                    lij = lij.toarray() if sp.issparse(lij) else lij
+                    d -= blas.dsyrk(1.0, lij, lower=1) if lij.shape[1] > 64 else lij @ lij.T
+                idx = np.arange(term.q)
+                bd_rows = (idx // l)[:, None] * l + np.arange(l)[None, :]
+                d[idx[:, None], bd_rows] += scaled.reshape(term.q, l)
+                chol, info = lapack.dpotrf(d, lower=1, overwrite_a=1, clean=1)
+                if info != 0:
+                    raise np.linalg.LinAlgError(f"block {i} is not positive definite (info={info})")
+                self.L_diag[i] = chol
+                self.L_inv_bd[i] = None
+            # --- off-diagonal blocks below it
+            for r in range(i + 1, k):
+                m = self._scaled_off(r, i)
+                for j in range(i):
+                    prod = self.L_off[(r, j)] @ _transpose(self.L_off[(i, j)])
+                    m = m - prod
+                if not self.off_is_sparse[(r, i)] and sp.issparse(m):
+                    m = m.toarray()
+                elif sp.issparse(m):
+                    m = m.tocsr()
+                else:
+                    m = np.asarray(m)
+                self.L_off[(r, i)] = self._times_inv_t(m, i)
+            # --- the [X y] rows
+            m = _apply_T_right(cp.zxy[i], Ti)
+            for j in range(i):
+                lij = self.L_off[(i, j)]
+                if sp.issparse(lij):
+                    m = m - np.asarray((lij @ self.L_xy[j].T).T)
+                else:
+                    m = m - self.L_xy[j] @ lij.T
+            self.L_xy[i] = self._times_inv_t(m, i)
+        d = cp.xyxy.copy()
+        for j in range(k):
+            d -= self.L_xy[j] @ self.L_xy[j].T
+        chol, info = lapack.dpotrf(d, lower=1, clean=1)
+        if info != 0:
+            # a rank-deficient X shows up here; the design step removes aliased columns
+            raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
+        self.R_xy = chol
+        return self
+
+    # -- pieces of the objective -----------------------------------------------------------
+    @property
+    def logdet_z(self) -> float:
+        total = 0.0
+        for i in range(self.k):
+            L = self.L_diag[i]
+            if self.diag_is_bd[i]:
+                total += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+            else:
+                total += 2.0 * np.log(np.diagonal(L)).sum()
+        return total
+
+    @property
+    def logdet_x(self) -> float:
+        p = self.cp.p
+        return 2.0 * np.log(np.diagonal(self.R_xy)[:p]).sum()
+
+    @property
+    def pwrss(self) -> float:
+        return float(self.R_xy[-1, -1] ** 2)
+
+    def solve(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """β̂ and the spherical random effects u (one vector per term) at the current θ."""
+        p = self.cp.p
+        R = self.R_xy
+        beta = solve_triangular(R[:p, :p].T, R[p, :p], lower=False, check_finite=False) if p else np.zeros(0)
+        u: list[np.ndarray] = [None] * self.k  # type: ignore[list-item]
+        for i in reversed(range(self.k)):
+            c = self.L_xy[i][p] - self.L_xy[i][:p].T @ beta
+            for r in range(i + 1, self.k):
+                lri = self.L_off[(r, i)]
+                c = c - np.asarray(lri.T @ u[r]).ravel()
+            u[i] = self.solve_diag_t(i, c)
+        return beta, u
+
+    def solve_diag_t(self, i: int, rhs: np.ndarray) -> np.ndarray:
+        """L_iiᵀ⁻¹ rhs (rhs a vector or a matrix with q_i rows)."""
+        if self.diag_is_bd[i]:
+            inv = self.L_inv_bd[i]
+            m, l, _ = inv.shape
+            shaped = rhs.reshape(m, l, -1)
+            return np.einsum("gba,gbc->gac", inv, shaped).reshape(rhs.shape)
+        return solve_triangular(self.L_diag[i], rhs, lower=True, trans="T", check_finite=False)
+
+
+def _transpose(mat):
+    return mat.T
+
+
+def _symmetrize_lower(lower: np.ndarray) -> np.ndarray:
+    return lower + np.tril(lower, -1).T
+
+
+def _extract_blocks(prod, nlevels: int, l: int) -> np.ndarray:
+    """The within-level l × l blocks of a (block-diagonal pattern) q × q matrix."""
+    if l == 1:
+        diag = prod.diagonal() if sp.issparse(prod) else np.diagonal(prod)
+        return np.asarray(diag).reshape(nlevels, 1, 1)
+    base = np.arange(nlevels)[:, None, None] * l
+    rows = np.broadcast_to(base + np.arange(l)[None, :, None], (nlevels, l, l))
+    cols = np.broadcast_to(base + np.arange(l)[None, None, :], (nlevels, l, l))
+    if sp.issparse(prod):
+        vals = np.asarray(prod.tocsr()[rows.ravel(), cols.ravel()]).ravel()
+    else:
+        vals = prod[rows.ravel(), cols.ravel()]
+    return vals.reshape(nlevels, l, l)
