@@ -1,7 +1,25 @@
-"""mixedmodels: linear and generalized linear mixed-effects models with lme4's formulas and numbers."""
+"""mixedmodels: linear and generalized linear mixed-effects models with lme4's formulas and numbers.
 
+>>> import mixedmodels as mm
+>>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
+>>> print(m.summary())                                  # doctest: +SKIP
+"""
+
+from .compare import aic_table, anova
 from .datasets import list_datasets, load_dataset
+from .design import build_design
+from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
+                         ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
+                         SingularFitWarning)
+from .formula import FormulaError, parse_formula
+from .lmm import LinearMixedModel, lmer
+from .optimize import Control
 
 __version__ = "0.1.0"
 
-__all__ = ["load_dataset", "list_datasets", "__version__"]
+__all__ = [
+    "lmer", "LinearMixedModel", "anova", "aic_table", "load_dataset", "list_datasets",
+    "parse_formula", "build_design", "Control", "FormulaError", "DataError",
+    "MixedModelsWarning", "MissingDataWarning", "RankDeficiencyWarning", "ConvergenceWarning",
+    "SingularFitWarning", "ScalingWarning", "ModelComparisonWarning", "__version__",
+]

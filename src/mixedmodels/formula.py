@@ -163,7 +163,7 @@ def _find_top(text: str, token: str) -> int:
 
 
 def _expand_group(group: str, formula: str, position: int) -> list[str]:
-    """``a/b`` -> [a, a:b]; ``a/b/c`` -> [a, a:b, a:b:c]; ``a:b`` stays; ``a + b`` -> [a, b]."""
+    """``a/b`` -> [a, b:a]; ``a/b/c`` -> [a, b:a, c:b:a]; ``a:b`` stays; ``a + b`` -> [a, b]."""
     group = group.strip()
     if not group:
         raise FormulaError("random-effects term has no grouping factor after '|'", formula, position)
@@ -176,7 +176,8 @@ def _expand_group(group: str, formula: str, position: int) -> list[str]:
         if any(not p for p in levels):
             raise FormulaError("empty factor in nested grouping 'a/b'", formula, position + pos)
         for depth in range(1, len(levels) + 1):
-            out.append(":".join(levels[:depth]))
+            # lme4 writes the nested factor innermost-first: batch/cask -> batch, cask:batch
+            out.append(":".join(reversed(levels[:depth])))
     return out
 
 

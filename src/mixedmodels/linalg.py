@@ -31,6 +31,8 @@ __all__ = [
 # Pairs Σ_g c_g² above which the precomputed product map would take too much memory;
 # past it the Schur update uses a dense syrk instead.
 _PRODUCT_MAP_LIMIT = 12_000_000
+# Up to this many q² entries the product map writes the dense block directly.
+_DENSE_ROWS_LIMIT = 9_000_000
 
 
 @dataclass
@@ -173,15 +175,20 @@ class _ProductMap:
             pair_r1.append(r1.ravel())
             pair_r2.append(r2.ravel())
             pair_val.append((vals[:, i1] * vals[:, i2]).ravel())
-        r1 = np.concatenate(pair_r1)
-        r2 = np.concatenate(pair_r2)
-        flat = r1.astype(np.int64) * q + r2
-        self.positions, inverse = np.unique(flat, return_inverse=True)
-        self.map = sp.csr_matrix(
-            (np.concatenate(pair_val), (inverse, np.concatenate(pair_cols))),
-            shape=(len(self.positions), a.shape[1]),
-        )
+        r1 = np.concatenate(pair_r1).astype(np.int64)
+        r2 = np.concatenate(pair_r2).astype(np.int64)
+        cols = np.concatenate(pair_cols)
+        vals = np.concatenate(pair_val)
         self.q = q
+        # Small blocks: one map row per dense position, so the mat-vec *is* the dense lower
+        # triangle (no scatter, and building needs no sort). Large blocks: unique positions.
+        self.dense_rows = q * q <= _DENSE_ROWS_LIMIT
+        if self.dense_rows:
+            self.positions = None
+            self.map = sp.csr_matrix((vals, (r1 * q + r2, cols)), shape=(q * q, a.shape[1]))
+        else:
+            self.positions, inverse = np.unique(r1 * q + r2, return_inverse=True)
+            self.map = sp.csr_matrix((vals, (inverse, cols)), shape=(len(self.positions), a.shape[1]))
 
     @staticmethod
     def size(a: sp.csr_matrix) -> int:
@@ -189,7 +196,9 @@ class _ProductMap:
         return int((counts * (counts + 1) // 2).sum())
 
     def lower(self, w: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Write the lower triangle of A diag(w) Aᵀ into ``out`` (zeroed first)."""
+        """The lower triangle of A diag(w) Aᵀ (upper zero), in ``out`` or a new array."""
+        if self.dense_rows:
+            return (self.map @ w).reshape(self.q, self.q)
         out.fill(0.0)
         out.ravel()[self.positions] = self.map @ w
         return out
@@ -378,7 +387,7 @@ class BlockedFactor:
                     # lower triangle of Λᵢᵀ A_i0 W A_i0ᵀ Λᵢ with W = T₀² / (T₀² a + 1)
                     t0 = self.T[0][0, 0]
                     w = (t0 * t0) / (t0 * t0 * cp.diag[0][:, 0, 0] + 1.0)
-                    pmap.lower(w, d)
+                    d = pmap.lower(w, d)
                     d *= -1.0
                     if l == 1:
                         d *= Ti[0, 0] ** 2
@@ -395,10 +404,11 @@ class BlockedFactor:
                 idx = np.arange(term.q)
                 bd_rows = (idx // l)[:, None] * l + np.arange(l)[None, :]
                 d[idx[:, None], bd_rows] += scaled.reshape(term.q, l)
-                chol, info = lapack.dpotrf(d, lower=1, overwrite_a=1, clean=1)
+                # factor in place: d.T is Fortran-ordered and its upper triangle is d's lower one
+                upper, info = lapack.dpotrf(d.T, lower=0, overwrite_a=1, clean=0)
                 if info != 0:
                     raise np.linalg.LinAlgError(f"block {i} is not positive definite (info={info})")
-                self.L_diag[i] = chol
+                self.L_diag[i] = upper.T  # lower triangle valid; the strict upper holds scratch
                 self.L_inv_bd[i] = None
             # --- off-diagonal blocks below it
             for r in range(i + 1, k):

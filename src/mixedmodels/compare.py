@@ -1,0 +1,166 @@
+"""Model comparison: likelihood-ratio tests with lme4's refit rules, and information-criterion tables."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .exceptions import DataError, ModelComparisonWarning
+
+__all__ = ["anova", "aic_table", "model_names"]
+
+
+def model_names(models: list, frame_depth: int = 2) -> list[str]:
+    """The variable names the caller gave the models, where they can be found; else ``model i``."""
+    names: list[str | None] = [getattr(m, "name", None) for m in models]
+    frame = inspect.currentframe()
+    try:
+        for _ in range(frame_depth):
+            frame = frame.f_back if frame is not None else None
+        scopes = [frame.f_locals, frame.f_globals] if frame is not None else []
+        for i, model in enumerate(models):
+            if names[i]:
+                continue
+            for scope in scopes:
+                found = [k for k, v in scope.items() if v is model and not k.startswith("_")]
+                if found:
+                    names[i] = found[0]
+                    break
+    finally:
+        del frame
+    return [n or f"model {i + 1}" for i, n in enumerate(names)]
+
+
+def _check_same_data(models: list, names: list[str]) -> None:
+    base = models[0]
+    for model, name in zip(models[1:], names[1:]):
+        if model.nobs != base.nobs:
+            raise DataError(
+                f"models were not all fit to the same data: {names[0]} uses {base.nobs} "
+                f"observations and {name} uses {model.nobs}. Refit them on the same rows "
+                "(drop missing values for the union of their variables first).")
+        y0, y1 = base.design.y, model.design.y
+        if y0.shape != y1.shape or not np.allclose(y0, y1, rtol=1e-12, atol=0, equal_nan=True):
+            raise DataError(f"models were not all fit to the same response: {names[0]} and "
+                            f"{name} differ in their response values.")
+
+
+def anova(*models, refit: bool = True, names: list[str] | None = None) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested models, as lme4's ``anova``.
+
+    Parameters
+    ----------
+    *models : fitted models
+        Two or more, nested, fit to the same data.
+    refit : bool, default True
+        Refit REML fits by maximum likelihood first (needed to compare fixed effects).
+        With False, REML fits are compared as they are: valid only for models that differ
+        in their random effects, and a warning says so otherwise.
+    names : list of str, optional
+        Row labels; by default the models' variable names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, sorted by number of parameters, with columns ``npar, AIC,
+        BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``.
+    """
+    if len(models) == 1 and isinstance(models[0], (list, tuple)):
+        models = tuple(models[0])
+    if len(models) < 2:
+        raise ValueError("anova needs at least two models to compare")
+    labels = list(names) if names is not None else model_names(list(models))
+    _check_same_data(list(models), labels)
+    fitted = list(models)
+    if refit:
+        fitted = [m.refit_ml() if getattr(m, "reml", False) else m for m in models]
+    else:
+        reml_flags = {bool(getattr(m, "reml", False)) for m in models}
+        if len(reml_flags) > 1:
+            warnings.warn("comparing REML and ML fits: their likelihoods are not comparable; "
+                          "use refit=True.", ModelComparisonWarning, stacklevel=2)
+        elif True in reml_flags:
+            fixed = {tuple(m.fixef.index) for m in models}
+            if len(fixed) > 1:
+                warnings.warn(
+                    "these REML fits have different fixed effects, so their REML likelihoods "
+                    "are not comparable and the test is invalid. Use refit=True to compare "
+                    "fixed effects by maximum likelihood.", ModelComparisonWarning, stacklevel=2)
+    order = sorted(range(len(fitted)), key=lambda i: fitted[i].npar)
+    rows = []
+    prev = None
+    for i in order:
+        m = fitted[i]
+        ll = m.loglik
+        row = {"npar": m.npar, "AIC": -2 * ll + 2 * m.npar, "BIC": -2 * ll + np.log(m.nobs) * m.npar,
+               "logLik": ll, "deviance": -2 * ll, "Chisq": np.nan, "Df": np.nan,
+               "Pr(>Chisq)": np.nan}
+        if prev is not None:
+            df = m.npar - prev.npar
+            chisq = max(0.0, 2.0 * (ll - prev.loglik))
+            row["Chisq"] = chisq
+            row["Df"] = df
+            row["Pr(>Chisq)"] = stats.chi2.sf(chisq, df) if df > 0 else np.nan
+        rows.append(row)
+        prev = m
+    table = pd.DataFrame(rows, index=[labels[i] for i in order])
+    table["Df"] = table["Df"].astype("Int64")
+    table.attrs["refit"] = refit and any(getattr(m, "reml", False) for m in models)
+    return table
+
+
+def _as_named(models: Mapping | Iterable) -> tuple[list[str], list]:
+    if isinstance(models, Mapping):
+        return [str(k) for k in models], list(models.values())
+    items = list(models)
+    return model_names(items, frame_depth=3), items
+
+
+def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFrame:
+    """Rank models by an information criterion, best first, with differences and Akaike weights.
+
+    Parameters
+    ----------
+    models : dict or list
+        Fitted models (a dict gives the row names).
+    criterion : {"AIC", "AICc", "BIC"}
+        The criterion to rank by. Models are taken as fit (REML fits keep their REML
+        likelihood, as R's ``AIC``); a warning says when that makes the comparison invalid.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``npar``, the criterion, ``d<criterion>``, ``weight`` (and the other
+        criteria for reference), sorted best first.
+    """
+    names, items = _as_named(models)
+    if len(items) == 0:
+        raise ValueError("aic_table needs at least one model")
+    crit = criterion.upper().replace("AICC", "AICc")
+    if crit not in ("AIC", "AICc", "BIC"):
+        raise ValueError(f"criterion must be 'AIC', 'AICc' or 'BIC', got {criterion!r}")
+    if len(items) > 1:
+        _check_same_data(items, names)
+        if any(getattr(m, "reml", False) for m in items) and len({tuple(m.fixef.index) for m in items}) > 1:
+            warnings.warn("REML fits with different fixed effects are not comparable by AIC; "
+                          "refit them with reml=False (m.refit_ml()).", ModelComparisonWarning,
+                          stacklevel=2)
+    rows = []
+    for m in items:
+        k, n = m.npar, m.nobs
+        aic = -2 * m.loglik + 2 * k
+        aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else np.inf
+        rows.append({"npar": k, "AIC": aic, "AICc": aicc, "BIC": -2 * m.loglik + np.log(n) * k,
+                     "logLik": m.loglik})
+    table = pd.DataFrame(rows, index=names)
+    delta = table[crit] - table[crit].min()
+    rel = np.exp(-0.5 * delta)
+    table.insert(2, f"d{crit}", delta)
+    table.insert(3, "weight", rel / rel.sum())
+    cols = ["npar", crit, f"d{crit}", "weight"] + [c for c in ("AIC", "AICc", "BIC", "logLik") if c != crit]
+    return table[cols].sort_values(crit, kind="stable")

@@ -1,0 +1,422 @@
+"""Data to the fixed-effects matrix X, the response and the random-effects terms, with input checks.
+
+Every problem is reported with the column it concerns; rows dropped for missing values are
+counted, reported once with a :class:`~mixedmodels.exceptions.MissingDataWarning`, and kept
+on the design so the summary can say so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+
+from .exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
+from .formula import FormulaError, ModelFormula, RandomTerm, expression_names, parse_formula
+from .linalg import ReTermMatrix
+
+__all__ = ["ModelDesign", "ReTerm", "build_design", "r_column_name", "to_formulaic"]
+
+
+@dataclass
+class ReTerm:
+    """A random-effects term after evaluation on the data.
+
+    Attributes
+    ----------
+    name : str
+        Display name (the grouping factor; made unique like R's ``make.unique``).
+    group : str
+        The grouping factor as written (``"student"``, ``"cask:batch"``).
+    lhs : str
+        The term's model formula.
+    columns : list of str
+        Names of the term's columns, R-style.
+    levels : pandas.Index
+        Level labels of the grouping factor (unused levels dropped).
+    matrix : ReTermMatrix
+        Codes and values used by the engine.
+    model_spec : object
+        formulaic's spec of the term's columns, to re-apply on new data.
+    """
+
+    name: str
+    group: str
+    lhs: str
+    columns: list[str]
+    levels: pd.Index
+    matrix: ReTermMatrix
+    model_spec: object = None
+
+    @property
+    def nlevels(self) -> int:
+        return self.matrix.nlevels
+
+    @property
+    def ncols(self) -> int:
+        return self.matrix.ncols
+
+
+@dataclass
+class ModelDesign:
+    """Everything the fit needs from the data, and what prediction needs to repeat it."""
+
+    formula: ModelFormula
+    y: np.ndarray
+    X: np.ndarray
+    fixef_names: list[str]
+    terms: list[ReTerm]
+    frame: pd.DataFrame
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    n_dropped: int = 0
+    dropped_columns: list[str] = field(default_factory=list)
+    fixed_spec: object = None
+    response_name: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+
+# --- names ---------------------------------------------------------------------------------
+
+def _split_top(text: str, sep: str) -> list[str]:
+    out, depth, start = [], 0, 0
+    for pos, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            out.append(text[start:pos])
+            start = pos + 1
+    out.append(text[start:])
+    return out
+
+
+def r_column_name(name: str) -> str:
+    """formulaic's column name to R's ``model.matrix`` name.
+
+    ``Intercept`` → ``(Intercept)``, ``sex[T.male]`` → ``sexmale``, ``I(x ** 2)`` → ``I(x^2)``.
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    parts = []
+    for part in _split_top(name, ":"):
+        match = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", part)
+        if match:
+            var, level = match.groups()
+            poly = re.fullmatch(r"C\((\w+), *contr\.poly\)", var)
+            if poly:
+                var = poly.group(1)
+                level = {".L": ".L", ".Q": ".Q", ".C": ".C"}.get(level, level)
+            parts.append(var + level)
+        else:
+            parts.append(part.replace(" ** ", "^"))
+    return ":".join(parts)
+
+
+def to_formulaic(expr: str) -> str:
+    """R spellings that formulaic does not know: ``x^2`` inside ``I()`` becomes ``x**2``."""
+    return re.sub(r"\^", "**", expr)
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+_KNOWN_CONSTANTS = {"pi", "e", "True", "False", "None", "np", "inf", "nan"}
+
+
+def _check_columns(spec: ModelFormula, data: pd.DataFrame) -> list[str]:
+    columns = [str(c) for c in data.columns]
+    used = []
+    for name in spec.variables:
+        if name in data.columns:
+            used.append(name)
+        elif name not in _KNOWN_CONSTANTS:
+            close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+            if not close:
+                close = [c for c in columns if c.lower() == name.lower()]
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+                f"; the data has {', '.join(repr(c) for c in columns[:12])}" + \
+                (", ..." if len(columns) > 12 else "")
+            raise DataError(f"column {name!r} in the formula is not in the data{hint}")
+    return used
+
+
+def _numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    if expr in frame.columns:
+        col = frame[expr]
+        if isinstance(col.dtype, pd.CategoricalDtype) or not (
+            pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+        ):
+            kind = "categorical" if isinstance(col.dtype, pd.CategoricalDtype) else str(col.dtype)
+            raise DataError(
+                f"response {expr!r} is not numeric (it is {kind}); a linear mixed model needs a "
+                "numeric response. For a binary or count response use mm.glmer with a family."
+            )
+        return col.to_numpy(dtype=float)
+    mats = model_matrix(f"{to_formulaic(expr)} ~ 1", frame, na_action="ignore")
+    lhs = mats.lhs
+    if lhs.shape[1] != 1:
+        raise DataError(f"response {expr!r} gives {lhs.shape[1]} columns; it must give one numeric column")
+    return np.asarray(lhs, dtype=float).ravel()
+
+
+def _factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and level labels of a grouping factor (``a`` or an interaction ``a:b``)."""
+    parts = [p.strip() for p in group.split(":")]
+    codes = None
+    labels: list[np.ndarray] = []
+    for part in parts:
+        col = frame[part]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cat = col.cat.remove_unused_categories()
+            c = cat.cat.codes.to_numpy().astype(np.int64)
+            lev = np.asarray(cat.cat.categories.astype(str))
+        else:
+            values = col.to_numpy()
+            if pd.api.types.is_numeric_dtype(col):
+                lev_values, c = np.unique(values, return_inverse=True)
+                lev = np.array([_fmt_level(v) for v in lev_values], dtype=object)
+            else:
+                lev, c = np.unique(values.astype(str), return_inverse=True)
+            c = c.astype(np.int64)
+        if codes is None:
+            codes, labels = c, [lev]
+        else:
+            width = len(lev)
+            codes = codes * width + c
+            labels.append(lev)
+    if len(parts) == 1:
+        used, inverse = np.unique(codes, return_inverse=True)
+        return inverse.astype(np.int64), pd.Index(labels[0][used].astype(str))
+    used, inverse = np.unique(codes, return_inverse=True)
+    # decode the combined codes back into their parts, first factor slowest (R's a:b)
+    names = []
+    sizes = [len(lev) for lev in labels]
+    for value in used:
+        pieces = []
+        for lev, size in zip(reversed(labels), reversed(sizes)):
+            pieces.append(str(lev[value % size]))
+            value //= size
+        names.append(":".join(reversed(pieces)))
+    return inverse.astype(np.int64), pd.Index(names)
+
+
+def _fmt_level(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """Columns that are (numerically) linear combinations of earlier ones, as R's lm pivoting finds."""
+    kept: list[np.ndarray] = []
+    aliased = []
+    for j in range(X.shape[1]):
+        v = X[:, j].astype(float)
+        norm = np.linalg.norm(v)
+        if norm == 0.0:
+            aliased.append(j)
+            continue
+        for _ in range(2):  # Gram-Schmidt twice: stable enough for a rank decision
+            for q in kept:
+                v = v - (q @ v) * q
+        rest = np.linalg.norm(v)
+        if rest < tol * norm:
+            aliased.append(j)
+        else:
+            kept.append(v / rest)
+    return aliased
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            out.append(f"{name}.{seen[name]}")
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+def _design_matrix(expr: str, frame: pd.DataFrame, what: str):
+    try:
+        return model_matrix(to_formulaic(expr), frame, na_action="ignore")
+    except FormulaError:
+        raise
+    except Exception as err:  # formulaic's own errors: say which part of the model failed
+        raise DataError(f"cannot build the {what} '{expr}': {err}") from err
+
+
+def _prepare_frame(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
+    """Ordered categoricals get polynomial contrasts, as R's contr.poly."""
+    return data
+
+
+# --- the design ------------------------------------------------------------------------------
+
+def build_design(
+    formula: str | ModelFormula,
+    data: pd.DataFrame,
+    *,
+    weights: np.ndarray | str | None = None,
+    offset: np.ndarray | str | None = None,
+    na_action: str = "drop",
+    response: Callable[[str, pd.DataFrame], np.ndarray] | None = None,
+    check_levels: bool = True,
+) -> ModelDesign:
+    """Evaluate a parsed formula on data.
+
+    Parameters
+    ----------
+    formula : str or ModelFormula
+    data : pandas.DataFrame
+    weights : array-like or column name, optional
+        Prior weights, one per row of ``data``.
+    offset : array-like or column name, optional
+        Added to the offsets written in the formula.
+    na_action : {"drop", "raise"}
+        Drop rows with a missing value in any variable the model uses (counted and warned),
+        or raise.
+    response : callable, optional
+        ``response(expr, frame) -> array``; the default requires a numeric response.
+    check_levels : bool
+        lme4's identifiability checks on the random-effects terms (LMMs).
+
+    Returns
+    -------
+    ModelDesign
+    """
+    spec = parse_formula(formula) if isinstance(formula, str) else formula
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if na_action not in ("drop", "raise"):
+        raise ValueError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
+    if spec.response is None:
+        raise FormulaError("the formula needs a response on the left of '~'", spec.text, 0)
+    used = _check_columns(spec, data)
+
+    extra_cols: dict[str, np.ndarray] = {}
+    for label, value in (("weights", weights), ("offset", offset)):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            if value not in data.columns:
+                raise DataError(f"{label} column {value!r} is not in the data")
+            extra_cols[label] = data[value].to_numpy(dtype=float)
+        else:
+            arr = np.asarray(value, dtype=float).ravel()
+            if len(arr) != len(data):
+                raise DataError(f"{label} has {len(arr)} values but the data has {len(data)} rows")
+            extra_cols[label] = arr
+
+    missing = data[used].isna().any(axis=1).to_numpy() if used else np.zeros(len(data), bool)
+    for label, arr in extra_cols.items():
+        missing |= np.isnan(arr)
+    n_dropped = int(missing.sum())
+    if n_dropped:
+        per_col = {c: int(data[c].isna().sum()) for c in used if data[c].isna().any()}
+        detail = ", ".join(f"{c}: {k}" for c, k in per_col.items())
+        if na_action == "raise":
+            raise DataError(f"{n_dropped} rows have missing values in the model's variables ({detail}); "
+                            "na_action='raise' stops here. Use na_action='drop' to drop them.")
+        warnings.warn(
+            f"{n_dropped} of {len(data)} rows dropped for missing values ({detail}). "
+            "Dropping rows is unbiased only if values are missing completely at random; "
+            "consider imputation if missingness depends on other variables.",
+            MissingDataWarning, stacklevel=3)
+    frame = data.loc[~missing, used] if n_dropped else data[used]
+    if len(frame) == 0:
+        raise DataError("no rows left after dropping rows with missing values"
+                        if n_dropped else "the data has no rows")
+    for label in extra_cols:
+        extra_cols[label] = extra_cols[label][~missing]
+
+    y = (response or _numeric_response)(spec.response, frame)
+
+    fixed = _design_matrix(spec.fixed, frame, "fixed-effects design")
+    X = np.asarray(fixed, dtype=float)
+    names = [r_column_name(c) for c in fixed.columns]
+    dropped: list[str] = []
+    if X.shape[1]:
+        aliased = _aliased_columns(X)
+        if aliased:
+            dropped = [names[j] for j in aliased]
+            keep = [j for j in range(X.shape[1]) if j not in aliased]
+            X = X[:, keep]
+            names = [names[j] for j in keep]
+            warnings.warn(
+                f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
+                f"({', '.join(dropped)}), a linear combination of the others. Check for duplicated "
+                "or collinear predictors, or empty cells in an interaction.",
+                RankDeficiencyWarning, stacklevel=3)
+
+    offset_total = None
+    if spec.offsets or "offset" in extra_cols:
+        offset_total = np.zeros(len(frame))
+        for expr in spec.offsets:
+            mat = _design_matrix(f"0 + {expr}", frame, "offset")
+            offset_total += np.asarray(mat, dtype=float).ravel()
+        if "offset" in extra_cols:
+            offset_total += extra_cols["offset"]
+
+    w = extra_cols.get("weights")
+    if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
+        raise DataError("weights must be finite and non-negative")
+
+    terms = _random_terms(spec, frame, len(y), check_levels)
+    return ModelDesign(spec, y, X, names, terms, frame, w, offset_total, n_dropped, dropped,
+                       fixed.model_spec, spec.response)
+
+
+def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels: bool) -> list[ReTerm]:
+    raw: list[ReTerm] = []
+    for term in spec.random:
+        mat = _design_matrix(term.lhs, frame, f"random-effects term {term}")
+        values = np.asarray(mat, dtype=float)
+        columns = [r_column_name(c) for c in mat.columns]
+        if values.shape[1] == 0:
+            raise FormulaError(f"random-effects term {term} has no columns", spec.text)
+        codes, levels = _factor_codes(frame, term.group)
+        nlev = len(levels)
+        if nlev < 2:
+            raise DataError(
+                f"grouping factor {term.group!r} has only {nlev} level; a random effect needs at "
+                "least 2 (in practice 5 or more) groups. Drop the term or use a fixed effect.")
+        if check_levels and nlev >= n:
+            raise DataError(
+                f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each "
+                "group has one observation, so its random effect is confounded with the residual. "
+                "Drop the term.")
+        if check_levels and nlev * values.shape[1] >= n:
+            raise DataError(
+                f"term {term} has {nlev * values.shape[1]} random effects for {n} observations; "
+                "the random-effects parameters and the residual variance are unidentifiable. "
+                "Simplify the term.")
+        if term.correlated or values.shape[1] == 1:
+            pieces = [(values, columns, mat.model_spec)]
+        else:  # (a + b || g): one scalar term per column, as lme4 does
+            pieces = [(values[:, [j]], [columns[j]], mat.model_spec) for j in range(values.shape[1])]
+        for vals, cols, mspec in pieces:
+            raw.append(ReTerm(term.group, term.group, term.lhs, cols, levels,
+                              ReTermMatrix(codes, np.ascontiguousarray(vals), nlev,
+                                           correlated=term.correlated),
+                              mspec))
+    # lme4 orders terms by number of levels, largest first (stable), then names them uniquely
+    order = sorted(range(len(raw)), key=lambda i: -raw[i].nlevels)
+    terms = [raw[i] for i in order]
+    for term, name in zip(terms, _unique_names([t.group for t in terms])):
+        term.name = name
+    return terms
