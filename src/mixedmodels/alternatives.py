@@ -814,6 +814,7 @@ class ComparisonResult:
         fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 0.45 * len(names) + 1.6),
                                  sharey=True, squeeze=False)
         for ax, term in zip(axes[0], terms):
+            lo, hi = np.inf, -np.inf
             for pos, name in enumerate(names):
                 est = self.table.loc[term, (name, "Estimate")]
                 se = self.table.loc[term, (name, "Std. Error")]
@@ -823,8 +824,10 @@ class ComparisonResult:
                     continue
                 q = _quantile_of(self.results[name], level)
                 ax.errorbar(est, pos, xerr=q * se, fmt="o", capsize=3)
+                lo, hi = min(lo, est - q * se), max(hi, est + q * se)
             ax.set_title(term)
-            ax.axvline(0.0, color="grey", lw=0.5, ls=":")
+            if lo <= 0.0 <= hi:  # a zero line only where it does not squash the intervals
+                ax.axvline(0.0, color="grey", lw=0.5, ls=":")
         axes[0][0].set_yticks(range(len(names)))
         axes[0][0].set_yticklabels(names)
         axes[0][0].invert_yaxis()
@@ -910,6 +913,8 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
         "  link and Gaussian errors the marginal and conditional fixed effects are the same quantity, so",
         "  differences between columns come from weighting and efficiency, not from different targets;",
         "  with logit or log links (GLMMs) the conditional effects are larger in magnitude than the marginal ones.",
+        "  A large gap between the LMM and the marginal columns hints at misspecification (e.g. a cluster-level",
+        "  term correlated with the random effects).",
         f"- Within: the effect of change within a {group!r} only (between-cluster variation removed, robust to",
         f"  confounding by stable cluster characteristics). It cannot estimate the intercept or cluster-level",
         "  (time-invariant) terms" + (f": {', '.join(not_within)} (shown as missing)." if not_within else "."),

@@ -184,7 +184,8 @@ class GrowthCurveResult:
     @property
     def lmm_formula(self) -> str:
         """The linear mixed model that equals this growth curve when residual variances are equal."""
-        fixed = self.time if not self.covariate_columns else f"{self.time} * ({' + '.join(self.covariate_columns)})"
+        cov = self.covariate_columns
+        fixed = self.time if not cov else f"{self.time} * " + (cov[0] if len(cov) == 1 else f"({' + '.join(cov)})")
         return f"{self.y} ~ {fixed} + (1 + {self.time} | {self.id})"
 
     def _lmm_names(self) -> dict[str, str]:
@@ -241,6 +242,8 @@ class GrowthCurveResult:
                 f"  factor means i~1, s~1 = fixed effects (Intercept), {self.time}; i~~i, s~~s, i~~s = the",
                 f"  random-effect variances and covariance of {self.id!r}; {th[0]} = the residual variance σ².",
             ]
+            if self.covariate_names:
+                lines.append(f"  Covariate effects i~x, s~x = fixed effects x and {self.time}:x.")
             diff = table.loc["log-likelihood", "difference"]
             if np.isfinite(diff):
                 lines.append(f"  log-likelihoods: growth curve {self.loglik:.6f}, LMM {self.loglik - diff:.6f} "
@@ -280,6 +283,9 @@ def _reshape(data: pd.DataFrame, id: str, time: str, y: str, covariates: list[st
     for role, col in (("id", id), ("time", time), ("y", y), *(("covariate", c) for c in covariates)):
         if col not in data.columns:
             raise ValueError(f"{role} column {col!r} not found in data")
+    clash = [c for c in covariates if c in (id, time, y)]
+    if clash:
+        raise ValueError(f"covariate column {clash[0]!r} is also the id, time or outcome column")
     if not pd.api.types.is_numeric_dtype(data[time]) or isinstance(data[time].dtype, pd.CategoricalDtype):
         raise ValueError(f"time column {time!r} must be numeric: its values are the slope factor's loadings")
     for col in (id, time):
@@ -311,12 +317,12 @@ def _reshape(data: pd.DataFrame, id: str, time: str, y: str, covariates: list[st
     wide.columns = [f"{y}.{t:g}" for t in times]
     subj = None
     if covariates:
-        per = frame.groupby(id, observed=True)[covariates]
+        per = frame.groupby(id, observed=True)
         varying = [c for c in covariates if (per[c].nunique(dropna=False) > 1).any()]
         if varying:
             raise ValueError(f"covariate column(s) {', '.join(map(repr, varying))} vary within {id!r}; "
                              "the growth curve takes time-invariant covariates only")
-        subj = per.first().reindex(wide.index)
+        subj = per[covariates].first().reindex(wide.index)
     return wide, times, subj
 
 
@@ -392,8 +398,17 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
                             options={"gtol": 1e-9, "maxiter": 2000})
     nat = model.to_nat(fit.x)
     nat = _newton_polish(model, nat)
-    ll = model.loglik(nat)
+    ll, grad = model.loglik(nat, grad=True)
     H = _hessian(model, nat)
+    # Converged when the Newton decrement (the predicted gain of one more step) is negligible.
+    try:
+        decrement = float(grad @ linalg.solve(-H, grad, assume_a="sym"))
+    except (linalg.LinAlgError, ValueError):
+        decrement = np.inf
+    converged = bool(np.isfinite(ll) and abs(decrement) < 1e-8)
+    if not converged:
+        warnings.warn("the growth curve's likelihood maximisation may not have converged "
+                      f"(Newton decrement {decrement:.2g}); a variance may be near zero", UserWarning, stacklevel=2)
     try:
         V = linalg.inv(-H)
     except linalg.LinAlgError:
@@ -405,7 +420,7 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
     return GrowthCurveResult(
         loglik=float(ll), params=params, vcov=pd.DataFrame(V, index=names, columns=names), wide=wide,
         residual=residual, n_subjects=len(Y), n_incomplete=n_incomplete, times=times, id=id, time=time, y=y,
-        covariate_columns=covariates, covariate_names=cov_names, data=data, converged=bool(fit.success),
+        covariate_columns=covariates, covariate_names=cov_names, data=data, converged=converged,
     )
 
 
