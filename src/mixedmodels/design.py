@@ -322,7 +322,8 @@ def build_design(
                 raise DataError(f"{label} has {len(arr)} values but the data has {len(data)} rows")
             extra_cols[label] = arr
 
-    missing = data[used].isna().any(axis=1).to_numpy() if used else np.zeros(len(data), bool)
+    missing = (data[used].isna().any(axis=1).to_numpy().copy() if used
+               else np.zeros(len(data), dtype=bool))
     for label, arr in extra_cols.items():
         missing |= np.isnan(arr)
     n_dropped = int(missing.sum())

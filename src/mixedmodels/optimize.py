@@ -33,8 +33,9 @@ class Control:
         ``"cobyqa"``.
     maxfun : int
         Limit on objective evaluations.
-    ftol_abs, xtol_abs : float
-        Absolute tolerances on the deviance and on θ (nlopt's meaning).
+    ftol_abs, xtol_abs, xtol_rel : float
+        Tolerances on the deviance and on θ (nlopt's meaning); the defaults are lme4's
+        (``nloptwrap`` with nloptr's default ``xtol_rel = 1e-4``).
     start : array-like, optional
         Start values for θ (lme4's order).
     check_conv, check_singular, check_scale : {"warn", "ignore", "raise"}
@@ -45,6 +46,8 @@ class Control:
     maxfun: int = 10_000
     ftol_abs: float = 1e-8
     xtol_abs: float = 1e-8
+    #: R's nloptr default, which lme4's nloptwrap inherits; matching it reproduces lme4's optimum
+    xtol_rel: float = 1e-4
     start: np.ndarray | None = None
     check_conv: str = "warn"
     check_singular: str = "warn"
@@ -137,6 +140,7 @@ def _run_nlopt(algorithm: str, fun, x0, lower, upper, control: Control):
     opt.set_upper_bounds(upper)
     opt.set_ftol_abs(control.ftol_abs)
     opt.set_xtol_abs(control.xtol_abs)
+    opt.set_xtol_rel(control.xtol_rel)
     opt.set_maxeval(int(control.maxfun))
     if "initial_step" in control.options:
         opt.set_initial_step(control.options["initial_step"])

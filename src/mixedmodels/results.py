@@ -313,14 +313,13 @@ def _format_p(p: float) -> str:
 
 
 def _abbreviate(name: str, width: int = 6) -> str:
-    """Short column labels like R's ``abbreviate`` (drop lower-case vowels from the end first)."""
-    if len(name) <= width:
-        return name
+    """Short column labels like R's ``abbreviate``: drop lower-case vowels, then lower-case
+    letters, from the right (never the first character), then truncate."""
     chars = list(name)
-    i = len(chars) - 1
-    while len(chars) > width and i > 0:
-        if chars[i] in "aeiou" and chars[i - 1] != " ":
-            del chars[i]
-        i -= 1
-    out = "".join(chars)
-    return out[:width]
+    for droppable in ("aeiou", "abcdefghijklmnopqrstuvwxyz"):
+        i = len(chars) - 1
+        while len(chars) > width and i > 0:
+            if chars[i] in droppable:
+                del chars[i]
+            i -= 1
+    return "".join(chars[:width])
