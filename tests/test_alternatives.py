@@ -86,7 +86,7 @@ def test_cluster_robust_bad_input(sleep):
     one = sleep.assign(site="A")
     with pytest.raises(ValueError, match="'site' has only one level"):
         cluster_robust("Reaction ~ Days", one, cluster="site")
-    with pytest.raises(ValueError, match="'nosuch' not found"):
+    with pytest.raises(ValueError, match="cluster column 'nosuch' not found"):
         cluster_robust("Reaction ~ Days", sleep, cluster="nosuch")
     with pytest.raises(ValueError, match="type must be one of"):
         cluster_robust("Reaction ~ Days", sleep, cluster="Subject", type="HC9")

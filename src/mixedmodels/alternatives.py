@@ -103,8 +103,8 @@ class _Family:
             raise ValueError(f"response {response!r} must be non-negative for family='poisson'")
 
 
-def _check_columns(data: pd.DataFrame, names: Sequence[str], role: str) -> None:
-    for name in names:
+def _check_columns(data: pd.DataFrame, roles: dict[str, str]) -> None:
+    for name, role in roles.items():
         for part in name.split(":"):
             if part not in data.columns:
                 raise ValueError(f"{role} column {part!r} not found in data")
@@ -125,8 +125,11 @@ def _response_values(data: pd.DataFrame, response: str, lhs: pd.DataFrame | None
     return lhs.iloc[:, 0].to_numpy(dtype=float)
 
 
-def _model_frame(formula: str, data: pd.DataFrame, extra: Sequence[str] = ()):
+def _model_frame(formula: str, data: pd.DataFrame, extra: dict[str, str] | None = None):
     """Response, R-named design matrix and the rows used (complete cases of every variable).
+
+    ``extra`` maps the grouping columns the caller needs (cluster, entity, time) to their role,
+    for error messages; rows missing any of them are dropped too.
 
     Returns
     -------
@@ -145,8 +148,10 @@ def _model_frame(formula: str, data: pd.DataFrame, extra: Sequence[str] = ()):
     if "~" not in formula:
         raise ValueError(f"formula {formula!r} needs a response: 'y ~ x'")
     response = formula.split("~", 1)[0].strip()
+    extra = extra or {}
     extra_cols = [p for name in extra for p in name.split(":")]
-    _check_columns(data, extra, "grouping")
+    _check_columns(data, extra)
+    n_given = len(data)
     # Rows missing a cluster/entity/time value cannot be assigned: drop them before formulaic does its own.
     if extra_cols:
         data = data.loc[data[extra_cols].notna().all(axis=1)]
@@ -155,8 +160,8 @@ def _model_frame(formula: str, data: pd.DataFrame, extra: Sequence[str] = ()):
                        columns=[r_style_name(c) for c in mm.rhs.columns])
     rows = data.loc[rhs.index]
     y = _response_values(rows, response, getattr(mm, "lhs", None))
-    if len(data) > len(rows):
-        warnings.warn(f"{len(data) - len(rows)} row(s) with missing values dropped", UserWarning, stacklevel=3)
+    if n_given > len(rows):
+        warnings.warn(f"{n_given - len(rows)} row(s) with missing values dropped", UserWarning, stacklevel=3)
     return y, rhs, rows, response
 
 
@@ -167,9 +172,9 @@ def _group_codes(rows: pd.DataFrame, name: str, role: str = "cluster") -> tuple[
     codes, uniques = pd.factorize(keys, sort=True)
     if len(uniques) < 2:
         lvl = f" ({uniques[0]!r})" if len(uniques) else ""
-        raise ValueError(
-            f"{role} column {name!r} has only one level{lvl}; clustered standard errors need at least two clusters"
-        )
+        need = ("clustered standard errors need at least two clusters" if role in ("cluster", "groups")
+                else "it needs at least two")
+        raise ValueError(f"{role} column {name!r} has only one level{lvl}; {need}")
     return codes.astype(np.intp), len(uniques)
 
 
@@ -420,7 +425,7 @@ def cluster_robust(formula: str, data: pd.DataFrame, cluster: str | Sequence[str
     clusters = [cluster] if isinstance(cluster, str) else list(cluster)
     if not clusters:
         raise ValueError("cluster must name at least one column")
-    y, Xdf, rows, response = _model_frame(formula, data, clusters)
+    y, Xdf, rows, response = _model_frame(formula, data, {c: "cluster" for c in clusters})
     fam.check(y, response)
     X = Xdf.to_numpy()
     names = list(Xdf.columns)
@@ -505,7 +510,7 @@ def fixed_effects(formula: str, data: pd.DataFrame, entity: str, *, cluster: str
     """
     if str(type).upper() not in ("HC0", "HC1"):
         raise ValueError(f"type must be 'HC0' or 'HC1', got {type!r}")
-    extra = [entity] + ([cluster] if cluster else []) + ([time] if time else [])
+    extra = {n: r for n, r in ((time, "time"), (cluster, "cluster"), (entity, "entity")) if n}
     y, Xdf, rows, _ = _model_frame(formula, data, extra)
     ecodes, G = _group_codes(rows, entity, role="entity")
     shown = [c for c in Xdf.columns if c != "(Intercept)"]
@@ -521,6 +526,8 @@ def fixed_effects(formula: str, data: pd.DataFrame, entity: str, *, cluster: str
     dropped += [c for c, keep in zip(shown, within_var) if not keep]
     shown = [c for c, keep in zip(shown, within_var) if keep]
     Xt = Xt[:, within_var]
+    if not shown:
+        raise ValueError(f"no term of {formula!r} varies within {entity!r}; the within estimator has nothing to estimate")
     if time is not None:
         tcodes, T = _group_codes(rows, time, role="time")
         D = np.zeros((n, T - 1))
@@ -529,8 +536,6 @@ def fixed_effects(formula: str, data: pd.DataFrame, entity: str, *, cluster: str
         Z = np.column_stack([Xt, _demean(D, ecodes, G)])
     else:
         Z = Xt
-    if not shown:
-        raise ValueError(f"no term of {formula!r} varies within {entity!r}; the within estimator has nothing to estimate")
     # Terms aliased with others after demeaning (e.g. with the time effects) cannot be estimated either.
     _, rr, piv = linalg.qr(Z, mode="economic", pivoting=True)
     d = np.abs(np.diag(rr))
@@ -713,14 +718,21 @@ def gee(formula: str, data: pd.DataFrame, groups: str, *, time: str | None = Non
                              "AR(1) needs the time of every observation")
         if not pd.api.types.is_numeric_dtype(data[time]):
             raise ValueError(f"time column {time!r} must be numeric for AR(1) (distances are |t_j - t_k|)")
-    extra = [groups] + ([time] if time is not None else [])
+    extra = {n: r for n, r in ((time, "time"), (groups, "groups")) if n}
     y, Xdf, rows, response = _model_frame(formula, data, extra)
     fam.check(y, response)
     codes, G = _group_codes(rows, groups, role="groups")
     names = list(Xdf.columns)
     _check_rank(Xdf.to_numpy(), names)
     # geepack needs each cluster's rows together and in time order; statsmodels keeps row order within groups.
-    tvals = rows[time].to_numpy(dtype=float) if time is not None else np.zeros(len(y))
+    if time is None:
+        tvals = np.zeros(len(y))
+    elif isinstance(rows[time].dtype, pd.CategoricalDtype):
+        tvals = rows[time].cat.codes.to_numpy(dtype=float)  # only orders the rows (not AR(1))
+    elif pd.api.types.is_numeric_dtype(rows[time]):
+        tvals = rows[time].to_numpy(dtype=float)
+    else:
+        raise ValueError(f"time column {time!r} must be numeric or categorical")
     order = np.lexsort((tvals, codes))
     if cs == "ar1" and np.any((np.diff(codes[order]) == 0) & (np.diff(tvals[order]) == 0)):
         raise ValueError(f"time column {time!r} repeats a value within a group of {groups!r}; AR(1) needs distinct times")

@@ -39,8 +39,8 @@ class _Summary(str):
 class _Model:
     """Log-likelihood and its gradient for the LGC, grouped by pattern of observed time points.
 
-    Every evaluation costs O(number of patterns · T³ + n · T²): the per-pattern cross-products
-    are formed once per evaluation with matrix products, never row by row.
+    Each pattern keeps the cross-products of its (centred) outcomes and of the subject design
+    z = [1, x], so an evaluation costs O(patterns · T³), independent of the number of subjects.
     """
 
     def __init__(self, Y: np.ndarray, Xc: np.ndarray, times: np.ndarray, equal: bool):
@@ -48,12 +48,17 @@ class _Model:
         self.q = Xc.shape[1]
         self.equal = equal
         self.Lam = np.column_stack([np.ones(self.T), times])
+        Z = np.column_stack([np.ones(len(Y)), Xc])
         observed = ~np.isnan(Y)
         keys, inverse = np.unique(observed, axis=0, return_inverse=True)
         self.patterns = []
         for j, mask in enumerate(keys):
             rows = np.flatnonzero(inverse.ravel() == j)
-            self.patterns.append((mask, Y[np.ix_(rows, mask)], Xc[rows]))
+            Yp, Zp = Y[np.ix_(rows, mask)], Z[rows]
+            # centre the outcomes so that the cross-products keep their precision
+            c = Yp.mean(axis=0)
+            Yc = Yp - c
+            self.patterns.append((mask, len(rows), c, Yc.T @ Yc, Zp.T @ Yc, Zp.T @ Zp))
         self.n_theta = 1 if equal else self.T
         self.n_nat = 2 + 2 * self.q + 3 + self.n_theta
 
@@ -72,30 +77,31 @@ class _Model:
         mu, gam, psi, theta = self.split(nat)
         Lam = self.Lam
         sigma = Lam @ psi @ Lam.T + np.diag(theta)
+        B = np.column_stack([mu, gam])  # factor means: mu + gam x = B z
         ll = 0.0
         G = np.zeros((self.T, self.T))
-        dmu = np.zeros(2)
-        dgam = np.zeros((2, self.q))
-        for mask, Yp, Xp in self.patterns:
+        dB = np.zeros_like(B)
+        for mask, n_p, c, YY, ZY, ZZ in self.patterns:
             L = Lam[mask]
             S = sigma[np.ix_(mask, mask)]
             try:
                 cf = linalg.cho_factor(S, lower=True)
             except linalg.LinAlgError:
                 return (-np.inf, None) if grad else -np.inf
-            R = Yp - (mu + Xp @ gam.T) @ L.T
-            RS = linalg.cho_solve(cf, R.T).T  # rows: S⁻¹ r_i
-            n_p, t_p = Yp.shape
+            # residuals r_i = (y_i - c) - M z_i with M = L B - c e1ᵀ; RR = Σ r_i r_iᵀ, RZ = Σ r_i z_iᵀ
+            M = L @ B
+            M[:, 0] -= c
+            RZ = ZY.T - M @ ZZ
+            RR = YY - ZY.T @ M.T - M @ ZY + M @ ZZ @ M.T
+            Sinv = linalg.cho_solve(cf, np.eye(len(c)))
             logdet = 2 * np.sum(np.log(np.diag(cf[0])))
-            ll -= 0.5 * (n_p * (t_p * _LOG2PI + logdet) + np.sum(RS * R))
+            ll -= 0.5 * (n_p * (len(c) * _LOG2PI + logdet) + np.sum(Sinv * RR))
             if grad:
-                Sinv = linalg.cho_solve(cf, np.eye(t_p))
-                G[np.ix_(mask, mask)] += -0.5 * (n_p * Sinv - RS.T @ RS)
-                dEta = RS @ L
-                dmu += dEta.sum(axis=0)
-                dgam += dEta.T @ Xp
+                G[np.ix_(mask, mask)] += -0.5 * (n_p * Sinv - Sinv @ RR @ Sinv)
+                dB += L.T @ Sinv @ RZ
         if not grad:
             return ll
+        dmu, dgam = dB[:, 0], dB[:, 1:]
         D = Lam.T @ G @ Lam
         dth = np.diag(G)
         g = np.concatenate([dmu, dgam.ravel(), [D[0, 0], 2 * D[1, 0], D[1, 1]],
@@ -156,15 +162,17 @@ class GrowthCurveResult:
 
     @property
     def aic(self) -> float:
+        """-2 logLik + 2 npar."""
         return -2 * self.loglik + 2 * self.npar
 
     @property
     def bic(self) -> float:
-        # lavaan's BIC counts subjects (rows of the wide data), not observations
+        """-2 logLik + log(subjects) npar: lavaan counts subjects (rows of the wide data), not observations."""
         return -2 * self.loglik + np.log(self.n_subjects) * self.npar
 
     @property
     def bse(self) -> pd.Series:
+        """Standard errors from the observed information."""
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.params.index)
 
     def coef_table(self) -> pd.DataFrame:
