@@ -94,12 +94,16 @@ class LinearMixedModel(MixedModelResults):
     def default_start(self) -> np.ndarray:
         """Start values for θ.
 
-        Vector terms start as lme4 does (identity T). Scalar terms start at a one-way ANOVA
-        (method of moments) estimate computed from the crossproducts, on OLS residuals: it
-        roughly halves the evaluations on crossed designs such as InstEval.
+        lme4's start (T = I) reproduces lme4's optimizer path, so it is used unless an
+        evaluation is expensive (a dense block of more than 200 levels, as in crossed designs
+        such as InstEval). Then scalar terms start at a one-way ANOVA (method of moments)
+        estimate from the crossproducts, on OLS residuals, which roughly halves the evaluations.
         """
         cp = self.crossproducts
         theta = self.factor.theta_start()
+        dense_sizes = [t.q for t, bd in zip(cp.terms, self.factor.diag_is_bd) if not bd]
+        if not dense_sizes or max(dense_sizes) <= 200:
+            return theta
         p, n = cp.p, cp.n
         gram = cp.xyxy
         try:
