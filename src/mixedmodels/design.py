@@ -260,9 +260,14 @@ def _design_matrix(expr: str, frame: pd.DataFrame, what: str):
         raise DataError(f"cannot build the {what} '{expr}': {err}") from err
 
 
-def _prepare_frame(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
-    """Ordered categoricals get polynomial contrasts, as R's contr.poly."""
-    return data
+def _ordered_to_poly(expr: str, frame: pd.DataFrame) -> str:
+    """Ordered categoricals get polynomial contrasts, as R's default ``contr.poly``."""
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered:
+            # a bare use of the column, not one already inside C(...)
+            expr = re.sub(rf"(?<![\w.(]){re.escape(col)}(?![\w.(])", f"C({col}, contr.poly)", expr)
+    return expr
 
 
 # --- the design ------------------------------------------------------------------------------
@@ -335,8 +340,9 @@ def build_design(
                             "na_action='raise' stops here. Use na_action='drop' to drop them.")
         warnings.warn(
             f"{n_dropped} of {len(data)} rows dropped for missing values ({detail}). "
-            "Dropping rows is unbiased only if values are missing completely at random; "
-            "consider imputation if missingness depends on other variables.",
+            "The fit stays unbiased if a missing response depends only on observed data (MAR); "
+            "rows dropped for missing predictors need them missing completely at random, "
+            "otherwise impute them. na_action='raise' makes this an error.",
             MissingDataWarning, stacklevel=3)
     frame = data.loc[~missing, used] if n_dropped else data[used]
     if len(frame) == 0:
@@ -347,7 +353,7 @@ def build_design(
 
     y = (response or _numeric_response)(spec.response, frame)
 
-    fixed = _design_matrix(spec.fixed, frame, "fixed-effects design")
+    fixed = _design_matrix(_ordered_to_poly(spec.fixed, frame), frame, "fixed-effects design")
     X = np.asarray(fixed, dtype=float)
     names = [r_column_name(c) for c in fixed.columns]
     dropped: list[str] = []

@@ -101,7 +101,9 @@ class MixedModelResults:
             frame = pd.DataFrame(b, index=term.levels, columns=term.columns)
             frame.index.name = term.group
             if term.group in out:  # (1 | g) + (0 + x | g), or a split (x || g): one frame per factor
-                out[term.group] = out[term.group].join(frame, rsuffix=".1")
+                prev = out[term.group]
+                frame.columns = [c if c not in prev.columns else f"{c}.1" for c in frame.columns]
+                out[term.group] = pd.concat([prev, frame], axis=1)
             else:
                 out[term.group] = frame
         return out
