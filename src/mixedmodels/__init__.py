@@ -5,6 +5,7 @@
 >>> print(m.summary())                                  # doctest: +SKIP
 """
 
+from .alternatives import cluster_robust, compare_approaches, fixed_effects, gee
 from .compare import aic_table, anova
 from .datasets import list_datasets, load_dataset
 from .design import build_design
@@ -12,6 +13,7 @@ from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, Mixe
                          ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
                          SingularFitWarning)
 from .formula import FormulaError, parse_formula
+from .growth import growth_curve
 from .lmm import LinearMixedModel, lmer
 from .optimize import Control
 
@@ -22,4 +24,5 @@ __all__ = [
     "parse_formula", "build_design", "Control", "FormulaError", "DataError",
     "MixedModelsWarning", "MissingDataWarning", "RankDeficiencyWarning", "ConvergenceWarning",
     "SingularFitWarning", "ScalingWarning", "ModelComparisonWarning", "__version__",
+    "cluster_robust", "fixed_effects", "gee", "compare_approaches", "growth_curve",
 ]
