@@ -128,25 +128,38 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
     ----------
     models : dict or list
         Fitted models (a dict gives the row names).
-    criterion : {"AIC", "AICc", "BIC"}
+    criterion : {"AIC", "AICc", "BIC", "cAIC"}
         The criterion to rank by. Models are taken as fit (REML fits keep their REML
         likelihood, as R's ``AIC``); a warning says when that makes the comparison invalid.
+        ``"cAIC"`` is the conditional AIC of :func:`mixedmodels.caic.caic` (LMMs only); it
+        answers a different question (prediction for the same clusters) and its ``df`` column
+        is the effective degrees of freedom.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``npar``, the criterion, ``d<criterion>``, ``weight`` (and the other
-        criteria for reference), sorted best first.
+        criteria for reference; ``df`` and ``cond_logLik`` with cAIC), sorted best first.
+
+    Raises
+    ------
+    DataError
+        If the models were fit to different observations or responses.
     """
     names, items = _as_named(models)
     if len(items) == 0:
         raise ValueError("aic_table needs at least one model")
-    crit = criterion.upper().replace("AICC", "AICc")
-    if crit not in ("AIC", "AICc", "BIC"):
-        raise ValueError(f"criterion must be 'AIC', 'AICc' or 'BIC', got {criterion!r}")
+    crit = {"AIC": "AIC", "AICC": "AICc", "BIC": "BIC", "CAIC": "cAIC"}.get(str(criterion).upper())
+    if crit is None:
+        raise ValueError(f"criterion must be 'AIC', 'AICc', 'BIC' or 'cAIC', got {criterion!r}")
     if len(items) > 1:
         _check_same_data(items, names)
-        if any(getattr(m, "reml", False) for m in items) and len({tuple(m.fixef.index) for m in items}) > 1:
+        reml_flags = {bool(getattr(m, "reml", False)) for m in items}
+        if crit != "cAIC" and len(reml_flags) > 1:
+            warnings.warn("the table mixes REML and ML fits, whose likelihoods are not comparable; "
+                          "refit the REML ones with reml=False (m.refit_ml()).",
+                          ModelComparisonWarning, stacklevel=2)
+        elif crit != "cAIC" and True in reml_flags and len({tuple(m.fixef.index) for m in items}) > 1:
             warnings.warn("REML fits with different fixed effects are not comparable by AIC; "
                           "refit them with reml=False (m.refit_ml()).", ModelComparisonWarning,
                           stacklevel=2)
@@ -155,12 +168,22 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
         k, n = m.npar, m.nobs
         aic = -2 * m.loglik + 2 * k
         aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else np.inf
-        rows.append({"npar": k, "AIC": aic, "AICc": aicc, "BIC": -2 * m.loglik + np.log(n) * k,
-                     "logLik": m.loglik})
+        row = {"npar": k, "AIC": aic, "AICc": aicc, "BIC": -2 * m.loglik + np.log(n) * k,
+               "logLik": m.loglik}
+        if crit == "cAIC":
+            from .caic import caic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ModelComparisonWarning)
+                res = caic(m)
+            row.update({"cAIC": res["caic"], "df": res["df"], "cond_logLik": res["conditional_loglik"]})
+        rows.append(row)
     table = pd.DataFrame(rows, index=names)
     delta = table[crit] - table[crit].min()
     rel = np.exp(-0.5 * delta)
     table.insert(2, f"d{crit}", delta)
     table.insert(3, "weight", rel / rel.sum())
-    cols = ["npar", crit, f"d{crit}", "weight"] + [c for c in ("AIC", "AICc", "BIC", "logLik") if c != crit]
-    return table[cols].sort_values(crit, kind="stable")
+    extra = ["df", "cond_logLik"] if crit == "cAIC" else []
+    cols = ["npar", crit, f"d{crit}", "weight"] + extra + [
+        c for c in ("AIC", "AICc", "BIC", "logLik") if c != crit]
+    return table.loc[:, [c for c in cols if c in table.columns]].sort_values(crit, kind="stable")
