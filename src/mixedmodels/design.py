@@ -170,17 +170,31 @@ def _numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(lhs, dtype=float).ravel()
 
 
+def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber codes 0..k-1 over the values that occur, in their order; returns (codes, used)."""
+    if size <= 50_000_000:  # counting beats sorting for a bounded code range
+        present = np.bincount(codes, minlength=size) > 0
+        used = np.flatnonzero(present)
+        remap = np.cumsum(present) - 1
+        return remap[codes], used
+    used, inverse = np.unique(codes, return_inverse=True)
+    return inverse.astype(np.int64), used
+
+
 def _factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and level labels of a grouping factor (``a`` or an interaction ``a:b``)."""
+    """Integer codes and level labels of a grouping factor (``a`` or an interaction ``a:b``).
+
+    Unused levels are dropped, as lme4 does; an interaction's levels are ordered with the
+    first factor slowest, as R's ``a:b``.
+    """
     parts = [p.strip() for p in group.split(":")]
     codes = None
     labels: list[np.ndarray] = []
     for part in parts:
         col = frame[part]
         if isinstance(col.dtype, pd.CategoricalDtype):
-            cat = col.cat.remove_unused_categories()
-            c = cat.cat.codes.to_numpy().astype(np.int64)
-            lev = np.asarray(cat.cat.categories.astype(str))
+            c = col.cat.codes.to_numpy().astype(np.int64)
+            lev = np.asarray(col.cat.categories.astype(str), dtype=object)
         else:
             values = col.to_numpy()
             if pd.api.types.is_numeric_dtype(col):
@@ -188,27 +202,27 @@ def _factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index
                 lev = np.array([_fmt_level(v) for v in lev_values], dtype=object)
             else:
                 lev, c = np.unique(values.astype(str), return_inverse=True)
+                lev = lev.astype(object)
             c = c.astype(np.int64)
         if codes is None:
             codes, labels = c, [lev]
         else:
-            width = len(lev)
-            codes = codes * width + c
+            codes = codes * len(lev) + c
             labels.append(lev)
-    if len(parts) == 1:
-        used, inverse = np.unique(codes, return_inverse=True)
-        return inverse.astype(np.int64), pd.Index(labels[0][used].astype(str))
-    used, inverse = np.unique(codes, return_inverse=True)
-    # decode the combined codes back into their parts, first factor slowest (R's a:b)
-    names = []
     sizes = [len(lev) for lev in labels]
-    for value in used:
-        pieces = []
-        for lev, size in zip(reversed(labels), reversed(sizes)):
-            pieces.append(str(lev[value % size]))
-            value //= size
-        names.append(":".join(reversed(pieces)))
-    return inverse.astype(np.int64), pd.Index(names)
+    compact, used = _compact(codes, int(np.prod(sizes, dtype=np.int64)))
+    if len(parts) == 1:
+        return compact, pd.Index(labels[0][used].astype(str))
+    # decode the combined codes back into their parts
+    pieces = []
+    rest = used.copy()
+    for lev, size in zip(reversed(labels), reversed(sizes)):
+        pieces.append(lev[rest % size].astype(str))
+        rest //= size
+    names = pieces[-1]
+    for piece in reversed(pieces[:-1]):
+        names = np.char.add(np.char.add(names.astype(str), ":"), piece.astype(str))
+    return compact, pd.Index(names.astype(str))
 
 
 def _fmt_level(value) -> str:
