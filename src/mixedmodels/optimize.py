@@ -39,7 +39,18 @@ class Control:
     start : array-like, optional
         Start values for θ (lme4's order).
     check_conv, check_singular, check_scale : {"warn", "ignore", "raise"}
-        What to do when a check fails.
+        What to do when a check fails (``check_conv="ignore"`` also skips the derivative checks).
+    singular_tol : float
+        A fit is singular when a diagonal entry of θ is below this (lme4's 1e-4).
+    check_hessian : {"auto", "always", "never"}
+        The finite-difference gradient and Hessian in θ cost ``1 + 2k + k(k-1)/2`` evaluations for
+        k parameters; ``"auto"`` runs them when that is at most a quarter of the fit's evaluations
+        (or 25).
+    check_conv_tol : float
+        Largest acceptable distance to the minimum, in standard errors of θ, as estimated by the
+        Newton step from the finite-difference gradient and Hessian.
+    options : dict
+        Extra optimizer settings, e.g. ``{"initial_step": ...}`` for nlopt optimizers.
     """
 
     optimizer: str = "bobyqa"
@@ -53,6 +64,8 @@ class Control:
     check_singular: str = "warn"
     check_scale: str = "warn"
     singular_tol: float = 1e-4
+    check_hessian: str = "auto"
+    check_conv_tol: float = 0.01
     options: dict = field(default_factory=dict)
 
 

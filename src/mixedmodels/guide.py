@@ -1,0 +1,90 @@
+"""The troubleshooting guide: ``mm.help("convergence")`` prints ``docs/convergence.md``.
+
+The guide ships inside the package (``mixedmodels/docs/convergence.md``); the copy at the
+repository root, ``docs/convergence.md``, is identical (a test keeps them so).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from importlib import resources
+
+__all__ = ["help", "topics", "text"]
+
+# topics that name a section; other spellings users may type map onto them
+_ALIASES = {
+    "convergence": "convergence", "converge": "convergence", "gradient": "convergence",
+    "hessian": "convergence", "maxfun": "convergence", "warnings": None, "guide": None,
+    "all": None, "scaling": "scaling", "scale": "scaling", "standardize": "scaling",
+    "singular": "singular", "boundary": "singular", "optimizers": "optimizers",
+    "optimizer": "optimizers", "all_fit": "all_fit", "allfit": "all_fit", "repca": "repca",
+    "simplify": "simplify", "regularized": "regularized", "bayesian": "regularized",
+    "control": "control", "missing": "missing", "rank": "missing", "checklist": "checklist",
+}
+
+
+def _read() -> str:
+    return resources.files("mixedmodels").joinpath("docs", "convergence.md").read_text("utf-8")
+
+
+def _sections(doc: str) -> dict[str, str]:
+    """Level-2 sections keyed by their lower-cased heading."""
+    parts = re.split(r"(?m)^## ", doc)
+    out = {}
+    for part in parts[1:]:
+        heading = part.split("\n", 1)[0].strip()
+        out[heading.lower()] = "## " + part.rstrip() + "\n"
+    return out
+
+
+def topics() -> list[str]:
+    """The section names :func:`help` accepts (plus ``"convergence"`` for the whole guide)."""
+    return list(_sections(_read()))
+
+
+def text(topic: str | None = "convergence") -> str:
+    """The guide (``topic`` None, ``"convergence"``-as-guide aliases) or one section, as text.
+
+    ``"convergence"`` gives the whole guide, since that is the command users are told to run;
+    the convergence section alone is ``"convergence-section"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown topic; the message lists the topics.
+    """
+    doc = _read()
+    if topic is None:
+        return doc
+    key = topic.strip().lower().replace(" ", "_").replace("-", "_")
+    if key in ("convergence", "converge", "warnings", "guide", "all"):
+        return doc
+    if key == "convergence_section":
+        key = "convergence"
+    sections = _sections(doc)
+    name = _ALIASES.get(key, key)
+    if name not in sections:
+        raise ValueError(f"no help topic {topic!r}; choose one of: "
+                         f"{', '.join(['convergence'] + [s for s in sections if s != 'convergence'])}")
+    return sections[name]
+
+
+def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (mm.help by design)
+    """Print the troubleshooting guide, or one of its sections.
+
+    Parameters
+    ----------
+    topic : str, default "convergence"
+        ``"convergence"`` (the whole guide), or a section: ``"scaling"``, ``"singular"``,
+        ``"optimizers"``, ``"all_fit"``, ``"repca"``, ``"simplify"``, ``"regularized"``,
+        ``"control"``, ``"missing"``, ``"checklist"``. Warning messages name the section to read.
+    file : file-like, optional
+        Where to print (default ``sys.stdout``).
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> mm.help("singular")                                     # doctest: +SKIP
+    """
+    print(text(topic), file=file or sys.stdout)
