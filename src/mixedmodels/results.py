@@ -32,13 +32,16 @@ def _format_column(values, digits: int = 4) -> list[str]:
     return [f"{v:.{decimals}f}" if np.isfinite(v) else "NA" for v in vals]
 
 
-def _table(rows: list[list[str]], header: list[str], align_left: set[int] = frozenset()) -> str:
+def _table(rows: list[list[str]], header: list[str], align_left: set[int] | frozenset = frozenset(),
+           indent: str = " ", equal_widths: bool = False) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    if equal_widths:
+        widths = [max(widths)] * len(widths)
     lines = []
     for r in [header] + rows:
         cells = [str(c).ljust(w) if i in align_left else str(c).rjust(w)
                  for i, (c, w) in enumerate(zip(r, widths))]
-        lines.append(" " + " ".join(cells).rstrip())
+        lines.append(indent + " ".join(cells).rstrip())
     return "\n".join(lines)
 
 
@@ -173,7 +176,7 @@ class MixedModelResults:
     # -- printing -----------------------------------------------------------------------------
     def _header_lines(self) -> list[str]:
         kind = "lmerMod" if self.family is None else "glmerMod"
-        lines = [f"{self.model_label}  ['{kind}']"]
+        lines = [f"{self.model_label} ['{kind}']"]
         if self.family is not None:
             lines.append(f" Family: {self.family.name}  ( {self.family.link.name} )")
         lines.append(f"Formula: {self.design.formula.text}")
@@ -220,7 +223,8 @@ class MixedModelResults:
             if ncor:
                 line += cors + [""] * (ncor - len(cors))
             body.append(line)
-        table = _table(body, header, align_left={0, 1})
+        # lme4 prints this table left-aligned (formatVC, print(right = FALSE))
+        table = _table(body, header, align_left=set(range(len(header))))
         groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
         return ["Random effects:", table, f"Number of obs: {self.nobs}, groups:  {groups}"]
 
@@ -228,7 +232,15 @@ class MixedModelResults:
         cols = list(table.columns)
         body = []
         formatted = {}
+        # R's printCoefmat gives the estimate and its standard error the same decimals
+        joint = [c for c in ("Estimate", "Std. Error") if c in cols]
+        if joint:
+            both = _format_column(np.concatenate([table[c].to_numpy() for c in joint]))
+            for k, c in enumerate(joint):
+                formatted[c] = both[k * len(table):(k + 1) * len(table)]
         for c in cols:
+            if c in formatted:
+                continue
             if c.startswith("Pr("):
                 formatted[c] = [_format_p(v) for v in table[c]]
             elif c == "df":
@@ -239,7 +251,7 @@ class MixedModelResults:
                 formatted[c] = _format_column(table[c].to_numpy())
         for i, name in enumerate(table.index):
             body.append([name] + [formatted[c][i] for c in cols])
-        return ["Fixed effects:", _table(body, [""] + cols, align_left={0})]
+        return ["Fixed effects:", _table(body, [""] + cols, align_left={0}, indent="")]
 
     def _correlation_lines(self) -> list[str]:
         vc = self.vcov.to_numpy()
@@ -252,8 +264,8 @@ class MixedModelResults:
         short = [_abbreviate(n) for n in names]
         body = []
         for i in range(1, p):
-            body.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i))
-        return ["Correlation of Fixed Effects:", _table(body, [""] + short[:-1], align_left={0})]
+            body.append([names[i]] + [f"{round(corr[i, j], 3) + 0.0:.3f}" for j in range(i)] + [""] * (p - 1 - i))
+        return ["Correlation of Fixed Effects:", _table(body, [""] + short[:-1], align_left={0}, indent="")]
 
     def summary(self, **kwargs) -> "Summary":
         """A summary printed like lme4's ``summary(m)``; keyword arguments go to :meth:`coef_table`."""
@@ -262,7 +274,8 @@ class MixedModelResults:
         resid = self.residuals(scaled=True) if self.family is None else self.residuals(type="pearson")
         q = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1.0])
         lines += ["Scaled residuals: ",
-                  _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"]), ""]
+                  _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"], indent="",
+                         equal_widths=True), ""]
         lines += self._random_effects_lines() + [""]
         lines += self._fixed_effects_lines(table)
         corr = self._correlation_lines()
