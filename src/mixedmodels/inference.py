@@ -957,7 +957,16 @@ def _refit(model, y: np.ndarray):
     if hasattr(model, "refit"):
         return model.refit(y)
     if _is_glmm(model):
-        raise NotImplementedError("bootstrapping this GLMM needs a refit(y) method on the model")
+        from .glmm import GeneralizedLinearMixedModel
+
+        ctrl = replace(model.control, check_conv="ignore", check_singular="ignore", check_scale="ignore")
+        new = GeneralizedLinearMixedModel(model.design, model.family, n_agq=model.n_agq, control=ctrl,
+                                          data_name=model.data_name, y=np.asarray(y, dtype=float),
+                                          wt=model._wt, nsize=model._nsize)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            new.fit()
+        return new
     from .lmm import LinearMixedModel
 
     design = replace(model.design, y=np.asarray(y, dtype=float))

@@ -1,0 +1,411 @@
+"""Predictions from fitted mixed models, with new data, subsets of the random effects,
+new levels, standard errors and simulation-based prediction intervals; and simulation of
+new responses.
+
+Transforms and factor levels of the training data are re-applied to ``newdata`` through the
+formulaic model specs stored on the design, so ``log(x)``, ``C(f)`` or categorical codings
+mean the same thing as in the fit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .design import _factor_codes, r_column_name, to_formulaic
+from .exceptions import DataError
+from .formula import FormulaError, expression_names, parse_formula
+
+__all__ = ["predict", "simulate"]
+
+
+# --------------------------------------------------------------------------------------------
+# which random effects: re_form
+# --------------------------------------------------------------------------------------------
+
+def _no_random(re_form) -> bool:
+    if re_form is None:
+        return False
+    if re_form is False:
+        return True
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    if isinstance(re_form, str):
+        text = re_form.replace(" ", "")
+        return text in ("~0", "0", "NA", "~NA", "~-1", "")
+    return False
+
+
+def _term_columns(lhs: str, frame: pd.DataFrame) -> list[str]:
+    from formulaic import model_matrix
+
+    mat = model_matrix(to_formulaic(lhs), frame, na_action="ignore")
+    return [r_column_name(c) for c in mat.columns]
+
+
+def _same_group(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return sorted(p.strip() for p in a.split(":")) == sorted(p.strip() for p in b.split(":"))
+
+
+def _included_columns(model, re_form) -> list[np.ndarray]:
+    """Per random-effects term, a boolean mask of its columns that the prediction includes."""
+    terms = model.design.terms
+    if re_form is None:
+        return [np.ones(t.ncols, bool) for t in terms]
+    if _no_random(re_form):
+        return [np.zeros(t.ncols, bool) for t in terms]
+    if not isinstance(re_form, str):
+        raise TypeError(f"re_form must be None, '~0' or a formula string such as '~(1 | g)', "
+                        f"got {type(re_form).__name__}")
+    text = re_form.strip()
+    if not text.startswith("~"):
+        text = "~" + text
+    try:
+        spec = parse_formula(text)
+    except FormulaError as err:
+        raise FormulaError(f"re_form {re_form!r} is not a formula of random-effects terms", text) from err
+    if not spec.random:
+        raise ValueError(f"re_form {re_form!r} has no random-effects terms; use re_form='~0' for "
+                         "fixed effects only or None for all random effects")
+    masks = [np.zeros(t.ncols, bool) for t in terms]
+    frame = model.design.frame
+    for rt in spec.random:
+        candidates = [i for i, t in enumerate(terms) if _same_group(t.group, rt.group)]
+        if not candidates:
+            groups = sorted({t.group for t in terms})
+            raise ValueError(f"re_form term {rt} uses grouping factor {rt.group!r}, which is not "
+                             f"in the model; its grouping factors are {groups}")
+        for col in _term_columns(rt.lhs, frame):
+            hit = [(i, terms[i].columns.index(col)) for i in candidates if col in terms[i].columns]
+            if not hit:
+                have = sorted({c for i in candidates for c in terms[i].columns})
+                raise ValueError(f"re_form term {rt} asks for {col!r}, which the model has no random "
+                                 f"effect for in {rt.group!r} (it has {have})")
+            for i, j in hit:
+                masks[i][j] = True
+    return masks
+
+
+# --------------------------------------------------------------------------------------------
+# the pieces of the linear predictor for new data
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Parts:
+    X: np.ndarray
+    offset: np.ndarray
+    terms: list                       # (term index, codes with -1 for new, values, labels)
+    index: pd.Index
+
+
+def _check_columns(model, newdata: pd.DataFrame, masks: list[np.ndarray]) -> None:
+    spec = model.design.formula
+    needed: list[tuple[str, str]] = []
+    for expr in [spec.fixed, *spec.offsets]:
+        needed += [(n, "fixed effects") for n in expression_names(expr)]
+    for term, mask in zip(model.design.terms, masks):
+        if mask.any():
+            needed += [(n, f"random-effects term ({term.lhs} | {term.group})")
+                       for n in expression_names(term.lhs) + expression_names(term.group)]
+    known = set(model.design.frame.columns)
+    cols = [str(c) for c in newdata.columns]
+    for name, part in needed:
+        if name in newdata.columns or name not in known:
+            continue  # functions and constants are not columns
+        close = difflib.get_close_matches(name, cols, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise DataError(f"newdata lacks column {name!r}, which the {part} of the model use"
+                        f"{'s' if part.startswith('random') else ''}{hint}")
+
+
+def _group_codes(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of newdata's groups in the fitted levels (-1: new or missing) and their labels."""
+    parts = [p.strip() for p in term.group.split(":")]
+    missing = newdata[parts].isna().any(axis=1).to_numpy()
+    codes = np.full(len(newdata), -1, dtype=np.int64)
+    labels = np.full(len(newdata), None, dtype=object)
+    if (~missing).any():
+        sub = newdata.loc[~missing, parts]
+        c, levels = _factor_codes(sub, term.group)
+        lab = np.asarray(levels, dtype=object)[c]
+        codes[~missing] = pd.Index(term.levels).get_indexer(pd.Index(lab.astype(str)))
+        labels[~missing] = lab
+    return codes, labels
+
+
+def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Parts:
+    design = model.design
+    if newdata is None:
+        offset = design.offset if design.offset is not None else np.zeros(design.nobs)
+        terms = [(i, t.matrix.codes, t.matrix.values, np.asarray(t.levels, dtype=object)[t.matrix.codes])
+                 for i, t in enumerate(design.terms)]
+        return _Parts(design.X, offset, terms, design.frame.index)
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    _check_columns(model, newdata, masks)
+    try:
+        mat = design.fixed_spec.get_model_matrix(newdata)
+    except Exception as err:
+        raise DataError(f"cannot build the fixed-effects columns for newdata: {err}") from err
+    names = [r_column_name(c) for c in mat.columns]
+    missing = [n for n in design.fixef_names if n not in names]
+    if missing:
+        raise DataError(f"newdata does not give the fixed-effect column(s) {missing}")
+    X = np.asarray(mat, dtype=float)[:, [names.index(n) for n in design.fixef_names]]
+    offset = np.zeros(len(newdata))
+    if design.formula.offsets:
+        from formulaic import model_matrix
+
+        for expr in design.formula.offsets:
+            offset += np.asarray(model_matrix(f"0 + {to_formulaic(expr)}", newdata, na_action="ignore"),
+                                 dtype=float).ravel()
+    terms = []
+    for i, (term, mask) in enumerate(zip(design.terms, masks)):
+        if not mask.any():
+            continue
+        try:
+            vmat = term.model_spec.get_model_matrix(newdata)
+        except Exception as err:
+            raise DataError(f"cannot build the columns of random-effects term ({term.lhs} | "
+                            f"{term.group}) for newdata: {err}") from err
+        vnames = [r_column_name(c) for c in vmat.columns]
+        values = np.asarray(vmat, dtype=float)[:, [vnames.index(c) for c in term.columns]]
+        codes, labels = _group_codes(term, newdata)
+        terms.append((i, codes, values, labels))
+    return _Parts(X, offset, terms, newdata.index)
+
+
+def _check_new_levels(model, parts: _Parts, allow_new_levels: bool) -> None:
+    if allow_new_levels:
+        return
+    for i, codes, _, labels in parts.terms:
+        new = codes < 0
+        if new.any():
+            term = model.design.terms[i]
+            vals = pd.unique(pd.Series(labels[new], dtype=object).fillna("NA").astype(str))
+            shown = ", ".join(repr(v) for v in vals[:5]) + (", ..." if len(vals) > 5 else "")
+            raise DataError(
+                f"newdata has {len(vals)} level(s) of {term.group!r} not in the fitted data "
+                f"({shown}); pass allow_new_levels=True to predict them at the population "
+                "level (random effects 0), or re_form='~0' for fixed effects only")
+
+
+def _eta(model, parts: _Parts, masks: list[np.ndarray], beta=None, bs=None) -> np.ndarray:
+    beta = model.fixef.to_numpy() if beta is None else beta
+    bs = model._random_effects_b() if bs is None else bs
+    eta = parts.X @ beta + parts.offset
+    for i, codes, values, _ in parts.terms:
+        mask = masks[i]
+        b = bs[i]
+        known = codes >= 0
+        contrib = np.zeros(len(codes))
+        contrib[known] = np.einsum("ij,ij->i", values[known][:, mask], b[codes[known]][:, mask])
+        eta = eta + contrib
+    return eta
+
+
+def _linkinv(model, eta: np.ndarray, type: str) -> np.ndarray:  # noqa: A002
+    if type == "link" or model.family is None:
+        return eta
+    return model.family.link.inverse(eta)
+
+
+# --------------------------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------------------------
+
+def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+            allow_new_levels: bool = False, se_fit: bool = False, interval: str | None = None,
+            level: float = 0.95, n_sims: int = 1000, seed=None,
+            type: str = "link") -> pd.Series | pd.DataFrame:  # noqa: A002
+    """Predictions from a fitted mixed model.
+
+    Parameters
+    ----------
+    model : fitted mixed model
+    newdata : pandas.DataFrame, optional
+        Rows to predict; the training data when omitted. The response column is not needed.
+    re_form : str or None
+        ``None``: all random effects; ``"~0"``: none (population level); a formula such as
+        ``"~(1 | Subject)"``: only those terms/columns (each must be in the model).
+    allow_new_levels : bool, default False
+        Levels of a grouping factor not in the fitted data get zero random effects; without it
+        they raise an error naming the factor and the levels.
+    se_fit : bool
+        Add ``se_fit``, the standard error of the fixed-effects part ``x'β̂``.
+    interval : {None, "confidence", "prediction"}
+        ``"confidence"``: fit ± z·se_fit (fixed-effects uncertainty only).
+        ``"prediction"``: simulation-based intervals as merTools' ``predictInterval``: draws of β
+        from N(β̂, V), of the random effects from their conditional distributions (new levels:
+        from N(0, Σ)), of σ from its scaled inverse-χ² distribution, and a residual.
+    level : float
+        Interval coverage.
+    n_sims : int
+        Simulations for ``interval="prediction"``.
+    seed : int or None
+        For ``interval="prediction"``.
+    type : {"link", "response"}
+        For GLMMs: the linear predictor (default, as lme4) or the mean.
+
+    Returns
+    -------
+    pandas.Series or pandas.DataFrame
+        The predictions (indexed like ``newdata``), or a DataFrame with ``fit`` and
+        ``se_fit`` and/or ``lower``, ``upper``.
+    """
+    if type not in ("link", "response"):
+        raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+    if interval not in (None, "confidence", "prediction"):
+        raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
+    masks = _included_columns(model, re_form)
+    parts = _parts(model, newdata, masks)
+    _check_new_levels(model, parts, allow_new_levels)
+    eta = _eta(model, parts, masks)
+    fit = _linkinv(model, eta, type)
+    if not se_fit and interval is None:
+        return pd.Series(fit, index=parts.index, name="fit")
+    out = pd.DataFrame({"fit": fit}, index=parts.index)
+    V = model.vcov.to_numpy()
+    se = np.sqrt(np.einsum("ij,jk,ik->i", parts.X, V, parts.X))
+    if se_fit or interval == "confidence":
+        if type == "response" and model.family is not None:
+            se = se * np.abs(model.family.link.mu_eta(eta))  # delta method
+        out["se_fit"] = se
+    if interval == "confidence":
+        from scipy import stats
+
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        if type == "response" and model.family is not None:
+            lo = _linkinv(model, eta - z * np.sqrt(np.einsum("ij,jk,ik->i", parts.X, V, parts.X)), type)
+            hi = _linkinv(model, eta + z * np.sqrt(np.einsum("ij,jk,ik->i", parts.X, V, parts.X)), type)
+            out["lower"], out["upper"] = np.minimum(lo, hi), np.maximum(lo, hi)
+        else:
+            out["lower"], out["upper"] = fit - z * se, fit + z * se
+    elif interval == "prediction":
+        lo, hi = _prediction_interval(model, parts, masks, level, n_sims, seed, type)
+        out["lower"], out["upper"] = lo, hi
+    return out
+
+
+def _prediction_interval(model, parts: _Parts, masks, level, n_sims, seed, type):  # noqa: A002
+    from .inference import _cond_cov_blocks
+
+    rng = np.random.default_rng(seed)
+    nrow = len(parts.index)
+    S = int(n_sims)
+    beta = model.fixef.to_numpy()
+    V = model.vcov.to_numpy()
+    B = rng.multivariate_normal(beta, V, size=S, method="eigh")          # S × p
+    sims = parts.X @ B.T + parts.offset[:, None]                          # nrow × S
+    has_scale = model.family is None or getattr(model.family, "has_scale", False)
+    blocks = _cond_cov_blocks(model) if parts.terms else []
+    bs = model._random_effects_b()
+    covs = model._term_covariances()
+    for i, codes, values, labels in parts.terms:
+        mask = masks[i]
+        if not mask.any():
+            continue
+        l = values.shape[1]
+        known = codes >= 0
+        # one draw per level present (known: conditional; new: unconditional), shared by its rows
+        keys = np.where(known, codes.astype(object), pd.Series(labels, dtype=object).fillna("NA").astype(str)
+                        .radd("new:").to_numpy())
+        uniq, inv = np.unique(keys.astype(str), return_inverse=True)
+        draws = np.empty((len(uniq), S, l))
+        for k, key in enumerate(uniq):
+            if key.startswith("new:"):
+                mean, cov = np.zeros(l), covs[i]
+            else:
+                g = int(key)
+                mean, cov = bs[i][g], blocks[i][g]
+            draws[k] = rng.multivariate_normal(mean, cov, size=S, method="eigh")
+        vals = values * mask[None, :]
+        sims += np.einsum("rl,rsl->rs", vals, draws[inv])
+    if has_scale:
+        sigma = model.sigma
+        df = max(model.nobs - len(beta), 1)
+        # σ² drawn from its scaled inverse-χ² distribution, as merTools
+        sig = np.sqrt(1.0 / rng.gamma(0.5 * df, 1.0 / (0.5 * df * sigma ** 2), size=S))
+        if type == "link" or model.family is None:
+            sims += rng.standard_normal((nrow, S)) * sig[None, :]
+    sims = _linkinv(model, sims, type)
+    a = (1.0 - level) / 2.0
+    return np.quantile(sims, a, axis=1), np.quantile(sims, 1 - a, axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# simulate
+# --------------------------------------------------------------------------------------------
+
+def simulate(model, n: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
+    """Simulate responses from the fitted model (lme4's ``simulate``).
+
+    Parameters
+    ----------
+    model : fitted mixed model
+    n : int
+        Number of simulated responses.
+    seed : int, numpy Generator/SeedSequence or None
+    use_u : bool, default False
+        Condition on the fitted random effects (lme4's ``use.u=TRUE``); by default new
+        random effects are drawn for every simulation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``nobs × n``, columns ``sim_1 … sim_n``. For binomial GLMMs the values are
+        proportions (successes / trials), like the fitted response.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    design = model.design
+    N = design.nobs
+    beta = model.fixef.to_numpy()
+    eta = design.X @ beta
+    if design.offset is not None:
+        eta = eta + design.offset
+    eta = np.repeat(eta[:, None], n, axis=1)
+    if use_u:
+        fitted = model.fitted() if model.family is None else model.fitted(type="link")
+        eta = np.repeat(np.asarray(fitted, dtype=float)[:, None], n, axis=1)
+    else:
+        for term, cov in zip(design.terms, model._term_covariances()):
+            l = term.ncols
+            # b_g ~ N(0, Σ) for every level and simulation
+            Lc = _psd_root(cov)   # tolerates singular (zero-variance) fits
+            z = rng.standard_normal((n, term.nlevels, l))
+            b = z @ Lc.T                                           # n × m × l
+            m = term.matrix
+            eta += np.einsum("il,sil->is", m.values, b[:, m.codes, :])
+    fam = model.family
+    if fam is None:
+        w = design.weights
+        scale = model.sigma if w is None else model.sigma / np.sqrt(np.where(w > 0, w, np.inf))
+        scale = np.asarray(scale)
+        y = eta + rng.standard_normal((N, n)) * (scale[:, None] if scale.ndim else scale)
+    else:
+        mu = fam.link.inverse(eta)
+        name = fam.name.lower()
+        if name == "poisson":
+            y = rng.poisson(mu).astype(float)
+        elif name == "binomial":
+            size = np.asarray(getattr(model, "_nsize", np.ones(N)), dtype=float)
+            trials = np.maximum(np.rint(size), 1).astype(np.int64)
+            y = rng.binomial(trials[:, None], np.clip(mu, 0, 1)) / trials[:, None]
+        elif name == "gaussian":
+            y = mu + rng.standard_normal((N, n)) * model.sigma
+        else:
+            raise NotImplementedError(f"simulation is not implemented for the {fam.name} family")
+    return pd.DataFrame(y, index=design.frame.index, columns=[f"sim_{i + 1}" for i in range(n)])
+
+
+def _psd_root(cov: np.ndarray) -> np.ndarray:
+    evals, evecs = np.linalg.eigh(cov)
+    return evecs * np.sqrt(np.maximum(evals, 0.0))[None, :]
