@@ -374,10 +374,14 @@ class ConvergenceInfo:
 
 
 def _objective_for_checks(model):
-    """``(fun, x, lower, names, restore)`` for the derivative checks, or None.
+    """``(fun, x, lower, names, restore, f0)`` for the derivative checks, or None.
 
     A model class can supply ``_convergence_objective()`` returning the same tuple (GLMMs, whose
-    final optimization is over θ and β). Otherwise an LMM's profiled objective in θ is used.
+    final optimization is over θ and β): ``fun`` the objective that was minimized (−2 log-lik
+    scale), ``x`` the estimates, ``lower`` their lower bounds (``-inf`` where unbounded),
+    ``names`` their labels, ``restore()`` to put the model back in its fitted state after ``fun``
+    has been evaluated elsewhere, and ``f0`` the objective at ``x`` (or None).
+    Otherwise an LMM's profiled objective in θ is used.
     Other models get no derivative checks: a wrong objective would give false alarms.
     """
     hook = getattr(model, "_convergence_objective", None)
@@ -393,8 +397,8 @@ def _objective_for_checks(model):
         except np.linalg.LinAlgError:
             return np.inf
 
-    return fun, theta, model.factor.theta_lower_bounds(), theta_names(model), \
-        lambda: model._set_theta(theta)
+    return (fun, theta, model.factor.theta_lower_bounds(), theta_names(model),
+            lambda: model._set_theta(theta), getattr(model, "_objective_value", None))
 
 
 def derivative_evals_needed(k: int) -> int:
@@ -403,13 +407,15 @@ def derivative_evals_needed(k: int) -> int:
 
 
 def finite_difference_derivatives(fun, x: np.ndarray, lower: np.ndarray | None = None,
-                                  rel_step: float = 1e-3):
+                                  rel_step: float = 1e-3, f0: float | None = None):
     """Gradient and Hessian of ``fun`` at ``x`` by finite differences, respecting lower bounds.
 
     Central differences for the gradient and the Hessian's diagonal; one extra point per pair for
     the off-diagonal; second-order one-sided differences for parameters on (or within a step of)
     their lower bound. The step is ``rel_step * max(|x_i|, 1)``: large enough that rounding in the
     objective (≈1e-12 relative) does not swamp the second differences.
+
+    ``f0``, the value at ``x`` if already known, saves one evaluation.
 
     Returns
     -------
@@ -421,7 +427,7 @@ def finite_difference_derivatives(fun, x: np.ndarray, lower: np.ndarray | None =
     lower = np.full(k, -np.inf) if lower is None else np.asarray(lower, dtype=float)
     h = rel_step * np.maximum(np.abs(x), 1.0)
     one_sided = x - h < lower
-    f0 = fun(x)
+    f0 = fun(x) if f0 is None else float(f0)
     fp = np.empty(k)
     fm = np.empty(k)  # f(x - h) for central, f(x + 2h) for one-sided
     grad = np.empty(k)
@@ -481,7 +487,7 @@ def check_convergence(model, force: bool | None = None) -> ConvergenceInfo:
     if spec is None:
         info.skipped = "no objective hook for this model class"
     else:
-        fun, x, lower, names, restore = spec
+        fun, x, lower, names, restore, f0 = spec
         x = np.asarray(x, dtype=float)
         info.parameters, info.estimates = list(names), x.copy()
         k = len(x)
@@ -496,7 +502,7 @@ def check_convergence(model, force: bool | None = None) -> ConvergenceInfo:
                             "fit's; Control(check_hessian='always') runs them")
         else:
             try:
-                _derivative_checks(info, fun, x, lower)
+                _derivative_checks(info, fun, x, lower, f0)
             finally:
                 restore()
 
@@ -506,9 +512,11 @@ def check_convergence(model, force: bool | None = None) -> ConvergenceInfo:
     return info
 
 
-def _derivative_checks(info: ConvergenceInfo, fun, x: np.ndarray, lower: np.ndarray) -> None:
-    grad, hess, one_sided = finite_difference_derivatives(fun, x, lower)
-    info.derivative_evals = derivative_evals_needed(len(x)) + int(one_sided.sum())
+def _derivative_checks(info: ConvergenceInfo, fun, x: np.ndarray, lower: np.ndarray,
+                       f0: float | None) -> None:
+    grad, hess, one_sided = finite_difference_derivatives(fun, x, lower, f0=f0)
+    info.derivative_evals = (derivative_evals_needed(len(x)) + int(one_sided.sum())
+                             - (f0 is not None))
     if not (np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))):
         info.skipped = "the objective is not finite next to the estimates"
         return
@@ -531,8 +539,8 @@ def _derivative_checks(info: ConvergenceInfo, fun, x: np.ndarray, lower: np.ndar
         lead = ", ".join(names[np.argsort(-np.abs(vec))[:2]])
         info.messages.append(
             f"the Hessian at the estimates is not positive definite (smallest eigenvalue "
-            f"{eig[0]:.3g}, mostly along {lead}): the optimizer stopped at a saddle point or on a "
-            "flat ridge, not at a well-defined minimum")
+            f"{eig[0]:.3g}, mostly along {lead}), so this is not a well-defined minimum: a saddle "
+            "point, a flat ridge, or still far from the optimum")
         return
     if eig[0] <= 0:
         return  # flat to within rounding: the Newton step is undefined, nothing to claim

@@ -135,6 +135,8 @@ def minimize(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarr
     else:
         raise ValueError(f"unknown optimizer {control.optimizer!r}; choose one of "
                          f"{', '.join(OPTIMIZERS)}")
+    # scipy's optimizers word their limit messages differently, and may overshoot it slightly
+    hit = bool(hit or (not converged and len(log_f) >= control.maxfun))
     # the optimizer's reported point can differ from the best one it evaluated
     best = int(np.argmin(log_f))
     if log_f[best] < fun_value:
@@ -146,6 +148,10 @@ def minimize(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarr
 def _run_nlopt(algorithm: str, fun, x0, lower, upper, control: Control):
     import nlopt
 
+    note = ""
+    if algorithm == "LN_NEWUOA_BOUND" and len(x0) < 2:
+        # NEWUOA needs two or more parameters; MixedModels.jl also uses BOBYQA for one
+        algorithm, note = "LN_BOBYQA", " (NEWUOA needs two or more parameters: BOBYQA used)"
     opt = nlopt.opt(getattr(nlopt, algorithm), len(x0))
     opt.set_min_objective(lambda x, grad: fun(x))
     # real infinities: nlopt derives its first step from the bounds, as lme4's nloptwrap relies on
@@ -168,7 +174,7 @@ def _run_nlopt(algorithm: str, fun, x0, lower, upper, control: Control):
     messages = {nlopt.SUCCESS: "success", nlopt.STOPVAL_REACHED: "stopval reached",
                 nlopt.FTOL_REACHED: "ftol reached", nlopt.XTOL_REACHED: "xtol reached",
                 nlopt.MAXEVAL_REACHED: "maxeval reached", nlopt.MAXTIME_REACHED: "maxtime reached"}
-    return x, fun_value, f"nlopt: {messages.get(code, code)}", code > 0 and not hit, hit
+    return x, fun_value, f"nlopt: {messages.get(code, code)}{note}", code > 0 and not hit, hit
 
 
 def _run_scipy(method: str, fun, x0, lower, upper, control: Control):
@@ -186,6 +192,25 @@ def _run_scipy(method: str, fun, x0, lower, upper, control: Control):
         options.update({"xatol": 1e-8, "fatol": 1e-10, "maxfev": int(control.maxfun)})
         bounds = Bounds(lower, upper)
     start = np.clip(x0, lower, upper)
-    res = sp_minimize(fun, start, method=method, bounds=bounds, options=options)
+    calls = [0]
+
+    def counted(x):
+        calls[0] += 1
+        return fun(x)
+
+    res = sp_minimize(counted, start, method=method, bounds=bounds, options=options)
+    if method == "Powell":
+        # Powell's direction set degenerates when a line search ends on a bound, and it stops
+        # short of the optimum (e.g. a variance at 0); a restart from there resets the directions
+        for _ in range(10):
+            left = int(control.maxfun) - calls[0]
+            if not res.success or left <= 0:
+                break
+            again = sp_minimize(counted, res.x, method=method, bounds=bounds,
+                                options={**options, "maxfev": left})
+            improved = res.fun - again.fun
+            res = again if again.fun <= res.fun else res
+            if improved <= control.ftol_abs:
+                break
     hit = "maximum" in str(res.message).lower()
     return res.x, res.fun, f"scipy {method}: {res.message}", bool(res.success), hit
