@@ -119,8 +119,14 @@ def _is_indicator(col: np.ndarray) -> bool:
 def check_scaling(design) -> list[ScalingProblem]:
     """Predictor columns on very different scales, or far from zero relative to their spread.
 
-    Looks at the fixed-effects model matrix and the columns of the random-effects terms
-    (0/1 indicator and constant columns are never "far from zero").
+    Looks at the fixed-effects model matrix and the columns of the random-effects terms.
+    0/1 indicator and constant columns are left out: their scale is 1, like the intercept's,
+    whatever the level's frequency.
+
+    - far from zero: ``|mean| / sd`` above 25 (10 for a column with a random slope);
+    - scale: the SDs of the other columns, together with the unit scale of the intercept,
+      span more than a factor of 1000 (lme4's ``check.scaleX`` limit); the extreme columns are
+      named.
 
     Parameters
     ----------
@@ -131,7 +137,7 @@ def check_scaling(design) -> list[ScalingProblem]:
     list of ScalingProblem
         Empty when the scales are fine.
     """
-    stats: dict[str, tuple[float, float, bool]] = {}
+    stats: dict[str, tuple[float, float]] = {}
     random_cols: set[str] = set()
     for term in design.terms:
         if "(Intercept)" not in term.columns:
@@ -140,32 +146,27 @@ def check_scaling(design) -> list[ScalingProblem]:
         for j, name in enumerate(term.columns):
             if name != "(Intercept)":
                 random_cols.add(name)
-                col = values[:, j]
-                if name not in stats:
-                    stats[name] = (float(col.mean()), float(col.std()), _is_indicator(col))
+                if not _is_indicator(values[:, j]):
+                    stats.setdefault(name, (float(values[:, j].mean()), float(values[:, j].std())))
     X = design.X
     for j, name in enumerate(design.fixef_names):
-        if name == "(Intercept)":
-            continue
-        col = X[:, j]
-        stats[name] = (float(col.mean()), float(col.std()), _is_indicator(col))
+        if name != "(Intercept)" and not _is_indicator(X[:, j]):
+            stats[name] = (float(X[:, j].mean()), float(X[:, j].std()))
+    stats = {name: ms for name, ms in stats.items() if ms[1] > 0}
     problems: list[ScalingProblem] = []
-    sds = {name: sd for name, (_, sd, _) in stats.items() if sd > 0}
-    for name, (mean, sd, indicator) in stats.items():
-        if sd == 0 or indicator:
-            continue
+    for name, (mean, sd) in stats.items():
         limit = OFFSET_LIMIT_RANDOM if name in random_cols else OFFSET_LIMIT_FIXED
         if abs(mean) / sd > limit:
             problems.append(ScalingProblem(name, mean, sd, "far_from_zero", name in random_cols))
-    if len(sds) > 1:
+    if stats:
+        sds = {name: sd for name, (_, sd) in stats.items()}
         hi = max(sds, key=sds.get)
         lo = min(sds, key=sds.get)
-        if sds[hi] / sds[lo] > SD_RATIO_LIMIT:
-            flagged = {p.column for p in problems}
-            # name the columns at both extremes of the spread
-            for name in (hi, lo):
-                if name not in flagged:
-                    mean, sd, _ = stats[name]
+        top, bottom = max(sds[hi], 1.0), min(sds[lo], 1.0)
+        if top / bottom > SD_RATIO_LIMIT:
+            for name in dict.fromkeys((hi, lo)):
+                if sds[name] in (top, bottom):  # an extreme column, not the unit reference
+                    mean, sd = stats[name]
                     problems.append(ScalingProblem(name, mean, sd, "sd_ratio", name in random_cols))
     return problems
 
@@ -174,14 +175,9 @@ def _scaling_message(problems: list[ScalingProblem]) -> str:
     far = [p for p in problems if p.reason == "far_from_zero"]
     ratio = [p for p in problems if p.reason == "sd_ratio"]
     parts = []
-    if ratio or len({p.column for p in problems}) > 1:
-        listed = ", ".join(f"{p.column} (mean {_fmt(p.mean)}, sd {_fmt(p.sd)})" for p in problems)
-        parts.append(f"predictors on very different scales or far from zero: {listed}.")
-    else:
-        p = far[0]
-        parts.append(f"predictor far from zero relative to its spread: {p.column} "
-                     f"(mean {_fmt(p.mean)}, sd {_fmt(p.sd)}).")
     if far:
+        listed = ", ".join(f"{p.column} (mean {_fmt(p.mean)}, sd {_fmt(p.sd)})" for p in far)
+        parts.append(f"predictors far from zero relative to their spread: {listed}.")
         names = ", ".join(p.column for p in far)
         parts.append(f"The intercept is the prediction at {names} = 0, far outside the data")
         if any(p.in_random for p in far):
@@ -193,12 +189,19 @@ def _scaling_message(problems: list[ScalingProblem]) -> str:
         parts.append(f"Centre such a predictor at a meaningful zero (e.g. {example.column} - "
                      f"{_round_origin(example.mean)}) or standardize.")
     if ratio:
-        parts.append("Coefficients on scales that differ by orders of magnitude are hard to compare "
-                     "and slow or stall the optimizer (GLMMs especially); rescale (e.g. income in "
-                     "thousands) or standardize.")
-    parts.append("mm.lmer(..., standardize=True) fits on centred and scaled predictors and reports "
-                 f"the coefficients on both scales. See mm.help('scaling') ({_GUIDE}#scaling).")
-    return " ".join(parts)
+        listed = ", ".join(f"{p.column} (sd {_fmt(p.sd)})" for p in ratio)
+        parts.append(f"Predictors on very different scales: {listed}; with the intercept's "
+                     "scale of 1, the SDs span more than a factor of 1000. Coefficients on such "
+                     "scales are hard to compare")
+        if any(p.in_random for p in ratio):
+            parts[-1] += (", a random slope's variance on them is tiny or huge next to the "
+                          "singular-fit tolerance")
+        parts[-1] += (", and the optimizer's steps are badly proportioned (GLMMs especially); "
+                      "rescale (e.g. income in thousands) or standardize.")
+    text = " ".join(parts)
+    text = text[0].upper() + text[1:]
+    return (text + " mm.lmer(..., standardize=True) fits on centred and scaled predictors and "
+            f"reports the coefficients on both scales. See mm.help('scaling') ({_GUIDE}#scaling).")
 
 
 def _round_origin(mean: float) -> str:
