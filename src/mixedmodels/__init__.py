@@ -14,8 +14,11 @@ from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, Mixe
                          SingularFitWarning)
 from .formula import FormulaError, parse_formula
 from .growth import growth_curve
+from .inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
+                        ranef_table, satterthwaite_df)
 from .lmm import LinearMixedModel, lmer
 from .optimize import Control
+from .predict import predict, simulate
 
 __version__ = "0.1.0"
 
@@ -25,4 +28,6 @@ __all__ = [
     "MixedModelsWarning", "MissingDataWarning", "RankDeficiencyWarning", "ConvergenceWarning",
     "SingularFitWarning", "ScalingWarning", "ModelComparisonWarning", "__version__",
     "cluster_robust", "fixed_effects", "gee", "compare_approaches", "growth_curve",
+    "bootstrap", "bootstrap_lrt", "contrast", "confint", "ranef_table", "satterthwaite_df",
+    "kenward_roger", "BootstrapResult", "predict", "simulate",
 ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas, lapack, solve_triangular
+from scipy.linalg import blas, lapack
 
 __all__ = [
     "ReTermMatrix",
@@ -391,7 +391,7 @@ class BlockedFactor:
             return _dense_times_bd_inv_t(mat, inv)
         dense = mat.toarray() if sp.issparse(mat) else mat
         # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
-        return solve_triangular(self.L_diag[i], dense.T, lower=True, check_finite=False).T
+        return tri_solve(self.L_diag[i], dense.T).T
 
     def update(self, theta: np.ndarray) -> "BlockedFactor":
         """Factor the crossproducts scaled by Λ(θ)."""
@@ -509,7 +509,7 @@ class BlockedFactor:
         """β̂ and the spherical random effects u (one vector per term) at the current θ."""
         p = self.cp.p
         R = self.R_xy
-        beta = solve_triangular(R[:p, :p].T, R[p, :p], lower=False, check_finite=False) if p else np.zeros(0)
+        beta = tri_solve(np.ascontiguousarray(R[:p, :p]), R[p, :p], trans=True) if p else np.zeros(0)
         u: list[np.ndarray] = [None] * self.k  # type: ignore[list-item]
         for i in reversed(range(self.k)):
             c = self.L_xy[i][p] - self.L_xy[i][:p].T @ beta
@@ -526,7 +526,26 @@ class BlockedFactor:
             m, l, _ = inv.shape
             shaped = rhs.reshape(m, l, -1)
             return np.einsum("gba,gbc->gac", inv, shaped).reshape(rhs.shape)
-        return solve_triangular(self.L_diag[i], rhs, lower=True, trans="T", check_finite=False)
+        return tri_solve(self.L_diag[i], rhs, trans=True)
+
+
+def tri_solve(lower_factor: np.ndarray, rhs: np.ndarray, trans: bool = False) -> np.ndarray:
+    """Solve L x = rhs (or Lᵀ x = rhs) for lower-triangular L with LAPACK's trtrs.
+
+    scipy's ``solve_triangular`` adds milliseconds of overhead per call on small systems
+    under load; the hot paths call LAPACK directly. A C-ordered L is passed as its
+    Fortran-ordered transpose (an upper factor), so nothing is copied.
+    """
+    b = np.asarray(rhs, dtype=float)
+    vector = b.ndim == 1
+    b2 = b.reshape(-1, 1) if vector else b
+    if lower_factor.flags.c_contiguous and not lower_factor.flags.f_contiguous:
+        x, info = lapack.dtrtrs(lower_factor.T, b2, lower=0, trans=0 if trans else 1)
+    else:
+        x, info = lapack.dtrtrs(lower_factor, b2, lower=1, trans=1 if trans else 0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"singular triangular factor (info={info})")
+    return x.ravel() if vector else x
 
 
 def _syrk_lower(mat: np.ndarray) -> np.ndarray:
