@@ -208,3 +208,19 @@ def test_no_warning_on_well_posed_examples(name, formula):
     assert m.convergence.ok and m.convergence.gradient is not None
     assert m.convergence.relative_gradient < 0.01
     assert not m.is_singular and m._check_messages == []
+
+
+def test_limit_hit_at_a_verified_minimum_is_a_note_not_a_warning(sleepstudy, more_ref, lme4_ref):
+    m = lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    m.optinfo.maxfun_reached = True  # as if the limit had stopped it right at the optimum
+    info = check_convergence(m)
+    assert info.ok and not info.messages
+    assert "evaluation limit" in info.notes[0]
+    table = info.table()
+    assert (table["step_in_se"] < 0.01).all()
+    # SE of θ from the Hessian of the REML criterion, against lme4's profile interval for the
+    # intercept SD: a 95% interval spans about 3.92 SE of θ₁ = sd/σ
+    prof = more_ref["profile_ci"]
+    i = prof["rows"].index("sd_(Intercept)|Subject")
+    width = (prof["upper"][i] - prof["lower"][i]) / lme4_ref["sleepstudy_reml"]["sigma"]
+    assert table.loc["Subject.(Intercept)", "se"] == pytest.approx(width / 3.92, rel=0.1)

@@ -314,10 +314,17 @@ class ConvergenceInfo:
     relative_gradient : float or None
         The Newton step in standard errors of the parameters (largest component); small values
         mean the estimates are at the minimum to within a small fraction of their uncertainty.
+    standard_errors : ndarray or None
+        ``sqrt(diag(2 H⁻¹))`` over the free parameters (NaN for those held at a bound).
     derivative_evals : int
         Objective evaluations the derivative checks used.
+    skipped : str
+        Why the derivative checks did not run, if they did not.
     messages : list of str
         What failed; empty when the fit converged.
+    notes : list of str
+        Findings that are not failures (e.g. the evaluation limit was hit but the derivatives
+        show the estimates are at the minimum).
     ok : bool
     """
 
@@ -335,10 +342,12 @@ class ConvergenceInfo:
     hessian_eigenvalues: np.ndarray | None = None
     newton_step: np.ndarray | None = None
     relative_gradient: float | None = None
+    standard_errors: np.ndarray | None = None
     tolerance: float = 0.01
     derivative_evals: int = 0
     skipped: str = ""
     messages: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
     ok: bool = True
 
     def table(self) -> pd.DataFrame:
@@ -349,6 +358,8 @@ class ConvergenceInfo:
                               "at_boundary": self.at_boundary}, index=self.parameters)
         if self.newton_step is not None:
             frame["newton_step"] = self.newton_step
+            frame["se"] = self.standard_errors
+            frame["step_in_se"] = np.abs(self.newton_step) / self.standard_errors
         return frame
 
     def __str__(self) -> str:
@@ -369,6 +380,7 @@ class ConvergenceInfo:
                 held = ", ".join(np.asarray(self.parameters)[self.at_boundary])
                 lines.append(f"held at a bound: {held}")
             lines.append(f"({self.derivative_evals} extra objective evaluations)")
+        lines += [f"note: {m}" for m in self.notes]
         lines += [f"problem: {m}" for m in self.messages]
         lines.append("converged: " + ("yes" if self.ok else "NO"))
         return "\n".join(lines)
@@ -478,10 +490,8 @@ def check_convergence(model, force: bool | None = None) -> ConvergenceInfo:
         info.optimizer, info.nevals, info.seconds = opt.optimizer, opt.nevals, opt.seconds
         info.optimizer_message, info.optimizer_converged = opt.message, bool(opt.converged)
         info.maxfun_reached = bool(opt.maxfun_reached)
-    if info.maxfun_reached:
-        info.messages.append(
-            f"the optimizer ({info.optimizer}) stopped at its evaluation limit ({info.nevals} "
-            "evaluations), so the estimates may not be at the optimum")
+    limit_msg = (f"the optimizer ({info.optimizer}) stopped at its evaluation limit "
+                 f"({info.nevals} evaluations), so the estimates may not be at the optimum")
 
     spec = _objective_for_checks(model)
     mode = getattr(ctrl, "check_hessian", "auto")
@@ -509,8 +519,19 @@ def check_convergence(model, force: bool | None = None) -> ConvergenceInfo:
             finally:
                 restore()
 
-    if info.gradient is None and not info.optimizer_converged and not info.maxfun_reached:
-        info.messages.append(f"the optimizer reported failure ({info.optimizer_message})")
+    verified = info.gradient is not None and not info.messages
+    if info.maxfun_reached:
+        if verified:  # the derivatives show the minimum was reached all the same
+            info.notes.append(f"the optimizer stopped at its evaluation limit ({info.nevals}), "
+                              "but the gradient and Hessian show the estimates are at the minimum")
+        else:
+            info.messages.insert(0, limit_msg)
+    elif not info.optimizer_converged:
+        if verified:
+            info.notes.append(f"the optimizer reported {info.optimizer_message!r}, but the "
+                              "gradient and Hessian show the estimates are at the minimum")
+        else:
+            info.messages.append(f"the optimizer reported failure ({info.optimizer_message})")
     info.ok = not info.messages
     return info
 
@@ -552,6 +573,9 @@ def _derivative_checks(info: ConvergenceInfo, fun, x: np.ndarray, lower: np.ndar
     full = np.zeros(len(x))
     full[free] = step
     info.newton_step = full
+    se_full = np.full(len(x), np.nan)
+    se_full[free] = se
+    info.standard_errors = se_full
     rel = np.abs(step) / se
     info.relative_gradient = float(rel.max())
     if info.relative_gradient > info.tolerance:
