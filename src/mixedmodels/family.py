@@ -47,6 +47,10 @@ class Link:
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def inverse_and_mu_eta(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """μ and dμ/dη together (one pass where the link allows)."""
+        return self.inverse(eta), self.mu_eta(eta)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -71,6 +75,13 @@ class LogitLink(Link):
     def mu_eta(self, eta):
         mu = special.expit(eta)
         return np.maximum(mu * (1.0 - mu), _EPS)
+
+    def inverse_and_mu_eta(self, eta):
+        mu = special.expit(eta)
+        mu_eta = mu * (1.0 - mu)
+        np.maximum(mu_eta, _EPS, out=mu_eta)
+        np.clip(mu, _EPS, 1.0 - _EPS, out=mu)
+        return mu, mu_eta
 
 
 class ProbitLink(Link):
@@ -255,6 +266,15 @@ class Family:
     def check_response(self, y: np.ndarray, name: str) -> None:
         """Raise :class:`~mixedmodels.exceptions.DataError` naming ``name`` for invalid values."""
 
+    def deviance_function(self, y: np.ndarray, wt: np.ndarray):
+        """``mu -> dev_resid(y, mu, wt)`` with the parts that depend only on y precomputed."""
+        return lambda mu: self.dev_resid(y, mu, wt)
+
+    def aic_minus_deviance(self, y: np.ndarray, n: np.ndarray, wt: np.ndarray) -> float | None:
+        """C with ``aic(μ) = Σ dev_resid(μ) + C`` for every μ, where such a constant exists
+        (binomial with whole numbers of successes, Poisson, negative binomial); else None."""
+        return None
+
     @property
     def label(self) -> str:
         return self.name
@@ -302,6 +322,30 @@ class Binomial(Family):
     def mustart(self, y, wt):
         return (wt * y + 0.5) / (wt + 1.0)
 
+    def deviance_function(self, y, wt):
+        const = 2.0 * wt * (special.xlogy(y, y) + special.xlogy(1.0 - y, 1.0 - y))
+        if np.all((y == 0) | (y == 1)):
+            success = y == 1
+            w2 = 2.0 * wt
+
+            def dev(mu):  # one log per row for 0/1 data
+                return -w2 * np.log(np.where(success, mu, 1.0 - mu))
+            return dev
+        a, b = 2.0 * wt * y, 2.0 * wt * (1.0 - y)
+        return lambda mu: const - a * np.log(mu) - b * np.log1p(-mu)
+
+    def aic_minus_deviance(self, y, n, wt):
+        m = n if np.any(n > 1) else wt
+        k = np.rint(m * y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
+        # aic and the deviance share their μ-terms when the successes are whole numbers
+        if not (np.allclose(scale * k, wt * y, rtol=1e-12, atol=1e-12)
+                and np.allclose(scale * (np.rint(m) - k), wt * (1.0 - y), rtol=1e-12, atol=1e-12)):
+            return None
+        sat = np.clip(y, _EPS, 1.0 - _EPS)
+        return self.aic(y, n, sat, wt, 0.0) - float(np.sum(self.dev_resid(y, sat, wt)))
+
     def check_response(self, y, name):
         bad = (y < 0) | (y > 1) | ~np.isfinite(y)
         if bad.any():
@@ -330,6 +374,14 @@ class Poisson(Family):
 
     def mustart(self, y, wt):
         return y + 0.1
+
+    def deviance_function(self, y, wt):
+        const = 2.0 * wt * (special.xlogy(y, y) - y)
+        a, w2 = 2.0 * wt * y, 2.0 * wt
+        return lambda mu: const - a * np.log(mu) + w2 * mu
+
+    def aic_minus_deviance(self, y, n, wt):
+        return float(-2.0 * np.sum(wt * (special.xlogy(y, y) - y - special.gammaln(y + 1.0))))
 
     def check_response(self, y, name):
         _check_counts(y, name, self.name)
@@ -443,6 +495,12 @@ class NegativeBinomial(Family):
 
     def mustart(self, y, wt):
         return y + (y == 0) / 6.0
+
+    def aic_minus_deviance(self, y, n, wt):
+        th = self._theta()
+        term = (-special.xlogy(y, y) + (y + th) * np.log(y + th) + special.gammaln(y + 1.0)
+                - th * np.log(th) + special.gammaln(th) - special.gammaln(th + y))
+        return float(2.0 * np.sum(wt * term))
 
     def check_response(self, y, name):
         _check_counts(y, name, "negative binomial")

@@ -44,6 +44,9 @@ _PIRLS_MAXIT = 100
 _MAX_HALVINGS = 20
 # lme4 computes the finite-difference Hessian (and uses it for vcov) below this many rows
 _HESSIAN_NOBS_MAX = 10_000
+# optimizer tolerances: stage 1 (θ, a start only) and stage 2 (θ and β in SE units)
+_S1_FTOL, _S1_XTOL = 1e-6, 1e-5
+_S2_FTOL, _S2_XTOL, _S2_STEP = 1e-8, 1e-8, 0.05
 _SING_TOL = 1e-4
 _BOUNDARY_TOL = 1e-5
 
@@ -258,6 +261,7 @@ class _Engine:
         if family.name == "Gamma":
             mu0 = np.full_like(mu0, np.mean(mu0))  # as lme4: y itself makes PIRLS diverge
         self.eta = family.link.link(mu0) + offset  # where PIRLS starts (lme4's lp0 + offset)
+        self.prepare()
         self.failures: list[str] = []
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -274,10 +278,18 @@ class _Engine:
             pos += q
         return out
 
+    def prepare(self) -> None:
+        """Precompute the response's constant parts (again when the family's θ changes)."""
+        fam = self.family
+        self._dev = fam.deviance_function(self.y, self.wt)
+        self._aic_const = fam.aic_minus_deviance(self.y, self.nsize, self.wt)
+
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
-        return self.family.dev_resid(self.y, mu, self.wt)
+        return self._dev(mu)
 
     def aic(self, mu: np.ndarray, dev_sum: float) -> float:
+        if self._aic_const is not None:
+            return dev_sum + self._aic_const
         return self.family.aic(self.y, self.nsize, mu, self.wt, dev_sum)
 
     def _solve(self, theta, w, z, u_only):
@@ -320,14 +332,13 @@ class _Engine:
         fixed = self.offset + self.X @ beta if u_only else self.offset
         warm = eta_start is None
         eta = (self.eta if warm else eta_start).copy()
-        mu = link.inverse(eta)
+        mu, mu_eta = link.inverse_and_mu_eta(eta)
         pdev_old = np.inf
         u_old = beta_old = None
         history = []
         res = _PirlsResult()
         res.converged, res.message = False, ""
         for it in range(_PIRLS_MAXIT):
-            mu_eta = link.mu_eta(eta)
             w = wt * mu_eta * mu_eta / fam.variance(mu)
             z = (eta - fixed) + (y - mu) / mu_eta
             b_new, u_new, logdet, d = self._solve(theta, w, z, u_only)
@@ -336,14 +347,14 @@ class _Engine:
             eta_new = fixed + self.zb(theta, u_new)
             if not u_only:
                 eta_new = eta_new + self.X @ b_new
-            mu_new = link.inverse(eta_new)
+            mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
             dev_sum = float(self.dev_resid(mu_new).sum())
             pdev = dev_sum + float(u_new @ u_new)
             res.logdet, res.d = logdet, d
             if abs((pdev_old - pdev) / pdev) < tol:
                 history.append((it + 1, pdev, 0))
-                u_old, beta_old, eta, mu, res.dev_sum, pdev_old = u_new, b_new, eta_new, mu_new, \
-                    dev_sum, pdev
+                u_old, beta_old, eta, mu, mu_eta = u_new, b_new, eta_new, mu_new, mu_eta_new
+                res.dev_sum, pdev_old = dev_sum, pdev
                 res.converged = True
                 break
             halvings = 0
@@ -352,7 +363,7 @@ class _Engine:
                 u_new = 0.5 * (u_old + u_new)
                 b_new = 0.5 * (beta_old + b_new)
                 eta_new = 0.5 * (eta + eta_new)
-                mu_new = link.inverse(eta_new)
+                mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
                 dev_sum = float(self.dev_resid(mu_new).sum())
                 pdev = dev_sum + float(u_new @ u_new)
                 halvings += 1
@@ -361,8 +372,8 @@ class _Engine:
                 res.message = ("step-halving failed to reduce the penalized deviance"
                                if np.isfinite(pdev) else "the penalized deviance is not finite")
                 break
-            u_old, beta_old, eta, mu, res.dev_sum = u_new, b_new, eta_new, mu_new, dev_sum
-            pdev_old = pdev
+            u_old, beta_old, eta, mu, mu_eta = u_new, b_new, eta_new, mu_new, mu_eta_new
+            res.dev_sum, pdev_old = dev_sum, pdev
         else:
             res.message = f"no convergence in {_PIRLS_MAXIT} iterations"
         if u_old is None:  # failed on the first step: nothing usable
@@ -537,6 +548,7 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         theta0 = f.theta_start() if theta0 is None else np.asarray(theta0, dtype=float)
         if len(theta0) != f.n_theta:
             raise ValueError(f"start has {len(theta0)} θ values; this model has {f.n_theta}")
+        self.engine.prepare()
         with np.errstate(over="ignore", under="ignore"):
             if beta0 is None:
                 # lme4: one PIRLS from the start values of μ; stage 1 starts each PIRLS there
@@ -544,9 +556,10 @@ class GeneralizedLinearMixedModel(MixedModelResults):
                 self.objective(theta0)
                 self._eta_start = self._last.eta
                 self.engine.eta = self._last.eta
+                # stage 1 only provides the start of stage 2: a loose tolerance will do
                 stage1_ctrl = Control(optimizer=ctrl.optimizer, maxfun=ctrl.maxfun,
-                                      ftol_abs=1e-6 if self.n_agq > 0 else ctrl.ftol_abs,
-                                      xtol_abs=1e-5 if self.n_agq > 0 else ctrl.xtol_abs,
+                                      ftol_abs=_S1_FTOL if self.n_agq > 0 else ctrl.ftol_abs,
+                                      xtol_abs=_S1_XTOL if self.n_agq > 0 else ctrl.xtol_abs,
                                       options=dict(ctrl.options))
                 opt1 = minimize(self._safe(self._objective_smooth), theta0, lower, stage1_ctrl)
                 opt1 = self._check_boundary(opt1, self._objective_smooth, lower)
@@ -601,11 +614,14 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         lower = np.concatenate([lower_th, np.full(len(beta1), -np.inf)])
         options = dict(ctrl.options)
         options.setdefault("initial_step", np.concatenate(
-            [np.maximum(0.05 * np.abs(theta1), 0.01), np.full(len(beta1), 0.05)]))
-        ctrl2 = Control(optimizer=ctrl.optimizer, maxfun=ctrl.maxfun, ftol_abs=ctrl.ftol_abs,
-                        xtol_abs=ctrl.xtol_abs, options=options)
+            [np.maximum(_S2_STEP * np.abs(theta1), 0.01), np.full(len(beta1), _S2_STEP)]))
+        ctrl2 = Control(optimizer=ctrl.optimizer, maxfun=ctrl.maxfun,
+                        ftol_abs=max(ctrl.ftol_abs, _S2_FTOL), xtol_abs=max(ctrl.xtol_abs, _S2_XTOL),
+                        options=options)
         opt = minimize(self._safe(fun), x0, lower, ctrl2)
         opt = self._check_boundary(opt, fun, lower)
+        if self.nobs < _HESSIAN_NOBS_MAX and not opt.maxfun_reached:
+            opt = self._polish(opt, to_par, lower, ctrl)
         th, b = to_par(opt.x)
         th = _snap(th, lower_th)
         # report in lme4's parametrisation (θ, β)
@@ -613,6 +629,29 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         opt.log_x = [np.concatenate(to_par(x)) for x in opt.log_x]
         self.optinfo = opt
         self._finish(th, b)
+
+    def _polish(self, opt: OptResult, to_par, lower: np.ndarray, ctrl: Control) -> OptResult:
+        """A few small steps on lme4's own deviance (PIRLS from a fixed start, tolerance 1e-7),
+        whose minimum is what lme4 reports; it sits within PIRLS's tolerance of the smooth one."""
+        def fun(x):
+            th, b = to_par(x)
+            return self.objective(th, b)
+
+        x_smooth = opt.x.copy()
+        start_value = self._safe(fun)(x_smooth)
+        polish_ctrl = Control(optimizer=ctrl.optimizer, maxfun=min(ctrl.maxfun, 200),
+                              ftol_abs=1e-10, xtol_abs=1e-7,
+                              options={"initial_step": np.full(len(x_smooth), 1e-3)})
+        pol = minimize(self._safe(fun), x_smooth, lower, polish_ctrl)
+        if not np.isfinite(pol.fun) or pol.fun > start_value:
+            return opt
+        opt.x = pol.x
+        opt.fun = pol.fun
+        opt.nevals += pol.nevals
+        opt.log_x = opt.log_x + pol.log_x
+        opt.log_f = opt.log_f + pol.log_f
+        opt.message += f"; polished on lme4's deviance ({pol.nevals} evaluations)"
+        return opt
 
     def _check_boundary(self, opt: OptResult, fun, lower: np.ndarray) -> OptResult:
         """lme4's check.boundary: θ within 1e-5 of its bound is set on it if that is no worse."""

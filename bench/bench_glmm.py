@@ -1,0 +1,98 @@
+"""GLMM benchmarks: time and peak memory of ``glmer`` (prints a table; not a test).
+
+Cases:
+- ``binomial_100k``: 100,000 rows, ``y ~ x + (1 | g)`` with 2,000 groups, binomial (logit),
+  generated with a fixed seed (lme4 6.4 s, mixedlm 1.3 s, target ≤ 0.5 s on this machine);
+- ``verbagg``: VerbAgg, ``r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)`` (7,584 rows,
+  crossed), binomial.
+
+Each case runs in its own subprocess so that its peak resident memory is its own. Timings on
+a shared machine are noisy: compare ratios measured side by side.
+
+    python bench/bench_glmm.py                  # both cases
+    python bench/bench_glmm.py binomial_100k    # one case
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+CASES = {
+    "binomial_100k": "binomial, 100k rows  y ~ x + (1 | g), 2,000 groups",
+    "verbagg": "VerbAgg  r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)",
+}
+TARGETS = {"binomial_100k": 0.5, "verbagg": float("nan")}
+
+
+def make_data(case: str) -> tuple[str, pd.DataFrame]:
+    """The benchmark's formula and data, generated with a fixed seed."""
+    import mixedmodels as mm
+
+    if case == "verbagg":
+        return ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+                mm.load_dataset("VerbAgg"))
+    if case == "binomial_100k":
+        rng = np.random.default_rng(20261203)
+        n, m = 100_000, 2_000
+        g = rng.integers(0, m, n)
+        x = rng.normal(size=n)
+        b = rng.normal(0.0, 0.8, m)
+        eta = -0.5 + 0.7 * x + b[g]
+        y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+        return "y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g)})
+    raise ValueError(f"unknown case {case!r}; choose one of {', '.join(CASES)}")
+
+
+def run_case(case: str) -> dict:
+    """Fit once to warm imports, then time fits from the DataFrame (formula to results)."""
+    from mixedmodels.glmm import glmer
+
+    formula, data = make_data(case)
+    warnings.simplefilter("ignore")
+    glmer(formula, data, family="binomial")
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model = glmer(formula, data, family="binomial")
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"case": case, "seconds": min(times),
+            "evals": model.optinfo_stage1.nevals + model.optinfo.nevals,
+            "loglik": model.loglik, "peak_mb": peak / 1024,
+            "fixef": [round(v, 6) for v in model.fixef], "theta": [round(v, 6) for v in model.theta]}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1 and argv[1] == "--child":
+        print(json.dumps(run_case(argv[2])))
+        return
+    cases = argv[1:] or list(CASES)
+    rows = []
+    for case in cases:
+        out = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{'case':<66} {'time (s)':>9} {'target':>7} {'evals':>6} {'peak MB':>8} {'logLik':>13}")
+    for r in rows:
+        print(f"{CASES[r['case']]:<66} {r['seconds']:>9.3f} {TARGETS[r['case']]:>7.1f} "
+              f"{r['evals']:>6d} {r['peak_mb']:>8.0f} {r['loglik']:>13.3f}")
+    for r in rows:
+        print(f"  {r['case']}: theta {r['theta']}, fixef {r['fixef']}")
+    print("time: best of 3 glmer() calls from the DataFrame (design, both optimisation stages, "
+          "results; the Hessian-based vcov is computed on first use, not here); evals: stage 1 + "
+          "stage 2 deviance evaluations; peak MB: the process's peak RSS (data included).")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
