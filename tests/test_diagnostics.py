@@ -192,3 +192,16 @@ def test_every_topic_named_in_a_message_exists():
     assert {"scaling", "convergence", "singular", "all_fit"} <= named
     for topic in named:
         assert guide.text(topic)
+
+
+def test_standardized_fit_takes_a_start_on_the_original_scale(sleepstudy, lme4_ref):
+    ref = lme4_ref["sleepstudy_reml"]
+    std = standardized_lmer("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                            control=mm.Control(start=np.array(ref["theta"])))
+    # started at lme4's optimum, the standardized fit stays there
+    assert std.standardized.optinfo.log_f[0] == pytest.approx(std.standardized.optinfo.fun, abs=1e-6)
+    assert std.loglik == pytest.approx(ref["loglik"], abs=1e-6)
+    # all_fit refits a standardized model on its standardized scale
+    table = all_fit(std, optimizers=("bobyqa", "nelder_mead"))
+    assert table["ok"].all()
+    np.testing.assert_allclose(table["Days"], std.standardized.fixef["Days"], rtol=1e-6)

@@ -94,7 +94,8 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
 
     Each refit starts where the original fit started (``Control.start`` or the default start),
     with the model's tolerances and ``maxfun``; only the optimizer changes. Warnings from the
-    refits are not shown: they are in the ``messages`` column.
+    refits are not shown: they are in the ``messages`` column. A model from
+    ``standardize=True`` is refit on its standardized scale, and the table shows that scale.
 
     Parameters
     ----------
@@ -118,6 +119,8 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
         effect and per θ entry. ``.verdict`` is a one-line summary.
     """
     optimizers = tuple(optimizers or OPTIMIZERS)
+    # a standardized fit is refit as it was fit: on the standardized scale
+    model = getattr(model, "standardized", None) or model
     single = getattr(getattr(model, "optinfo", None), "seconds", 0.0) or 0.0
     workers = min(len(optimizers), os.cpu_count() or 1)
     with warnings.catch_warnings(record=True):
@@ -361,7 +364,12 @@ def standardized_lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     std_design, info = standardize_design(design)
     control = control or Control()
-    std = LinearMixedModel(std_design, reml=reml, control=replace(control, check_scale="ignore"))
+    std_control = replace(control, check_scale="ignore")
+    std = LinearMixedModel(std_design, reml=reml, control=std_control)
+    if control.start is not None:  # a start given on the original scale
+        raw = std.factor.split_theta(np.asarray(control.start, dtype=float))
+        std_control.start = _theta_from_factors(
+            std, [_lower_factor(np.linalg.solve(M, T)) for M, T in zip(info.term_maps, raw)])
     std.fit()
     factors = [_lower_factor(M @ T) for M, T in zip(info.term_maps, std.factor.split_theta(std.theta))]
     model = LinearMixedModel(design, reml=reml, control=control)

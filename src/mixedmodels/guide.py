@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from importlib import resources
+from pathlib import Path
 
 __all__ = ["help", "topics", "text"]
 
@@ -25,7 +26,16 @@ _ALIASES = {
 
 
 def _read() -> str:
-    return resources.files("mixedmodels").joinpath("docs", "convergence.md").read_text("utf-8")
+    try:
+        return resources.files("mixedmodels").joinpath("docs", "convergence.md").read_text("utf-8")
+    except (FileNotFoundError, OSError):
+        # an installation without the package data: the repository copy, if there is one
+        root = Path(__file__).resolve().parents[2] / "docs" / "convergence.md"
+        if root.exists():
+            return root.read_text("utf-8")
+        raise FileNotFoundError(
+            "the troubleshooting guide mixedmodels/docs/convergence.md is not installed; "
+            "read it at docs/convergence.md in the source repository") from None
 
 
 def _sections(doc: str) -> dict[str, str]:
