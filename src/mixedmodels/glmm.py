@@ -358,6 +358,16 @@ class _Engine:
                 res.converged = True
                 break
             halvings = 0
+            if u_old is None and not np.isfinite(pdev):
+                # the first step left the family's range: step back toward the start, read as
+                # u = 0 and β its least-squares fit
+                beta_old = beta if u_only else np.linalg.lstsq(self.X, eta - fixed, rcond=None)[0]
+                u_old = np.zeros_like(u_new)
+                eta = fixed + (0.0 if u_only else self.X @ beta_old)
+                mu, mu_eta = link.inverse_and_mu_eta(eta)
+                pdev_old = float(self.dev_resid(mu).sum())
+                if not np.isfinite(pdev_old):
+                    u_old = None
             while (not np.isfinite(pdev) or pdev > pdev_old) and u_old is not None \
                     and halvings < _MAX_HALVINGS:
                 u_new = 0.5 * (u_old + u_new)
@@ -549,7 +559,7 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         if len(theta0) != f.n_theta:
             raise ValueError(f"start has {len(theta0)} θ values; this model has {f.n_theta}")
         self.engine.prepare()
-        with np.errstate(over="ignore", under="ignore"):
+        with np.errstate(all="ignore"):  # PIRLS steps out of range are caught and halved
             if beta0 is None:
                 # lme4: one PIRLS from the start values of μ; stage 1 starts each PIRLS there
                 self._eta_start = self._eta_init
@@ -766,7 +776,7 @@ class GeneralizedLinearMixedModel(MixedModelResults):
             return self.objective(par[:nth], par[nth:])
 
         try:
-            with np.errstate(over="ignore", under="ignore"):
+            with np.errstate(all="ignore"):
                 H = _hessian(fun, x, self._objective_value)
             Hinv = np.linalg.inv(H)
             V = Hinv[nth:, nth:]
@@ -988,7 +998,7 @@ def _separation_columns(X: np.ndarray, names: list[str], y: np.ndarray,
     return found
 
 
-def _check_separation(design: ModelDesign, y, nsize, wt) -> None:
+def _check_separation(design: ModelDesign, y, nsize, wt) -> bool:
     found = _separation_columns(design.X, design.fixef_names, y, nsize, wt)
     if found:
         names = ", ".join(n for n, _ in found)
@@ -998,6 +1008,7 @@ def _check_separation(design: ModelDesign, y, nsize, wt) -> None:
             "Its coefficient has no finite maximum-likelihood estimate, so its estimate and "
             "standard error are meaningless. Merge or drop the level, drop the predictor, or use "
             "a penalized (e.g. Firth or Bayesian) fit.", ConvergenceWarning, stacklevel=3)
+    return bool(found)
 
 
 def _warn_large_coefficients(model: GeneralizedLinearMixedModel) -> None:
@@ -1146,7 +1157,9 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
                           "weights: each row counts as one trial. Give weights= the number of "
                           "trials, or cbind(successes, failures).", MixedModelsWarning,
                           stacklevel=2)
-        _check_separation(design, y, nsize, wt)
+        separated = _check_separation(design, y, nsize, wt)
+    else:
+        separated = False
     if np.all(y == y[0]) and fam.name in ("binomial", "poisson"):
         raise DataError(f"response {store.get('name', design.response_name)!r} is constant "
                         f"({y[0]:g}); there is nothing to model")
@@ -1154,5 +1167,6 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         model = _fit_negative_binomial(design, fam, n_agq, control, None, y, wt, nsize)
     else:
         model = GeneralizedLinearMixedModel(design, fam, n_agq, control, y=y, wt=wt, nsize=nsize)
+        model._separation_warned = separated
         model.fit()
     return model
