@@ -9,11 +9,13 @@ from .alternatives import cluster_robust, compare_approaches, fixed_effects, gee
 from .compare import aic_table, anova
 from .datasets import list_datasets, load_dataset
 from .design import build_design
+from .diagnostics import all_fit, rePCA, standardized_lmer
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
                          SingularFitWarning)
 from .formula import FormulaError, parse_formula
 from .growth import growth_curve
+from .guide import help
 from .inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
                         ranef_table, satterthwaite_df)
 from .lmm import LinearMixedModel, lmer
@@ -30,4 +32,5 @@ __all__ = [
     "cluster_robust", "fixed_effects", "gee", "compare_approaches", "growth_curve",
     "bootstrap", "bootstrap_lrt", "contrast", "confint", "ranef_table", "satterthwaite_df",
     "kenward_roger", "BootstrapResult", "predict", "simulate",
+    "all_fit", "rePCA", "standardized_lmer", "help",
 ]

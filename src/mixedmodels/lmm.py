@@ -239,7 +239,8 @@ class LinearMixedModel(MixedModelResults):
 
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
          weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
-         na_action: str = "drop", control: Control | None = None) -> LinearMixedModel:
+         na_action: str = "drop", control: Control | None = None,
+         standardize: bool = False) -> LinearMixedModel:
     """Fit a linear mixed model with an lme4 formula.
 
     Parameters
@@ -257,6 +258,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         Rows with missing values in the model's variables are dropped (and counted) or raise.
     control : Control, optional
         Optimizer, tolerances, start values and check levels.
+    standardize : bool, default False
+        Fit on centred and scaled numeric predictors (the cure for scaling warnings) and
+        report the coefficients on both scales (``m.standardized_coefficients``); the
+        returned model is on the original scale.
 
     Returns
     -------
@@ -270,6 +275,11 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     >>> round(m.loglik, 3)
     -871.814
     """
+    if standardize:
+        from .diagnostics import standardized_lmer
+
+        return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
+                                 na_action=na_action, control=control)
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     model = LinearMixedModel(design, reml=reml, control=control)
     return model.fit()
