@@ -161,9 +161,10 @@ class ModelAverage:
 
                         p = _inverse_link(model, p)
                 else:
-                    p = np.asarray(model.fitted(), dtype=float)
-                    if getattr(model, "family", None) is not None and type == "link":
-                        p = model._linear_predictor()
+                    if getattr(model, "family", None) is not None:
+                        p = np.asarray(model.fitted(type=type), dtype=float)
+                    else:
+                        p = np.asarray(model.fitted(), dtype=float)
             else:
                 p = predict_newdata(model, newdata, re_form=re_form, type=type)
             total = self.weights[name] * p if total is None else total + self.weights[name] * p

@@ -138,18 +138,21 @@ def _map_theta(theta: np.ndarray, from_terms: list, from_factor, to_terms: list)
 
 # --- refit and prediction -------------------------------------------------------------------------
 
-def _refit(model, design, start: np.ndarray, control):
+def _refit(model, design, rows: np.ndarray, start: np.ndarray, beta: np.ndarray | None, control):
+    """The model refit on ``design`` (its rows ``rows``), started at θ (and β for GLMMs)."""
     if getattr(model, "family", None) is None:
         from .lmm import LinearMixedModel
 
         fit = LinearMixedModel(design, reml=model.reml, control=control)
         return fit.fit(start=start)
-    refit = getattr(model, "_refit_design", None)
-    if refit is None:
-        raise NotImplementedError(
-            f"cross_validate cannot refit a {type(model).__name__} on a subset of rows: it needs "
-            "the model class to provide _refit_design(design, start, control)")
-    return refit(design, start=start, control=control)
+    from .glmm import GeneralizedLinearMixedModel
+
+    fit = GeneralizedLinearMixedModel(
+        design, model.family, getattr(model, "n_agq", 1), control,
+        y=np.asarray(model._y)[rows], wt=np.asarray(model._wt)[rows],
+        nsize=np.asarray(model._nsize)[rows])
+    # with β given, lme4's first stage (θ with β inside PIRLS) is skipped
+    return fit.fit(start={"theta": start, "beta": beta} if beta is not None else start)
 
 
 def _family_names(model) -> tuple[str | None, str | None]:
@@ -380,6 +383,7 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
             ctrl = dataclasses.replace(model.control, check_singular="ignore", start=None)
         fam, _ = _family_names(model)
         theta, terms_prev, factor_prev = model.theta, design.terms, model.factor
+        beta = np.asarray(model.fixef, dtype=float) if fam is not None else None
         for f in range(folds):
             test = np.flatnonzero(fold_of == f)
             train = np.flatnonzero(fold_of != f)
@@ -389,19 +393,23 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
             sub, keep_cols, used_levels, order = _subset_design(design, train)
             start = _map_theta(theta, terms_prev, factor_prev, sub.terms)
             fold_ctrl = ctrl
-            if "initial_step" not in ctrl.options and len(start):
+            if fam is None and "initial_step" not in ctrl.options and len(start):
                 # the optimum moves little between folds: a small first trust region halves the
                 # evaluations (same optimum as a fresh fit, to the optimizer's tolerance)
                 fold_ctrl = dataclasses.replace(
                     ctrl, options={**ctrl.options, "initial_step": 0.05 * np.abs(start) + 0.01})
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                fit = _refit(model, sub, start, fold_ctrl)
+                fit = _refit(model, sub, train, start,
+                             beta if beta is not None and len(beta) == sub.X.shape[1] else None,
+                             fold_ctrl)
             for w in caught:
                 if issubclass(w.category, ConvergenceWarning):
                     warnings.warn(f"{name}, fold {f + 1}: {w.message}", ConvergenceWarning,
                                   stacklevel=2)
             theta, terms_prev, factor_prev = fit.theta, fit.design.terms, fit.factor
+            if fam is not None and len(fit.fixef) == design.X.shape[1]:
+                beta = np.asarray(fit.fixef, dtype=float)
             eta, A = _predict_rows(fit, keep_cols, used_levels, order, design, test)
             y = design.y[test]
             w = None if design.weights is None else design.weights[test]
@@ -411,7 +419,9 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
                 log_score = _gaussian_log_score(y - eta, float(fit.sigma) ** 2, ww, A)
             else:
                 pred = _inverse_link(model, eta)
-                log_score = _glmm_log_score(model, y, eta, A, w)
+                log_score = _glmm_log_score(model, np.asarray(model._y)[test], eta, A,
+                                            np.asarray(model._wt)[test])
+                y = np.asarray(model._y)[test]
             err = y - pred
             rows_out.append({
                 "model": name, "fold": f + 1, "n_train": len(train), "n_test": len(test),

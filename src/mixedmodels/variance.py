@@ -87,14 +87,14 @@ def _has_random_slopes(model) -> bool:
 
 
 def _binomial_trials_factor(model) -> float:
-    """Mean number of trials for a ``cbind(successes, failures)`` response, else 1."""
+    """Mean number of trials for a ``cbind(successes, failures)`` response, else 1 (as insight)."""
     design = model.design
     resp = str(getattr(design, "response_name", "") or design.formula.response or "")
     if not resp.replace(" ", "").startswith("cbind("):
         return 1.0
-    trials = design.extra.get("trials") if isinstance(design.extra, dict) else None
-    if trials is None:
-        trials = design.weights
+    trials = getattr(model, "_nsize", None)
+    if trials is None and isinstance(design.extra, dict):
+        trials = design.extra.get("trials")
     if trials is None:
         return 1.0
     return float(np.mean(trials))
@@ -106,7 +106,6 @@ def _null_formula(model) -> str:
     for term in spec.random:
         bar = "|" if term.correlated else "||"
         parts.append(f"({term.lhs} {bar} {term.group})")
-    parts.extend(f"offset({o})" if not str(o).startswith("offset(") else str(o) for o in spec.offsets)
     return f"{spec.response} ~ " + " + ".join(parts)
 
 
@@ -120,23 +119,16 @@ def _fit_null_glmm(model):
             "mixedmodels.glmm is not available; pass null_model= (the fitted intercept-only "
             "model with the same random effects)") from err
     design = model.design
-    kwargs = {"family": model.family}
-    if design.weights is not None and _binomial_trials_factor(model) == 1.0:
+    kwargs = {"family": model.family, "n_agq": getattr(model, "n_agq", 1),
+              "control": getattr(model, "control", None)}
+    if design.weights is not None:
         kwargs["weights"] = design.weights
-    control = getattr(model, "control", None)
-    if control is not None:
-        kwargs["control"] = control
-    for extra in ("nagq", "nAGQ"):
-        if hasattr(model, extra):
-            kwargs[extra] = getattr(model, extra)
-            break
+    if design.offset is not None:
+        # formula and argument offsets together, aligned with the model's rows
+        kwargs["offset"] = design.offset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            return glmer(_null_formula(model), design.frame, **kwargs)
-        except TypeError:
-            kwargs.pop("nagq", None), kwargs.pop("nAGQ", None), kwargs.pop("control", None)
-            return glmer(_null_formula(model), design.frame, **kwargs)
+        return glmer(_null_formula(model), design.frame, **kwargs)
 
 
 def _random_variance(model, X, names, obs_level: bool | None = None) -> float:
