@@ -218,8 +218,8 @@ def model_average(models: Mapping | Iterable, *, criterion: str = "AICc",
     >>> gpa = mm.load_dataset("gpa")
     >>> avg = model_average({"a": mm.lmer("gpa ~ occasion + (1 + occasion | student)", gpa),
     ...                      "b": mm.lmer("gpa ~ occasion + sex + (1 + occasion | student)", gpa)})
-    >>> avg.coefficients.loc["sexmale", "importance"] > 0.9
-    True
+    >>> round(float(avg.coefficients.loc["sexmale", "importance"]), 3)
+    0.983
     """
     from .compare import aic_table
 
