@@ -61,7 +61,7 @@ def _reduced_model(model, zero_cols: list[list[int]]):
                              data_name=getattr(model, "data_name", None))
     start = np.concatenate([_term_start(T, zeros) for T, zeros in
                             zip(model.factor.split_theta(model.theta), zero_cols)
-                            if len(zeros) < T.shape[0]]) if terms else None
+                            if len(zeros) < T.shape[0]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -72,11 +72,12 @@ def _reduced_model(model, zero_cols: list[list[int]]):
 
 
 def _term_start(T: np.ndarray, zeros: list[int]) -> np.ndarray:
+    """θ start for a term reduced to its nonzero columns: T's kept block, column by column."""
     keep = [j for j in range(T.shape[0]) if j not in zeros]
     sub = T[np.ix_(keep, keep)]
     rows, cols = np.tril_indices(len(keep))
     order = np.lexsort((rows, cols))  # lower triangle column by column, θ's layout
-    return np.maximum(sub[rows[order], cols[order]], 0.0) if len(keep) == 1 else sub[rows[order], cols[order]]
+    return sub[rows[order], cols[order]]
 
 
 def _conditional_loglik(model) -> float:

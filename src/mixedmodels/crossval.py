@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from .exceptions import ConvergenceWarning, DataError, MixedModelsWarning
+from .exceptions import ConvergenceWarning, DataError
 
 __all__ = ["cross_validate", "CrossValidationResult", "grouped_folds"]
 
