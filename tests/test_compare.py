@@ -122,3 +122,18 @@ def test_aic_table_bad_criterion(sleepstudy):
     m = mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
     with pytest.raises(ValueError, match="criterion"):
         aic_table({"m": m}, criterion="DIC")
+
+
+def test_anova_bootstrap_column():
+    """Parametric bootstrap LRT: with χ² = 42 on 2 df no simulated statistic comes close,
+    so the p-value is pbkrtest's floor 1/(nsim + 1)."""
+    import pytest as _pytest
+
+    s = mm.load_dataset("sleepstudy")
+    m0 = mm.lmer("Reaction ~ Days + (1 | Subject)", s)
+    m1 = mm.lmer("Reaction ~ Days + (Days | Subject)", s)
+    table = mm.anova(m0, m1, test="bootstrap", nsim=20, seed=1)
+    assert table["Chisq"].iloc[1] == _pytest.approx(42.139, abs=1e-3)  # lme4: anova(fm0, fm1)
+    assert table["Pr(boot)"].iloc[1] == _pytest.approx(1 / 21)
+    with _pytest.raises(ValueError, match="test must be"):
+        mm.anova(m0, m1, test="F")

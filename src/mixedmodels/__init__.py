@@ -6,7 +6,10 @@
 """
 
 from .alternatives import cluster_robust, compare_approaches, fixed_effects, gee
+from .averaging import model_average, predict_newdata
+from .caic import caic
 from .compare import aic_table, anova
+from .crossval import cross_validate, grouped_folds
 from .datasets import list_datasets, load_dataset
 from .design import build_design
 from .diagnostics import all_fit, rePCA, standardized_lmer
@@ -21,6 +24,7 @@ from .inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, cont
 from .lmm import LinearMixedModel, lmer
 from .optimize import Control
 from .predict import predict, simulate
+from .variance import icc, r2, r2_beta, variance_components
 
 __version__ = "0.1.0"
 
@@ -33,4 +37,6 @@ __all__ = [
     "bootstrap", "bootstrap_lrt", "contrast", "confint", "ranef_table", "satterthwaite_df",
     "kenward_roger", "BootstrapResult", "predict", "simulate",
     "all_fit", "rePCA", "standardized_lmer", "help",
+    "r2", "icc", "r2_beta", "variance_components", "caic", "model_average", "predict_newdata",
+    "cross_validate", "grouped_folds",
 ]

@@ -50,7 +50,8 @@ def _check_same_data(models: list, names: list[str]) -> None:
                             f"{name} differ in their response values.")
 
 
-def anova(*models, refit: bool = True, names: list[str] | None = None) -> pd.DataFrame:
+def anova(*models, refit: bool = True, names: list[str] | None = None, test: str = "chisq",
+          nsim: int = 500, seed=None, parallel: int | None = None) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models, as lme4's ``anova``.
 
     Parameters
@@ -63,13 +64,22 @@ def anova(*models, refit: bool = True, names: list[str] | None = None) -> pd.Dat
         in their random effects, and a warning says so otherwise.
     names : list of str, optional
         Row labels; by default the models' variable names.
+    test : {"chisq", "bootstrap"}
+        ``"bootstrap"`` adds ``Pr(boot)``: a parametric bootstrap p-value of each model
+        against the previous one (:func:`mixedmodels.inference.bootstrap_lrt`), the honest
+        test when a variance is tested at its boundary of zero, where the χ² reference is
+        conservative.
+    nsim, seed, parallel
+        Simulations, random seed and workers for ``test="bootstrap"``.
 
     Returns
     -------
     pandas.DataFrame
         One row per model, sorted by number of parameters, with columns ``npar, AIC,
-        BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)``.
+        BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)`` (and ``Pr(boot)``).
     """
+    if test not in ("chisq", "bootstrap"):
+        raise ValueError(f"test must be 'chisq' or 'bootstrap', got {test!r}")
     if len(models) == 1 and isinstance(models[0], (list, tuple)):
         models = tuple(models[0])
     if len(models) < 2:
@@ -106,6 +116,13 @@ def anova(*models, refit: bool = True, names: list[str] | None = None) -> pd.Dat
             row["Chisq"] = chisq
             row["Df"] = df
             row["Pr(>Chisq)"] = stats.chi2.sf(chisq, df) if df > 0 else np.nan
+        if test == "bootstrap":
+            row["Pr(boot)"] = np.nan
+            if prev is not None:
+                from .inference import bootstrap_lrt
+
+                boot = bootstrap_lrt(prev, m, n=nsim, seed=seed, parallel=parallel)
+                row["Pr(boot)"] = float(boot.loc["PBtest", "p.value"])
         rows.append(row)
         prev = m
     table = pd.DataFrame(rows, index=[labels[i] for i in order])
