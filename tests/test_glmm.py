@@ -163,7 +163,9 @@ def test_fitted_predict_and_residuals(lme4_ref):
     assert np.allclose(m.residuals(type="response"), y - mu)
     assert np.allclose(m.residuals(type="pearson"), (y - mu) * np.sqrt(n / (mu * (1 - mu))))
     text = str(m.summary())
-    assert "Family: binomial  ( logit )" in text and "z value" in text
+    assert "Family: binomial  ( logit )" in text and "z value" in text and "Pr(>|z|)" in text
+    table = m.coef_table()
+    assert np.allclose(table["Pr(>|z|)"], 2 * stats.norm.sf(np.abs(table["z value"])))
     assert "Laplace" in m.model_label
 
 

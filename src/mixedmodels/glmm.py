@@ -1054,6 +1054,21 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         self._hessian_vcov = V
         return V
 
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimates, standard errors, z values and, as lme4's summary, Pr(>|z|) (Wald, normal).
+
+        Parameters
+        ----------
+        ddf : optional
+            Passed to :meth:`MixedModelResults.coef_table` (see :mod:`mixedmodels.inference`).
+        """
+        table = super().coef_table(ddf)
+        if ddf is None and "z value" in table.columns:
+            from scipy import stats
+
+            table["Pr(>|z|)"] = 2.0 * stats.norm.sf(np.abs(table["z value"].to_numpy()))
+        return table
+
     def _term_covariances(self) -> list[np.ndarray]:
         scale = self._sigma ** 2 if self.family.has_scale else 1.0
         return [scale * (T @ T.T) for T in self.factor.split_theta(self._theta)]
