@@ -16,7 +16,9 @@ from .diagnostics import all_fit, rePCA, standardized_lmer
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
                          SingularFitWarning)
+from .family import Family, Gamma, binomial, get_family, inverse_gaussian, negative_binomial, poisson
 from .formula import FormulaError, parse_formula
+from .glmm import GeneralizedLinearMixedModel, glmer
 from .growth import growth_curve
 from .guide import help
 from .inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
@@ -39,4 +41,6 @@ __all__ = [
     "all_fit", "rePCA", "standardized_lmer", "help",
     "r2", "icc", "r2_beta", "variance_components", "caic", "model_average", "predict_newdata",
     "cross_validate", "grouped_folds",
+    "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
+    "inverse_gaussian", "negative_binomial",
 ]
