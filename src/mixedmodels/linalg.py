@@ -423,12 +423,10 @@ class BlockedFactor:
                     # lower triangle of Λᵢᵀ A_i0 W A_i0ᵀ Λᵢ with W = T₀² / (T₀² a + 1)
                     t0 = self.T[0][0, 0]
                     w = (t0 * t0) / (t0 * t0 * cp.diag[0][:, 0, 0] + 1.0)
-                    d = pmap.lower(w, d)
-                    d *= -1.0
-                    if l == 1:
-                        d *= Ti[0, 0] ** 2
+                    if l == 1:  # fold the sign and Tᵢ² into w: no passes over the dense block
+                        d = pmap.lower(w * -(Ti[0, 0] ** 2), d)
                     else:
-                        d = _apply_T_sym(_symmetrize_lower(d), Ti)
+                        d = -_apply_T_sym(_symmetrize_lower(pmap.lower(w, d)), Ti)
                     start = 1
                 else:
                     d.fill(0.0)
