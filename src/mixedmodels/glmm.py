@@ -983,16 +983,6 @@ class GeneralizedLinearMixedModel(MixedModelResults):
 
     # -- results ---------------------------------------------------------------------------------
     @property
-    def theta(self) -> np.ndarray:
-        """θ in lme4's order (terms sorted by number of levels)."""
-        return self._theta.copy()
-
-    @property
-    def sigma(self) -> float:
-        """Dispersion (residual SD) for families with a scale; 1 for binomial and Poisson."""
-        return self._sigma
-
-    @property
     def loglik(self) -> float:
         """Log-likelihood: −½ × the optimised Laplace (or AGQ) deviance, as lme4's ``logLik``."""
         return -0.5 * self._objective_value

@@ -296,15 +296,12 @@ class BlockedFactor:
                 pattern[(r, i)] = (cp.off[(r, i)] != 0).astype(np.int8)
         for i in range(k):
             if i > 0:
-                fill = None
                 for j in range(i):
                     pij = pattern[(i, j)]
                     if pij is None:
-                        fill = None
                         self.diag_is_bd[i] = False
                         break
                     prod = (pij.astype(np.int64) @ pij.T.astype(np.int64)).tocoo()
-                    fill = prod if fill is None else fill
                     l = cp.terms[i].ncols
                     if np.any(prod.row // l != prod.col // l):
                         self.diag_is_bd[i] = False
@@ -454,7 +451,7 @@ class BlockedFactor:
             for r in range(i + 1, k):
                 m = self._scaled_off(r, i)
                 for j in range(i):
-                    prod = self.L_off[(r, j)] @ _transpose(self.L_off[(i, j)])
+                    prod = self.L_off[(r, j)] @ self.L_off[(i, j)].T
                     m = m - prod
                 if not self.off_is_sparse[(r, i)] and sp.issparse(m):
                     m = m.toarray()
@@ -554,10 +551,6 @@ def _syrk_lower(mat: np.ndarray) -> np.ndarray:
         mat = np.ascontiguousarray(mat)
     # matᵀ is Fortran-ordered: syrk with trans=1 reads it in place (2-3x faster than trans=0)
     return blas.dsyrk(1.0, mat.T, lower=1, trans=1)
-
-
-def _transpose(mat):
-    return mat.T
 
 
 def _symmetrize_lower(lower: np.ndarray) -> np.ndarray:

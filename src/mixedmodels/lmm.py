@@ -152,16 +152,6 @@ class LinearMixedModel(MixedModelResults):
 
     # -- results ---------------------------------------------------------------------------------
     @property
-    def theta(self) -> np.ndarray:
-        """θ in lme4's order and parametrisation (terms sorted by number of levels)."""
-        return self._theta.copy()
-
-    @property
-    def sigma(self) -> float:
-        """Residual standard deviation."""
-        return self._sigma
-
-    @property
     def reml_criterion(self) -> float:
         """The REML criterion at the optimum (−2 × REML log-likelihood); for ML fits, at the ML θ."""
         if self.reml:

@@ -52,6 +52,17 @@ class MixedModelResults:
     ``theta``, ``factor``, ``_term_covariances()`` and ``_random_effects_b()``.
     """
 
+    # -- parameters ------------------------------------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """θ in lme4's order and parametrisation (terms sorted by number of levels)."""
+        return self._theta.copy()
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation (LMM) or dispersion; 1 for binomial and Poisson."""
+        return self._sigma
+
     # -- counts and criteria ------------------------------------------------------------------
     @property
     def nobs(self) -> int:
@@ -200,7 +211,6 @@ class MixedModelResults:
 
     def _random_effects_lines(self) -> list[str]:
         rows = []
-        show_var = self.family is None or getattr(self.family, "has_scale", False) or True
         for term, cov in zip(self.design.terms, self._term_covariances()):
             sd = np.sqrt(np.diag(cov))
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -214,12 +224,12 @@ class MixedModelResults:
         var_txt = _format_column([r[0][2] for r in rows])
         sd_txt = _format_column([r[0][3] for r in rows])
         ncor = max((len(r[1]) for r in rows), default=0)
-        header = ["Groups", "Name"] + (["Variance"] if show_var else []) + ["Std.Dev."]
+        header = ["Groups", "Name", "Variance", "Std.Dev."]
         if ncor:
             header += ["Corr"] + [""] * (ncor - 1)
         body = []
         for (cells, cors), v, s in zip(rows, var_txt, sd_txt):
-            line = [cells[0], cells[1]] + ([v] if show_var else []) + [s]
+            line = [cells[0], cells[1], v, s]
             if ncor:
                 line += cors + [""] * (ncor - len(cors))
             body.append(line)
