@@ -263,3 +263,22 @@ def test_family_object_and_names():
         glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomal")
     with pytest.raises(ValueError, match="not available"):
         poisson("logit")
+
+
+def test_glmm_derivative_checks_no_false_alarm_and_catch_an_offset_optimum():
+    """The convergence check runs on GLMMs over (θ, β): silent at the optimum, a warning
+    when the reported estimates are moved off it by half a standard error."""
+    import warnings
+
+    from mixedmodels.checks import check_fit
+    from mixedmodels.exceptions import ConvergenceWarning
+
+    cbpp = mm.load_dataset("cbpp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    assert m.convergence.ok
+    se = np.sqrt(np.diag(m.vcov.to_numpy()))
+    m._beta = m._beta + 0.5 * se
+    with pytest.warns(ConvergenceWarning):
+        check_fit(m)

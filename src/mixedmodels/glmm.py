@@ -968,6 +968,40 @@ class GeneralizedLinearMixedModel(MixedModelResults):
             self._sigma = 1.0
         self._post_fit_checks(res)
 
+    def _convergence_objective(self):
+        """The smooth deviance over (θ, β) for :mod:`mixedmodels.checks`' derivative checks.
+
+        Only below ``_HESSIAN_NOBS_MAX`` rows: each evaluation is a PIRLS over all rows, and
+        larger fits are optimised with exact gradients whose own test already guards them.
+        With ``n_agq = 0`` the optimisation was over θ alone, with β inside PIRLS.
+        """
+        if self.nobs >= _HESSIAN_NOBS_MAX:
+            return None
+        from .checks import theta_names
+
+        nth = self.factor.n_theta
+        lower_theta = self.factor.theta_lower_bounds()
+        if self.n_agq == 0:
+            x = self._theta.copy()
+            lower = lower_theta
+            names = theta_names(self)
+
+            def fun(v: np.ndarray) -> float:
+                return self._objective_smooth(v)
+        else:
+            x = np.concatenate([self._theta, self._beta])
+            lower = np.concatenate([lower_theta, np.full(len(self._beta), -np.inf)])
+            names = theta_names(self) + list(self.design.fixef_names)
+
+            def fun(v: np.ndarray) -> float:
+                return self._objective_smooth(v[:nth], v[nth:])
+
+        def restore() -> None:  # evaluations move PIRLS' warm start and its last result
+            self.engine.eta = self._eta.copy()
+            self._last = self._pirls
+
+        return self._safe(fun), x, lower, names, restore, None
+
     def _post_fit_checks(self, res: _PirlsResult) -> None:
         from .checks import check_fit
 
