@@ -32,3 +32,13 @@ def gpa():
 @pytest.fixture(scope="session")
 def sleepstudy():
     return mm.load_dataset("sleepstudy")
+
+
+EXTRA_REFERENCE = Path(__file__).resolve().parent / "reference" / "extra_reference.json"
+
+
+@pytest.fixture(scope="session")
+def extra_ref() -> dict:
+    """More R values (tests/reference/make_extra_reference.R, same R package versions)."""
+    with open(EXTRA_REFERENCE) as fh:
+        return json.load(fh)

@@ -128,3 +128,13 @@ def test_glmm_not_supported():
                        mm.load_dataset("cbpp"), family="binomial")
     with pytest.raises(NotImplementedError):
         caic(m)
+
+
+def test_caic_random_intercept_gpa_against_caic4(extra_ref):
+    import mixedmodels as mm
+    from mixedmodels.caic import caic
+
+    ref = extra_ref["caic_gpa3"]
+    got = caic(mm.lmer(ref["formula"], mm.load_dataset("gpa")))
+    assert got["caic"] == pytest.approx(ref["caic"], rel=1e-5)
+    assert got["df"] == pytest.approx(ref["df"], rel=1e-5)

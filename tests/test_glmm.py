@@ -282,3 +282,19 @@ def test_glmm_derivative_checks_no_false_alarm_and_catch_an_offset_optimum():
     m._beta = m._beta + 0.5 * se
     with pytest.warns(ConvergenceWarning):
         check_fit(m)
+
+
+@pytest.mark.parametrize("key, dataset, kwargs", [
+    ("cbpp_probit", "cbpp", {"family": binomial("probit")}),
+    ("grouse_offset", "grouseticks", {"family": "poisson"}),
+    ("grouse_agq10", "grouseticks", {"family": "poisson", "n_agq": 10}),
+    ("verbagg", "VerbAgg", {"family": "binomial"}),
+])
+def test_more_glmer_fits_against_lme4(extra_ref, key, dataset, kwargs):
+    """Probit link, an offset in the formula, AGQ on a Poisson model, crossed binomial (VerbAgg)."""
+    ref = extra_ref[key]
+    m = glmer(ref["formula"], mm.load_dataset(dataset), **kwargs)
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    assert list(m.fixef.index) == list(ref["fixef"])
+    np.testing.assert_allclose(m.fixef.to_numpy(), list(ref["fixef"].values()), rtol=1e-3)
+    np.testing.assert_allclose(m.theta, ref["theta"], atol=1e-3)

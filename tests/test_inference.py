@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mixedmodels as mm
 from mixedmodels.datasets import load_dataset
 from mixedmodels.inference import (bootstrap, bootstrap_lrt, coef_table_ddf, confint, contrast,
                                    kenward_roger, ranef_table, satterthwaite_df)
@@ -262,3 +263,24 @@ def test_ranef_table_crossed_uses_all_terms():
     s2p = m.varcorr.set_index("group").loc["plate", "vcov"]
     one = np.sqrt(1.0 / (1.0 / s2p + 6.0 / s2))
     assert (t.loc[t["grpvar"] == "plate", "condsd"] > one - 1e-12).all()
+
+
+def test_unbalanced_kenward_roger_and_satterthwaite_against_r(extra_ref):
+    """pbkrtest and lmerTest on an unbalanced subset, where the KR adjustment is not trivial."""
+    ref = extra_ref["sleep_unbalanced_reml"]
+    sleep = mm.load_dataset("sleepstudy")
+    data = sleep.drop(index=np.array(extra_ref["sleep_unbalanced_ml"]["rows_dropped"]) - 1)
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    kr = m.coef_table(ddf="kenward-roger")
+    np.testing.assert_allclose(kr["df"], list(ref["kenward_roger_df"].values()), rtol=1e-4)
+    np.testing.assert_allclose(kr["Std. Error"], list(ref["kenward_roger_se"].values()), rtol=1e-4)
+    st = m.coef_table(ddf="satterthwaite")
+    np.testing.assert_allclose(st["df"], list(ref["satterthwaite_df"].values()), rtol=1e-4)
+
+
+def test_profile_interval_dyestuff_against_lme4(extra_ref):
+    ref = extra_ref["dyestuff_profile"]
+    ci = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.load_dataset("Dyestuff")).confint(method="profile")
+    assert list(ci.index) == ref["rows"]
+    np.testing.assert_allclose(ci["lower"], ref["lower"], rtol=2e-3)
+    np.testing.assert_allclose(ci["upper"], ref["upper"], rtol=2e-3)

@@ -158,3 +158,28 @@ def test_several_terms_on_one_factor(sleepstudy, lme4_ref):
     a = mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleepstudy)
     assert a.loglik == pytest.approx(lme4_ref["sleepstudy_zerocorr"]["loglik"], rel=1e-6)
     assert list(a.ranef["Subject"].columns) == ["(Intercept)", "Days"]
+
+
+def _check_against(m, ref, se_rtol=1e-5):
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    assert list(m.fixef.index) == list(ref["fixef"])
+    np.testing.assert_allclose(m.fixef.to_numpy(), _values(ref["fixef"]), rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov.to_numpy())), _values(ref["se"]), rtol=se_rtol)
+    np.testing.assert_allclose(m.theta, _values(ref["theta"]), atol=1e-3)
+
+
+def test_more_lme4_fits(extra_ref):
+    """Cases beyond shared/reference: ordered-factor contrasts (cake), a factor predictor,
+    unbalanced data after dropped rows, prior weights, a nested factor given as its own column."""
+    sleep = mm.load_dataset("sleepstudy")
+    _check_against(mm.lmer(extra_ref["cake"]["formula"], mm.load_dataset("cake")), extra_ref["cake"])
+    _check_against(mm.lmer(extra_ref["gpa_job"]["formula"], mm.load_dataset("gpa")), extra_ref["gpa_job"])
+    unbalanced = sleep.drop(index=np.array(extra_ref["sleep_unbalanced_ml"]["rows_dropped"]) - 1)
+    _check_against(mm.lmer("Reaction ~ Days + (Days | Subject)", unbalanced, reml=False),
+                   extra_ref["sleep_unbalanced_ml"])
+    _check_against(mm.lmer("Reaction ~ Days + (Days | Subject)", unbalanced),
+                   extra_ref["sleep_unbalanced_reml"])
+    _check_against(mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, weights=sleep["Days"] + 1),
+                   extra_ref["sleep_weighted"])
+    _check_against(mm.lmer(extra_ref["pastes_sample"]["formula"], mm.load_dataset("Pastes"), reml=False),
+                   extra_ref["pastes_sample"])

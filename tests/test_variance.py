@@ -164,3 +164,24 @@ def test_poisson_glmm_r2_components(lme4_ref):
     assert comp["var_distribution"] == pytest.approx(np.log1p(1 / lam), rel=1e-10)
     total = comp["var_fixed"] + comp["var_random"] + comp["var_residual"]
     assert out["marginal"] == pytest.approx(comp["var_fixed"] / total)
+
+
+def test_glmm_r2_and_icc_against_performance(extra_ref):
+    """performance 0.10.2 (the version beside lme4 1.1-31): binomial logit and Poisson log."""
+    cbpp = mm.load_dataset("cbpp")
+    m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    ref = extra_ref["cbpp_r2"]
+    got = r2(m)
+    assert got["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-4)
+    assert got["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixedModelsWarning)
+        ic = icc(m)
+    assert ic["adjusted"] == pytest.approx(ref["icc_adjusted"], rel=1e-4)
+    assert ic["unadjusted"] == pytest.approx(ref["icc_unadjusted"], rel=1e-4)
+    ref = extra_ref["grouse_r2"]
+    g = mm.glmer(ref["formula"], mm.load_dataset("grouseticks"), family="poisson")
+    with pytest.warns(MixedModelsWarning, match="mean count is 1.7"):  # performance warns too
+        got = r2(g)
+    assert got["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-4)
+    assert got["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-4)

@@ -977,6 +977,10 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         """
         if self.nobs >= _HESSIAN_NOBS_MAX:
             return None
+        # with separation the optimum is at infinity and PIRLS failures are reported on their
+        # own: a derivative check would only add a second ConvergenceWarning to the same fit
+        if getattr(self, "_separation_warned", False) or not getattr(self._pirls, "converged", True):
+            return None
         from .checks import theta_names
 
         nth = self.factor.n_theta
@@ -989,12 +993,18 @@ class GeneralizedLinearMixedModel(MixedModelResults):
             def fun(v: np.ndarray) -> float:
                 return self._objective_smooth(v)
         else:
-            x = np.concatenate([self._theta, self._beta])
+            # β in units of its standard error, as in stage 2: with an uncentred predictor the
+            # Hessian in raw β is so ill-conditioned that finite-difference error alone can
+            # make it look indefinite (a false alarm seen on VerbAgg's Anger)
+            scale = np.sqrt(np.diag(self._vcov_unscaled))
+            if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+                scale = np.ones(len(self._beta))
+            x = np.concatenate([self._theta, self._beta / scale])
             lower = np.concatenate([lower_theta, np.full(len(self._beta), -np.inf)])
             names = theta_names(self) + list(self.design.fixef_names)
 
             def fun(v: np.ndarray) -> float:
-                return self._objective_smooth(v[:nth], v[nth:])
+                return self._objective_smooth(v[:nth], v[nth:] * scale)
 
         def restore() -> None:  # evaluations move PIRLS' warm start and its last result
             self.engine.eta = self._eta.copy()
