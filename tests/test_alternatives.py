@@ -218,3 +218,33 @@ def test_compare_approaches_names_cluster_level_terms(gpa):
 def test_compare_approaches_needs_a_random_term(sleep):
     with pytest.raises(ValueError, match="no random-effects term"):
         compare_approaches("Reaction ~ Days", sleep)
+
+
+def test_gpa_against_sandwich_plm_geepack():
+    """Unseen-data checks on gpa (tests/reference/make_alternatives_reference.R)."""
+    import json
+    import warnings as _warnings
+
+    import mixedmodels as mm
+
+    ref = json.loads((Path(__file__).resolve().parent / "reference" / "alternatives_reference.json").read_text())
+    gpa = mm.load_dataset("gpa")
+    for kind in ("CR1", "CR2", "CR3"):
+        fit = mm.cluster_robust("gpa ~ occasion + sex", gpa, cluster="student", type=kind)
+        np.testing.assert_allclose(fit.coef_table()["Std. Error"], ref["cluster_robust"][f"se_{kind}"], rtol=1e-5)
+    hi = gpa.assign(hi=(gpa["gpa"] > 3).astype(float))
+    logit = mm.cluster_robust("hi ~ occasion + sex", hi, cluster="student", type="CR1", family="binomial")
+    np.testing.assert_allclose(logit.coef_table()["Estimate"], ref["cluster_robust_logit"]["coef"], rtol=1e-6)
+    np.testing.assert_allclose(logit.coef_table()["Std. Error"], ref["cluster_robust_logit"]["se_CR1"], rtol=1e-5)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        within = mm.fixed_effects("gpa ~ occasion + job", gpa, entity="student", cluster="student")
+    np.testing.assert_allclose(within.coef_table()["Estimate"], list(ref["within"]["coef"].values()), rtol=1e-6)
+    np.testing.assert_allclose(within.coef_table()["Std. Error"], ref["within"]["se_cluster"], rtol=1e-5)
+    for cs in ("exchangeable", "ar1"):
+        g = mm.gee("gpa ~ occasion + sex", gpa, groups="student", time="occasion", cov_struct=cs)
+        np.testing.assert_allclose(g.coef_table()["Estimate"], ref["gee"][cs]["coef"], rtol=1e-3)
+        np.testing.assert_allclose(g.coef_table()["Std. Error"], ref["gee"][cs]["se"], rtol=1e-3)
+    g = mm.gee("hi ~ occasion + sex", hi, groups="student", time="occasion", cov_struct="exchangeable",
+               family="binomial")
+    np.testing.assert_allclose(g.coef_table()["Std. Error"], ref["gee"]["binomial_exchangeable"]["se"], rtol=1e-3)
