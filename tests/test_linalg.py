@@ -55,6 +55,7 @@ def _random_problem(rng, spec):
     [(60, 1, True)],
     [(60, 2, True)],
     [(80, 1, True), (30, 1, True)],                       # crossed scalar: product-map path
+    [(80, 1, True), (30, 1, True), (9, 1, True)],         # three crossed scalar: cross-product map
     [(80, 1, True), (30, 2, True), (5, 1, True)],         # crossed with a vector term
     [(50, 2, True), (20, 1, True)],                       # vector first term: generic sparse path
     [(40, 3, False), (12, 1, True)],                      # diagonal T
