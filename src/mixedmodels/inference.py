@@ -1108,25 +1108,7 @@ def bootstrap(model, n: int = 500, seed=None, statistic: Callable | None = None,
     ys = simulate(model, n=n, seed=seed)
     ys = ys.to_numpy() if isinstance(ys, pd.DataFrame) else np.asarray(ys)
     work = [(model, ys[:, i], stat) for i in range(n)]
-    bar = _Progress(n, progress)
-    results: list = []
-    workers = int(parallel or 1)
-    try:
-        if workers > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for res in pool.map(_boot_one, work, chunksize=max(1, n // (4 * workers))):
-                    results.append(res)
-                    bar.update()
-        else:
-            for item in work:
-                results.append(_boot_one(item))
-                bar.update()
-    finally:
-        bar.close()
-        if getattr(model, "factor", None) is not None and not _is_glmm(model):
-            pass
+    results = _map_with_progress(_boot_one, work, parallel, progress)
     ok = [r for r in results if r is not None and np.all(np.isfinite(r))]
     failed = n - len(ok)
     if failed:
@@ -1179,24 +1161,8 @@ def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: i
 
     ys = simulate(s_ml, n=n, seed=seed)
     ys = ys.to_numpy() if isinstance(ys, pd.DataFrame) else np.asarray(ys)
-    bar = _Progress(n, progress)
     work = [((s_ml, l_ml), ys[:, i]) for i in range(n)]
-    ref = []
-    workers = int(parallel or 1)
-    try:
-        if workers > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for r in pool.map(_lrt_one, work, chunksize=max(1, n // (4 * workers))):
-                    ref.append(r)
-                    bar.update()
-        else:
-            for item in work:
-                ref.append(_lrt_one(item))
-                bar.update()
-    finally:
-        bar.close()
+    ref = _map_with_progress(_lrt_one, work, parallel, progress)
     ref = np.array([r for r in ref if r is not None and np.isfinite(r)])
     n_ok = len(ref)
     if n_ok < n:
@@ -1209,6 +1175,31 @@ def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: i
     table.attrs["n_sim"] = n_ok
     table.attrs["reference"] = ref
     return table
+
+
+def _map_with_progress(func, work: list, parallel: int | None, progress: bool) -> list:
+    """``[func(item) for item in work]``, in worker processes when ``parallel`` > 1, with a
+    progress bar. Each item carries its own simulated response, so results do not depend on
+    the number of workers."""
+    bar = _Progress(len(work), progress)
+    results: list = []
+    workers = int(parallel or 1)
+    try:
+        if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                chunk = max(1, len(work) // (4 * workers))
+                for res in pool.map(func, work, chunksize=chunk):
+                    results.append(res)
+                    bar.update()
+        else:
+            for item in work:
+                results.append(func(item))
+                bar.update()
+    finally:
+        bar.close()
+    return results
 
 
 def _lrt_one(args):
