@@ -928,7 +928,7 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
         "  A large gap between the LMM and the marginal columns hints at misspecification (e.g. a cluster-level",
         "  term correlated with the random effects).",
         f"- Within: the effect of change within a {group!r} only (between-cluster variation removed, robust to",
-        f"  confounding by stable cluster characteristics). It cannot estimate the intercept or cluster-level",
+        "  confounding by stable cluster characteristics). It cannot estimate the intercept or cluster-level",
         "  (time-invariant) terms" + (f": {', '.join(not_within)} (shown as missing)." if not_within else "."),
         "- p-values: t tests for OLS and within, t on G-1 df for cluster-robust OLS, Wald z for GEE,"
         " normal approximation for the LMM.",

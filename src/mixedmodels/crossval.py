@@ -165,24 +165,8 @@ def _family_names(model) -> tuple[str | None, str | None]:
 
 
 def _inverse_link(model, eta: np.ndarray) -> np.ndarray:
-    fam = model.family
-    link = getattr(fam, "link", None)
-    for attr in ("inverse", "linkinv", "inv"):
-        fn = getattr(link, attr, None) or getattr(fam, attr, None)
-        if callable(fn):
-            return np.asarray(fn(eta), dtype=float)
-    name = _family_names(model)[1]
-    if name == "logit":
-        return 1.0 / (1.0 + np.exp(-eta))
-    if name == "probit":
-        return stats.norm.cdf(eta)
-    if name == "log":
-        return np.exp(eta)
-    if name == "cloglog":
-        return 1.0 - np.exp(-np.exp(eta))
-    if name == "identity":
-        return eta
-    raise NotImplementedError(f"no inverse for link {name!r}")
+    """The mean from the linear predictor, through the model family's link."""
+    return np.asarray(model.family.link.inverse(eta), dtype=float)
 
 
 def _predict_rows(fit, keep_cols, used_levels, order, design, rows):

@@ -18,7 +18,7 @@ import pandas as pd
 from formulaic import model_matrix
 
 from .exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
-from .formula import FormulaError, ModelFormula, RandomTerm, expression_names, parse_formula
+from .formula import FormulaError, ModelFormula, parse_formula
 from .linalg import ReTermMatrix
 
 __all__ = ["ModelDesign", "ReTerm", "build_design", "r_column_name", "to_formulaic"]

@@ -245,7 +245,7 @@ class GrowthCurveResult:
                  f"{len(self.times)} time points), ML."]
         if self.residual == "equal":
             lines += [
-                f"With equal residual variances it is the linear mixed model",
+                "With equal residual variances it is the linear mixed model",
                 f"  lmer({self.lmm_formula!r}, REML=FALSE):",
                 f"  factor means i~1, s~1 = fixed effects (Intercept), {self.time}; i~~i, s~~s, i~~s = the",
                 f"  random-effect variances and covariance of {self.id!r}; {th[0]} = the residual variance σ².",
@@ -261,7 +261,7 @@ class GrowthCurveResult:
         else:
             lines += [
                 "With free residual variances (one per time point) it is NOT an lmer model: lmer assumes one",
-                f"residual variance. Refit with residual='equal' for the model that equals",
+                "residual variance. Refit with residual='equal' for the model that equals",
                 f"  lmer({self.lmm_formula!r}, REML=FALSE);",
                 "the likelihood-ratio test of equal against free variances compares the two growth curves.",
             ]

@@ -10,7 +10,6 @@ mean the same thing as in the fit.
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
