@@ -18,12 +18,10 @@ and never touch the n rows again.
 
 from __future__ import annotations
 
-import copy
-import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -849,10 +847,8 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
             # u-scale where the profile is close to linear: log for SDs, atanh for correlations
             if kind == "cor":
                 fwd, back = np.arctanh, np.tanh
-                bounds = (-np.inf, np.inf)
             else:
                 fwd, back = np.log, np.exp
-                bounds = (-np.inf, np.inf)
             for direction in (-1, 1):
                 memory = _StartMemory(fwd(xhat) if (xhat > 0 or kind == "cor") else -np.inf, free_hat)
 
@@ -878,7 +874,6 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
                     ub = float(np.log(1e-8 * prof.sv_hat[-1])) if direction < 0 else u0 + 20.0
                 u = _solve_endpoint(zeta, u0, direction, target, 0.1, ub)
                 if u == ub and kind != "sigma" and direction < 0 and kind == "sd":
-                    val = back(u)
                     x = 0.0
                 elif u == ub and kind == "cor":
                     x = float(direction)
