@@ -757,14 +757,16 @@ class _StartMemory:
 
 
 def _solve_endpoint(zeta: Callable[[float], float], u0: float, direction: int, target: float,
-                    step: float, u_bound: float) -> float:
+                    step: float, u_bound: float, ftol: float | None = None) -> float:
     """u with zeta(u) = direction·target, zeta increasing in u, starting at zeta(u0) = 0.
 
-    Secant steps outward until the root is bracketed, then Brent. Returns ``u_bound`` when
-    the profile stays inside the interval up to the bound.
+    Secant steps outward (between 0.2 and 4 times the last) until the root is bracketed,
+    then Brent to machine precision (LMMs, whose profile is exact), or, with ``ftol``,
+    Illinois stopping at |zeta − target| < ftol (GLMMs, whose profile carries PIRLS noise).
+    Returns ``u_bound`` when the profile stays inside the interval up to the bound.
     """
     goal = direction * target
-    cache: dict[float, float] = {}
+    cache: dict[float, float] = {u0: -goal}
 
     def g(u: float) -> float:
         if u not in cache:
@@ -777,16 +779,22 @@ def _solve_endpoint(zeta: Callable[[float], float], u0: float, direction: int, t
         if direction * (u - u_bound) >= 0:
             u = u_bound
         gu = g(u)
+        if not np.isfinite(gu):
+            raise RuntimeError("the deviance could not be evaluated along the profile")
+        if ftol is not None and abs(gu) < ftol:
+            return u
         if direction * gu >= 0:
+            if ftol is not None:
+                return _illinois(g, u_prev, g_prev, u, gu, xtol=1e-7 * step, ftol=ftol)
             lo, hi = sorted((u_prev, u))
             return sopt.brentq(g, lo, hi, xtol=1e-10 * max(1.0, abs(u)), rtol=1e-12, maxiter=100)
         if u == u_bound:
             return u_bound
-        # secant extrapolation, kept between 1.2 and 4 times the last step
+        # g increases with u: a secant step towards its root, else expand
         last = u - u_prev
-        slope = (gu - g_prev) / last if last != 0 else 0.0
-        nxt = -gu / slope if slope * direction > 0 else 4 * last
-        nxt = direction * min(max(abs(nxt), 0.2 * abs(last)), 4 * abs(last))
+        slope = (gu - g_prev) / last
+        nxt = abs(gu / slope) if slope > 0 else 4.0 * abs(last)
+        nxt = direction * min(max(nxt, 0.2 * abs(last)), 4.0 * abs(last))
         u_prev, g_prev = u, gu
         u = u + nxt
     raise RuntimeError("the profile did not reach the confidence limit; the likelihood is flat")
@@ -1148,43 +1156,6 @@ def _illinois(g: Callable[[float], float], a: float, ga: float, b: float, gb: fl
     return c
 
 
-def _glmm_endpoint(zeta: Callable[[float], float], u0: float, direction: int, target: float,
-                   step: float, u_bound: float) -> float:
-    """u with zeta(u) = direction·target (to ``_ZETA_TOL``), zeta increasing in u and
-    zeta(u0) = 0: secant steps outward (at most 4 times the last) until the root is found or
-    bracketed, then Illinois. ``u_bound`` when the profile stays inside the interval up to it."""
-    goal = direction * target
-    cache: dict[float, float] = {}
-
-    def g(u: float) -> float:
-        if u not in cache:
-            cache[u] = zeta(u) - goal
-        return cache[u]
-
-    u_prev, g_prev = u0, -goal
-    cache[u0] = -goal
-    u = u0 + direction * step
-    for _ in range(60):
-        if direction * (u - u_bound) >= 0:
-            u = u_bound
-        gu = g(u)
-        if not np.isfinite(gu):
-            raise RuntimeError("the deviance could not be evaluated along the profile")
-        if abs(gu) < _ZETA_TOL:
-            return u
-        if direction * gu > 0:
-            return _illinois(g, u_prev, g_prev, u, gu, xtol=1e-7 * step, ftol=_ZETA_TOL)
-        if u == u_bound:
-            return u_bound
-        last = u - u_prev
-        slope = (gu - g_prev) / last
-        nxt = abs(gu / slope) if slope > 0 else 4.0 * abs(last)
-        nxt = direction * min(nxt, 4.0 * abs(last))
-        u_prev, g_prev = u, gu
-        u = u + nxt
-    raise RuntimeError("the profile did not reach the confidence limit; the likelihood is flat")
-
-
 def _glmm_profile_ci(model, level: float, which: Sequence[str] | None) -> pd.DataFrame:
     """:func:`profile_ci` for a GLMM: every parameter (sd/cor, then β) profiled over all the
     others, as lme4; the model's fitted state is restored afterwards."""
@@ -1240,7 +1211,7 @@ def _glmm_profile_ci(model, level: float, which: Sequence[str] | None) -> pd.Dat
                             lowest[0] = min(lowest[0], val)
                         return np.sign(x - xhat) * np.sqrt(max(val - base, 0.0))
 
-                    u = _glmm_endpoint(zeta, u0, direction, target, step, ub)
+                    u = _solve_endpoint(zeta, u0, direction, target, step, ub, ftol=_ZETA_TOL)
                     if u == ub and kind == "sd" and direction < 0:
                         x = 0.0
                     elif u == ub and kind == "cor":

@@ -376,6 +376,12 @@ class BlockedFactor:
                 self._dense_first[i] = (dense, np.empty_like(dense))
         self._dense_work = {i: np.empty((cp.terms[i].q, cp.terms[i].q))
                             for i in range(k) if not self.diag_is_bd[i]}
+        # (row, column) of each entry of a term's within-level blocks in its dense block
+        self._bd_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i in self._dense_work:
+            q, l = cp.terms[i].q, cp.terms[i].ncols
+            idx = np.arange(q)
+            self._bd_index[i] = (idx[:, None], (idx // l)[:, None] * l + np.arange(l)[None, :])
         self.L_diag: list[np.ndarray] = [None] * k  # type: ignore[list-item]
         self.L_inv_bd: list[np.ndarray | None] = [None] * k
         self.L_off: dict[tuple[int, int], sp.csr_matrix | np.ndarray] = {}
@@ -429,11 +435,20 @@ class BlockedFactor:
         # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
         return tri_solve(self.L_diag[i], dense.T).T
 
+    def _first_term_weights(self) -> np.ndarray | None:
+        """W = Λ₀ (Λ₀ᵀ A₀₀ Λ₀ + I)⁻¹ Λ₀ᵀ per level for a scalar first term: with it
+        L_i0 L_j0ᵀ = Tᵢ Tⱼ A_i0 W A_j0ᵀ, which the product maps and the dense path use."""
+        if self.cp.terms[0].ncols != 1:
+            return None
+        t0 = self.T[0][0, 0]
+        return (t0 * t0) / (t0 * t0 * self.cp.diag[0][:, 0, 0] + 1.0)
+
     def update(self, theta: np.ndarray) -> "BlockedFactor":
         """Factor the crossproducts scaled by Λ(θ)."""
         cp = self.cp
         self.T = self.split_theta(np.asarray(theta, dtype=float))
         k = self.k
+        w0 = self._first_term_weights() if k > 1 else None
         for i in range(k):
             term = cp.terms[i]
             Ti = self.T[i]
@@ -456,13 +471,11 @@ class BlockedFactor:
                 d = self._dense_work[i]
                 pmap = self.product_maps.get(i)
                 if pmap is not None:
-                    # lower triangle of Λᵢᵀ A_i0 W A_i0ᵀ Λᵢ with W = T₀² / (T₀² a + 1)
-                    t0 = self.T[0][0, 0]
-                    w = (t0 * t0) / (t0 * t0 * cp.diag[0][:, 0, 0] + 1.0)
-                    if l == 1:  # fold the sign and Tᵢ² into w: no passes over the dense block
-                        d = pmap.lower(w * -(Ti[0, 0] ** 2), d)
+                    # lower triangle of Λᵢᵀ A_i0 W A_i0ᵀ Λᵢ
+                    if l == 1:  # fold the sign and Tᵢ² into W: no passes over the dense block
+                        d = pmap.lower(w0 * -(Ti[0, 0] ** 2), d)
                     else:
-                        d = -_apply_T_sym(_symmetrize_lower(pmap.lower(w, d)), Ti)
+                        d = -_apply_T_sym(_symmetrize_lower(pmap.lower(w0, d)), Ti)
                     start = 1
                 else:
                     d.fill(0.0)
@@ -470,16 +483,13 @@ class BlockedFactor:
                 for j in range(start, i):
                     if j == 0 and i in self._dense_first:
                         dense, work = self._dense_first[i]
-                        t0 = self.T[0][0, 0]
-                        col_scale = Ti[0, 0] * t0 / np.sqrt(t0 * t0 * cp.diag[0][:, 0, 0] + 1.0)
-                        lij = np.multiply(dense, col_scale[None, :], out=work)
+                        lij = np.multiply(dense, (Ti[0, 0] * np.sqrt(w0))[None, :], out=work)
                     else:
                         lij = self.L_off[(i, j)]
                         lij = lij.toarray() if sp.issparse(lij) else lij
                     d -= _syrk_lower(lij)
-                idx = np.arange(term.q)
-                bd_rows = (idx // l)[:, None] * l + np.arange(l)[None, :]
-                d[idx[:, None], bd_rows] += scaled.reshape(term.q, l)
+                rows, cols = self._bd_index[i]
+                d[rows, cols] += scaled.reshape(term.q, l)
                 # factor in place: d.T is Fortran-ordered and its upper triangle is d's lower one
                 upper, info = lapack.dpotrf(d.T, lower=0, overwrite_a=1, clean=0)
                 if info != 0:
@@ -491,9 +501,7 @@ class BlockedFactor:
                 m = self._scaled_off(r, i)
                 cross = self.cross_maps.get((r, i))
                 if cross is not None:
-                    t0 = self.T[0][0, 0]
-                    w = (t0 * t0) / (t0 * t0 * cp.diag[0][:, 0, 0] + 1.0)
-                    m = cross.dense(w * -(self.T[r][0, 0] * Ti[0, 0])) + m
+                    m = cross.dense(w0 * -(self.T[r][0, 0] * Ti[0, 0])) + m
                 for j in range(1 if cross is not None else 0, i):
                     prod = self.L_off[(r, j)] @ self.L_off[(i, j)].T
                     m = m - prod
