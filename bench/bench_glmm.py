@@ -15,15 +15,13 @@ a shared machine are noisy: compare ratios measured side by side.
 
 from __future__ import annotations
 
-import json
-import resource
-import subprocess
 import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+from harness import peak_mb, run_cases
 
 CASES = {
     "binomial_100k": "binomial, 100k rows  y ~ x + (1 | g), 2,000 groups",
@@ -63,26 +61,16 @@ def run_case(case: str) -> dict:
         start = time.perf_counter()
         model = glmer(formula, data, family="binomial")
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"case": case, "seconds": min(times),
             "evals": model.optinfo_stage1.nevals + model.optinfo.nevals,
-            "loglik": model.loglik, "peak_mb": peak / 1024,
+            "loglik": model.loglik, "peak_mb": peak_mb(),
             "fixef": [round(v, 6) for v in model.fixef], "theta": [round(v, 6) for v in model.theta]}
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1 and argv[1] == "--child":
-        print(json.dumps(run_case(argv[2])))
+    rows = run_cases(argv, __file__, list(CASES), run_case)
+    if rows is None:
         return
-    cases = argv[1:] or list(CASES)
-    rows = []
-    for case in cases:
-        out = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True,
-                             text=True)
-        if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            continue
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"{'case':<66} {'time (s)':>9} {'target':>7} {'evals':>6} {'peak MB':>8} {'logLik':>13}")
     for r in rows:
         print(f"{CASES[r['case']]:<66} {r['seconds']:>9.3f} {TARGETS[r['case']]:>7.1f} "

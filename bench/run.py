@@ -10,14 +10,12 @@ ratios measured side by side.
 
 from __future__ import annotations
 
-import json
-import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
 import pandas as pd
+from harness import peak_mb, run_cases
 
 CASES = {
     "insteval": "InstEval  y ~ service + (1|s) + (1|d) + (1|dept)  (73k rows)",
@@ -54,33 +52,23 @@ def make_data(case: str) -> tuple[str, pd.DataFrame]:
 
 
 def run_case(case: str) -> dict:
-    """Fit once to warm imports, then time a fit from the DataFrame (formula to results)."""
+    """Time repeated fits from the DataFrame (formula to results); report the best."""
     import mixedmodels as mm
 
     formula, data = make_data(case)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for _ in range(3 if case != "crossed_1m" else 2):
         start = time.perf_counter()
         model = mm.lmer(formula, data)
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"case": case, "seconds": min(times), "evals": model.optinfo.nevals,
-            "loglik": model.loglik, "peak_mb": peak / 1024, "data_mb": base_rss / 1024}
+            "loglik": model.loglik, "peak_mb": peak_mb()}
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1 and argv[1] == "--child":
-        print(json.dumps(run_case(argv[2])))
+    rows = run_cases(argv, __file__, list(CASES), run_case)
+    if rows is None:
         return
-    cases = argv[1:] or list(CASES)
-    rows = []
-    for case in cases:
-        out = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            continue
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"{'case':<62} {'time (s)':>9} {'target':>7} {'evals':>6} {'peak MB':>8} {'logLik':>14}")
     for r in rows:
         print(f"{CASES[r['case']]:<62} {r['seconds']:>9.3f} {TARGETS[r['case']]:>7.1f} "
