@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -42,3 +44,19 @@ def extra_ref() -> dict:
     """More R values (tests/reference/make_extra_reference.R, same R package versions)."""
     with open(EXTRA_REFERENCE) as fh:
         return json.load(fh)
+
+
+@pytest.fixture(scope="session")
+def year_data() -> pd.DataFrame:
+    """Simulated panel with a calendar-year trend (2004-2015) and income on a large scale: the
+    chapter's scaling problem, for the scaling check and the standardized fit."""
+    rng = np.random.default_rng(1)
+    G, per = 30, 12
+    g = np.repeat(np.arange(G), per)
+    year = np.tile(np.arange(2004, 2016), G).astype(float)
+    income = rng.normal(50_000, 15_000, G * per)
+    b0 = rng.normal(0, 2, G)
+    b1 = rng.normal(0, 0.3, G)
+    y = (5 + 0.4 * (year - 2010) + 5e-5 * income + b0[g] + b1[g] * (year - 2010)
+         + rng.normal(0, 1, G * per))
+    return pd.DataFrame({"y": y, "year": year, "income": income, "g": g.astype(str)})

@@ -14,15 +14,6 @@ import pytest
 from mixedmodels.alternatives import cluster_robust, compare_approaches, fixed_effects, gee
 from mixedmodels.datasets import load_dataset
 
-REF_DIR = Path(__file__).parents[2] / "shared" / "reference"
-MORE = json.loads((REF_DIR / "more_reference.json").read_text())
-LME4 = json.loads((REF_DIR / "lme4_reference.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return load_dataset("sleepstudy")
-
 
 @pytest.fixture(scope="module")
 def gpa():
@@ -42,9 +33,9 @@ def _check_table(tab):
 
 
 @pytest.mark.parametrize("kind", ["CR1", "CR2", "CR3"])
-def test_cluster_robust_se_matches_sandwich(sleep, kind):
-    ref = MORE["cluster_robust"]
-    res = cluster_robust("Reaction ~ Days", sleep, cluster="Subject", type=kind)
+def test_cluster_robust_se_matches_sandwich(more_ref, sleepstudy, kind):
+    ref = more_ref["cluster_robust"]
+    res = cluster_robust("Reaction ~ Days", sleepstudy, cluster="Subject", type=kind)
     se = _series(ref[f"se_{kind}"])
     np.testing.assert_allclose(res.params[se.index], _series(ref["coef"])[se.index], rtol=1e-9)
     np.testing.assert_allclose(res.bse[se.index], se, atol=1e-5, rtol=1e-7)
@@ -54,10 +45,10 @@ def test_cluster_robust_se_matches_sandwich(sleep, kind):
     assert "CR" in res.summary() and "Subject (18)" in res.summary()
 
 
-def test_cr0_is_liang_zeger_as_geepack_independence(sleep):
+def test_cr0_is_liang_zeger_as_geepack_independence(more_ref, sleepstudy):
     # geepack's robust SE under independence is the CR0 sandwich of OLS, with no small-sample factor.
-    res = cluster_robust("Reaction ~ Days", sleep, cluster="Subject", type="CR0")
-    np.testing.assert_allclose(res.bse.to_numpy(), MORE["gee"]["independence"]["se_robust"], atol=1e-6)
+    res = cluster_robust("Reaction ~ Days", sleepstudy, cluster="Subject", type="CR0")
+    np.testing.assert_allclose(res.bse.to_numpy(), more_ref["gee"]["independence"]["se_robust"], atol=1e-6)
 
 
 def test_two_way_and_glm_agree_with_statsmodels(gpa):
@@ -82,24 +73,24 @@ def test_two_way_and_glm_agree_with_statsmodels(gpa):
     assert "z value" in res.coef_table().columns
 
 
-def test_cluster_robust_bad_input(sleep):
-    one = sleep.assign(site="A")
+def test_cluster_robust_bad_input(sleepstudy):
+    one = sleepstudy.assign(site="A")
     with pytest.raises(ValueError, match="'site' has only one level"):
         cluster_robust("Reaction ~ Days", one, cluster="site")
     with pytest.raises(ValueError, match="cluster column 'nosuch' not found"):
-        cluster_robust("Reaction ~ Days", sleep, cluster="nosuch")
+        cluster_robust("Reaction ~ Days", sleepstudy, cluster="nosuch")
     with pytest.raises(ValueError, match="type must be one of"):
-        cluster_robust("Reaction ~ Days", sleep, cluster="Subject", type="HC9")
+        cluster_robust("Reaction ~ Days", sleepstudy, cluster="Subject", type="HC9")
     with pytest.raises(ValueError, match="random-effects"):
-        cluster_robust("Reaction ~ Days + (1 | Subject)", sleep, cluster="Subject")
+        cluster_robust("Reaction ~ Days + (1 | Subject)", sleepstudy, cluster="Subject")
 
 
 # --------------------------------------------------------------------------- fixed_effects
 
 
-def test_within_estimator_matches_plm(sleep):
-    ref = MORE["within"]
-    res = fixed_effects("Reaction ~ Days", sleep, entity="Subject", cluster="Subject")
+def test_within_estimator_matches_plm(more_ref, sleepstudy):
+    ref = more_ref["within"]
+    res = fixed_effects("Reaction ~ Days", sleepstudy, entity="Subject", cluster="Subject")
     assert list(res.params.index) == ["Days"]
     np.testing.assert_allclose(res.params["Days"], ref["coef"]["Days"], atol=1e-5, rtol=1e-9)
     np.testing.assert_allclose(res.se_classical["Days"], ref["se"]["Days"], atol=1e-5, rtol=1e-8)
@@ -107,7 +98,7 @@ def test_within_estimator_matches_plm(sleep):
     _check_table(res.coef_table())
     np.testing.assert_allclose(res.coef_table().loc["Days", "Std. Error"], ref["se_cluster"]["Days"], atol=1e-5)
     # without a cluster, the table shows the classical standard error
-    plain = fixed_effects("Reaction ~ Days", sleep, entity="Subject")
+    plain = fixed_effects("Reaction ~ Days", sleepstudy, entity="Subject")
     np.testing.assert_allclose(plain.bse["Days"], ref["se"]["Days"], atol=1e-5)
 
 
@@ -120,22 +111,22 @@ def test_within_drops_cluster_level_terms(gpa):
     assert list(tw.params.index) == ["job2 hours", "job3 hours"]
 
 
-def test_within_bad_input(sleep):
+def test_within_bad_input(sleepstudy):
     with pytest.raises(ValueError, match="cluster column 'site' has only one level"):
-        fixed_effects("Reaction ~ Days", sleep.assign(site="A"), entity="Subject", cluster="site")
+        fixed_effects("Reaction ~ Days", sleepstudy.assign(site="A"), entity="Subject", cluster="site")
     with pytest.raises(ValueError, match="entity column 'site' has only one level"):
-        fixed_effects("Reaction ~ Days", sleep.assign(site="A"), entity="site")
+        fixed_effects("Reaction ~ Days", sleepstudy.assign(site="A"), entity="site")
 
 
 # --------------------------------------------------------------------------- gee
 
 
 @pytest.mark.parametrize("structure", ["exchangeable", "ar1", "independence"])
-def test_gee_matches_geepack(sleep, structure):
+def test_gee_matches_geepack(more_ref, sleepstudy, structure):
     pytest.importorskip("statsmodels")
-    ref = MORE["gee"][structure]
+    ref = more_ref["gee"][structure]
     # shuffle the rows: gee must order by group and time itself, as geepack needs
-    shuffled = sleep.sample(frac=1.0, random_state=3)
+    shuffled = sleepstudy.sample(frac=1.0, random_state=3)
     res = gee("Reaction ~ Days", shuffled, groups="Subject", time="Days", cov_struct=structure)
     coef = _series(ref["coef"])
     np.testing.assert_allclose(res.params[coef.index], coef, atol=1e-3)
@@ -161,35 +152,35 @@ def test_gee_binomial_and_poisson_run(gpa):
     np.testing.assert_allclose(pois.bse, glm.bse, rtol=1e-5)
 
 
-def test_gee_bad_input(sleep):
+def test_gee_bad_input(sleepstudy):
     pytest.importorskip("statsmodels")
     with pytest.raises(ValueError, match="needs `time`"):
-        gee("Reaction ~ Days", sleep, groups="Subject", cov_struct="ar1")
+        gee("Reaction ~ Days", sleepstudy, groups="Subject", cov_struct="ar1")
     with pytest.raises(ValueError, match="time column 'visit' not found"):
-        gee("Reaction ~ Days", sleep, groups="Subject", time="visit", cov_struct="ar1")
-    holes = sleep.assign(visit=sleep["Days"].where(sleep.index % 7 != 0))
+        gee("Reaction ~ Days", sleepstudy, groups="Subject", time="visit", cov_struct="ar1")
+    holes = sleepstudy.assign(visit=sleepstudy["Days"].where(sleepstudy.index % 7 != 0))
     with pytest.raises(ValueError, match="time column 'visit' has .* missing"):
         gee("Reaction ~ Days", holes, groups="Subject", time="visit", cov_struct="ar1")
     with pytest.raises(ValueError, match="groups column 'site' has only one level"):
-        gee("Reaction ~ Days", sleep.assign(site="A"), groups="site")
+        gee("Reaction ~ Days", sleepstudy.assign(site="A"), groups="site")
     with pytest.raises(ValueError, match="cov_struct"):
-        gee("Reaction ~ Days", sleep, groups="Subject", cov_struct="toeplitz")
+        gee("Reaction ~ Days", sleepstudy, groups="Subject", cov_struct="toeplitz")
 
 
 # --------------------------------------------------------------------------- compare_approaches
 
 
-def test_compare_approaches_table_and_plot(sleep):
+def test_compare_approaches_table_and_plot(more_ref, lme4_ref, sleepstudy):
     pytest.importorskip("statsmodels")
     pytest.importorskip("mixedmodels.lmm")
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
-    cmp = compare_approaches("Reaction ~ Days + (Days | Subject)", sleep)
+    cmp = compare_approaches("Reaction ~ Days + (Days | Subject)", sleepstudy)
     t = cmp.table
     names = list(cmp.results)
     assert names == ["OLS", "OLS, cluster-robust (CR2)", "Within (fixed effects)", "GEE (exchangeable)", "LMM"]
-    cr, within, gee_ref = MORE["cluster_robust"], MORE["within"], MORE["gee"]["exchangeable"]
-    lmm = LME4["sleepstudy_reml"]
+    cr, within, gee_ref = more_ref["cluster_robust"], more_ref["within"], more_ref["gee"]["exchangeable"]
+    lmm = lme4_ref["sleepstudy_reml"]
     np.testing.assert_allclose(t[("OLS", "Estimate")], _series(cr["coef"]), rtol=1e-9)
     np.testing.assert_allclose(t[("OLS, cluster-robust (CR2)", "Std. Error")], _series(cr["se_CR2"]), atol=1e-5)
     assert np.isnan(t.loc["(Intercept)", ("Within (fixed effects)", "Estimate")])
@@ -205,24 +196,23 @@ def test_compare_approaches_table_and_plot(sleep):
     matplotlib.pyplot.close(fig)
 
 
-def test_compare_approaches_names_cluster_level_terms(gpa):
+def test_compare_approaches_names_cluster_level_terms(lme4_ref, gpa):
     pytest.importorskip("statsmodels")
     pytest.importorskip("mixedmodels.lmm")
     cmp = compare_approaches("gpa ~ occasion + sex + (1 + occasion | student)", gpa)
     assert "sexmale" in cmp.footnote and "cannot estimate" in cmp.footnote
-    ref = LME4["gpa_2"]
+    ref = lme4_ref["gpa_2"]
     np.testing.assert_allclose(cmp.table[("LMM", "Estimate")], _series(ref["fixef"]), rtol=1e-5)
     assert "Within" in cmp.summary()
 
 
-def test_compare_approaches_needs_a_random_term(sleep):
+def test_compare_approaches_needs_a_random_term(sleepstudy):
     with pytest.raises(ValueError, match="no random-effects term"):
-        compare_approaches("Reaction ~ Days", sleep)
+        compare_approaches("Reaction ~ Days", sleepstudy)
 
 
 def test_gpa_against_sandwich_plm_geepack():
     """Unseen-data checks on gpa (tests/reference/make_alternatives_reference.R)."""
-    import json
     import warnings as _warnings
 
     import mixedmodels as mm

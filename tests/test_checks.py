@@ -89,21 +89,8 @@ def test_check_levels_raise_and_ignore():
 
 # -- scaling ------------------------------------------------------------------------------------
 
-def _year_data(seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    G, per = 30, 12
-    g = np.repeat(np.arange(G), per)
-    year = np.tile(np.arange(2004, 2016), G).astype(float)
-    income = rng.normal(50_000, 15_000, G * per)
-    b0 = rng.normal(0, 2, G)
-    b1 = rng.normal(0, 0.3, G)
-    y = (5 + 0.4 * (year - 2010) + 5e-5 * income + b0[g] + b1[g] * (year - 2010)
-         + rng.normal(0, 1, G * per))
-    return pd.DataFrame({"y": y, "year": year, "income": income, "g": g.astype(str)})
-
-
-def test_calendar_year_triggers_scaling_warning_naming_the_column():
-    d = _year_data()
+def test_calendar_year_triggers_scaling_warning_naming_the_column(year_data):
+    d = year_data.copy()
     m, caught = _fit_recording("y ~ year + (1 | g)", d)
     (w,) = _of(caught, ScalingWarning)
     text = str(w.message)
@@ -113,8 +100,8 @@ def test_calendar_year_triggers_scaling_warning_naming_the_column():
     assert m.convergence.ok and not m.is_singular
 
 
-def test_very_different_scales_name_the_extreme_columns():
-    d = _year_data()
+def test_very_different_scales_name_the_extreme_columns(year_data):
+    d = year_data.copy()
     d["year"] = d["year"] - 2010
     (problem,) = check_scaling(mm.build_design("y ~ year + income + (1 | g)", d))
     assert problem.column == "income" and problem.reason == "sd_ratio"
@@ -131,9 +118,9 @@ def test_well_scaled_columns_and_indicators_pass():
     assert check_scaling(mm.build_design("gpa ~ occasion + sex + (1 + occasion | student)", gpa)) == []
 
 
-def test_one_warning_per_class_and_true_convergence_warning():
+def test_one_warning_per_class_and_true_convergence_warning(year_data):
     # random slope on a calendar year: the raw fit really fails (the centred fit is much better)
-    d = _year_data()
+    d = year_data.copy()
     raw, caught = _fit_recording("y ~ year + (1 + year | g)", d)
     for cls in (ScalingWarning, ConvergenceWarning, SingularFitWarning):
         assert len(_of(caught, cls)) <= 1

@@ -7,7 +7,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -87,22 +86,9 @@ def test_repca_counts_a_lost_dimension():
 
 # -- standardized fits ----------------------------------------------------------------------------
 
-def _year_data(seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    G, per = 30, 12
-    g = np.repeat(np.arange(G), per)
-    year = np.tile(np.arange(2004, 2016), G).astype(float)
-    income = rng.normal(50_000, 15_000, G * per)
-    b0 = rng.normal(0, 2, G)
-    b1 = rng.normal(0, 0.3, G)
-    y = (5 + 0.4 * (year - 2010) + 5e-5 * income + b0[g] + b1[g] * (year - 2010)
-         + rng.normal(0, 1, G * per))
-    return pd.DataFrame({"y": y, "year": year, "income": income, "g": g.astype(str)})
-
-
 @pytest.mark.parametrize("reml", [True, False])
-def test_standardize_fixes_the_year_trend_with_the_same_loglik(reml):
-    d = _year_data()
+def test_standardize_fixes_the_year_trend_with_the_same_loglik(year_data, reml):
+    d = year_data.copy()
     formula = "y ~ year + income + (1 | g)"
     with pytest.warns(ScalingWarning, match="year"):
         raw = lmer(formula, d, reml=reml)
@@ -120,8 +106,8 @@ def test_standardize_fixes_the_year_trend_with_the_same_loglik(reml):
     assert set(std.standardization.table["column"]) == {"year", "income"}
 
 
-def test_standardize_rescues_a_random_slope_on_calendar_year():
-    d = _year_data()
+def test_standardize_rescues_a_random_slope_on_calendar_year(year_data):
+    d = year_data.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         std = standardized_lmer("y ~ year + (1 + year | g)", d)

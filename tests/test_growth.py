@@ -4,28 +4,16 @@ References: /work/shared/reference/more_reference.json (lavaan growth() and lmer
 sleepstudy) and lme4_reference.json (gpa, ML).
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from mixedmodels.datasets import load_dataset
 from mixedmodels.growth import growth_curve
 
-REF_DIR = Path(__file__).parents[2] / "shared" / "reference"
-MORE = json.loads((REF_DIR / "more_reference.json").read_text())
-LME4 = json.loads((REF_DIR / "lme4_reference.json").read_text())
 
-
-@pytest.fixture(scope="module")
-def sleep():
-    return load_dataset("sleepstudy")
-
-
-def test_loglik_equals_lavaan_and_ml_lmm(sleep):
-    ref = MORE["growth_curve"]
-    g = growth_curve(sleep, id="Subject", time="Days", y="Reaction")
+def test_loglik_equals_lavaan_and_ml_lmm(more_ref, sleepstudy):
+    ref = more_ref["growth_curve"]
+    g = growth_curve(sleepstudy, id="Subject", time="Days", y="Reaction")
     assert g.converged
     assert g.loglik == pytest.approx(ref["loglik"], abs=1e-5)
     assert g.loglik == pytest.approx(ref["lmm_ml_loglik"], abs=1e-5)
@@ -38,8 +26,8 @@ def test_loglik_equals_lavaan_and_ml_lmm(sleep):
     assert g.npar == 6 and "lmer(" in g.summary()
 
 
-def test_gpa_growth_curve_equals_lme4_ml():
-    ref = LME4["gpa_1_ml"]
+def test_gpa_growth_curve_equals_lme4_ml(lme4_ref):
+    ref = lme4_ref["gpa_1_ml"]
     g = growth_curve(load_dataset("gpa"), id="student", time="occasion", y="gpa")
     assert g.loglik == pytest.approx(ref["loglik"], abs=1e-5)
     assert g.params["i~1"] == pytest.approx(ref["fixef"]["(Intercept)"], abs=1e-5)
@@ -51,25 +39,25 @@ def test_gpa_growth_curve_equals_lme4_ml():
     assert g.params.iloc[-1] == pytest.approx(ref["sigma"] ** 2, rel=1e-4)
 
 
-def test_free_residual_variances(sleep):
-    equal = growth_curve(sleep, id="Subject", time="Days", y="Reaction")
-    free = growth_curve(sleep, id="Subject", time="Days", y="Reaction", residual="free")
+def test_free_residual_variances(sleepstudy):
+    equal = growth_curve(sleepstudy, id="Subject", time="Days", y="Reaction")
+    free = growth_curve(sleepstudy, id="Subject", time="Days", y="Reaction", residual="free")
     assert free.npar == 15
     # the equal-variance model is nested in the free one
     assert free.loglik >= equal.loglik - 1e-8
 
 
-def test_compare_lmm_prints_the_equivalence(sleep, capsys):
+def test_compare_lmm_prints_the_equivalence(more_ref, sleepstudy, capsys):
     pytest.importorskip("mixedmodels.lmm")
-    g = growth_curve(sleep, id="Subject", time="Days", y="Reaction")
+    g = growth_curve(sleepstudy, id="Subject", time="Days", y="Reaction")
     table = g.compare_lmm()
     out = capsys.readouterr().out
     assert "REML=FALSE" in out and "(Intercept)" in out
-    assert table.loc["log-likelihood", "LMM (ML)"] == pytest.approx(MORE["growth_curve"]["lmm_ml_loglik"], abs=1e-5)
+    assert table.loc["log-likelihood", "LMM (ML)"] == pytest.approx(more_ref["growth_curve"]["lmm_ml_loglik"], abs=1e-5)
     assert abs(table.loc["log-likelihood", "difference"]) < 1e-5
 
 
-def test_covariate_and_fiml_match_the_lmm(sleep):
+def test_covariate_and_fiml_match_the_lmm(sleepstudy):
     lmm = pytest.importorskip("mixedmodels.lmm")
     gpa = load_dataset("gpa")
     g = growth_curve(gpa, id="student", time="occasion", y="gpa", covariates="sex")
@@ -79,7 +67,7 @@ def test_covariate_and_fiml_match_the_lmm(sleep):
     assert g.params["s~sexmale"] == pytest.approx(m.fixef["occasion:sexmale"], abs=1e-4)
     # missing time points: FIML gives the LMM fitted to the remaining rows
     rng = np.random.default_rng(7)
-    holes = sleep.drop(index=rng.choice(len(sleep), 25, replace=False))
+    holes = sleepstudy.drop(index=rng.choice(len(sleepstudy), 25, replace=False))
     with pytest.warns(UserWarning, match="full-information ML"):
         gf = growth_curve(holes, id="Subject", time="Days", y="Reaction")
     assert gf.n_incomplete > 0
@@ -87,15 +75,15 @@ def test_covariate_and_fiml_match_the_lmm(sleep):
     assert gf.loglik == pytest.approx(mf.loglik, abs=1e-5)
 
 
-def test_bad_input(sleep):
-    jitter = sleep.assign(Days=sleep["Days"] + np.random.default_rng(1).uniform(0, 0.5, len(sleep)))
+def test_bad_input(sleepstudy):
+    jitter = sleepstudy.assign(Days=sleepstudy["Days"] + np.random.default_rng(1).uniform(0, 0.5, len(sleepstudy)))
     with pytest.raises(ValueError, match="time points differ between subjects.*Supported"):
         growth_curve(jitter, id="Subject", time="Days", y="Reaction")
     with pytest.raises(ValueError, match="more than one row"):
-        growth_curve(sleep.assign(Days=sleep["Days"] // 2), id="Subject", time="Days", y="Reaction")
+        growth_curve(sleepstudy.assign(Days=sleepstudy["Days"] // 2), id="Subject", time="Days", y="Reaction")
     with pytest.raises(ValueError, match="'Subject' .*must be numeric"):
-        growth_curve(sleep, id="Days", time="Subject", y="Reaction")
+        growth_curve(sleepstudy, id="Days", time="Subject", y="Reaction")
     with pytest.raises(ValueError, match="'dose' vary within 'Subject'"):
-        growth_curve(sleep.assign(dose=sleep["Days"] * 2), id="Subject", time="Days", y="Reaction", covariates="dose")
+        growth_curve(sleepstudy.assign(dose=sleepstudy["Days"] * 2), id="Subject", time="Days", y="Reaction", covariates="dose")
     with pytest.raises(ValueError, match="'nosuch' not found"):
-        growth_curve(sleep, id="Subject", time="nosuch", y="Reaction")
+        growth_curve(sleepstudy, id="Subject", time="nosuch", y="Reaction")

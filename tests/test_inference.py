@@ -1,7 +1,6 @@
 """Inference against R: lmerTest (Satterthwaite), pbkrtest (Kenward-Roger), lme4 (profile CIs)."""
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
