@@ -135,25 +135,6 @@ def _dense_times_bd_inv_t(mat: np.ndarray, inv_blocks: np.ndarray) -> np.ndarray
     return out.reshape(mat.shape)
 
 
-def _congruence_blocks(T: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-    """Tᵀ A_g T for every block A_g of an (m, l, l) stack of symmetric matrices."""
-    l = T.shape[0]
-    if l > 4:
-        return T.T @ blocks @ T
-    out = np.empty_like(blocks)
-    for i in range(l):
-        for j in range(i + 1):
-            acc = np.zeros(blocks.shape[0])
-            for k in range(l):
-                for q in range(l):
-                    coef = T[k, i] * T[q, j]
-                    if coef != 0.0:
-                        acc += coef * blocks[:, k, q]
-            out[:, i, j] = acc
-            out[:, j, i] = acc
-    return out
-
-
 def _apply_T_right(mat: np.ndarray, T: np.ndarray) -> np.ndarray:
     """mat · (I ⊗ T) for dense ``mat`` with level-major columns."""
     l = T.shape[0]

@@ -57,9 +57,6 @@ class LinearMixedModel(MixedModelResults):
         """The profiled deviance (−2 log-likelihood, or the REML criterion) at θ."""
         reml = self.reml if reml is None else reml
         f = self.factor.update(theta)
-        return self._deviance_from_factor(f, reml)
-
-    def _deviance_from_factor(self, f: BlockedFactor, reml: bool) -> float:
         n = self.crossproducts.n
         p = self.crossproducts.p
         pwrss = f.pwrss

@@ -10,13 +10,6 @@ import pandas as pd
 __all__ = ["MixedModelResults"]
 
 
-def _fmt(value: float, digits: int = 4) -> str:
-    """R-like significant-digit formatting for one number."""
-    if value is None or not np.isfinite(value):
-        return "NA"
-    return f"{value:.{digits}g}"
-
-
 def _format_column(values, digits: int = 4) -> list[str]:
     """Format a column with a common number of decimals, as R's ``format`` does for a vector."""
     vals = np.asarray(values, dtype=float)
