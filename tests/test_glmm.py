@@ -289,6 +289,8 @@ def test_glmm_derivative_checks_no_false_alarm_and_catch_an_offset_optimum():
     ("grouse_offset", "grouseticks", {"family": "poisson"}),
     ("grouse_agq10", "grouseticks", {"family": "poisson", "n_agq": 10}),
     ("verbagg", "VerbAgg", {"family": "binomial"}),
+    # three crossed terms: the engine must not reuse crossproduct values across PIRLS steps
+    ("verbagg_three_crossed", "VerbAgg", {"family": "binomial"}),
 ])
 def test_more_glmer_fits_against_lme4(extra_ref, key, dataset, kwargs):
     """Probit link, an offset in the formula, AGQ on a Poisson model, crossed binomial (VerbAgg)."""

@@ -230,11 +230,6 @@ class _WeightedCrossproducts:
         return self
 
 
-def _make_factor(cp: _WeightedCrossproducts) -> BlockedFactor:
-    factor = BlockedFactor(cp)
-    # the product maps bake in the crossproduct values of construction time: PIRLS changes them
-    factor.product_maps = {i: None for i in factor.product_maps}
-    return factor
 
 
 # --- the PIRLS engine ------------------------------------------------------------------------------
@@ -258,7 +253,7 @@ class _Engine:
         self.qs = [t.q for t in self.terms]
         self._xcols = [np.ascontiguousarray(self.X[:, j]) for j in range(self.p)]
         self.cp_full = _WeightedCrossproducts(self.terms, self.X)
-        self.factor = _make_factor(self.cp_full)
+        self.factor = BlockedFactor(self.cp_full, fixed_values=False)
         # one scalar term: every block is diagonal, so the solves are closed-form bincounts
         self.scalar = self.k == 1 and self.terms[0].ncols == 1
         if self.scalar:
@@ -268,7 +263,7 @@ class _Engine:
             self._zt = self.cp_full._zt[0]
         else:
             self.cp_u = _WeightedCrossproducts(self.terms, self.X[:, :0])
-            self.factor_u = _make_factor(self.cp_u)
+            self.factor_u = BlockedFactor(self.cp_u, fixed_values=False)
         mu0 = family.mustart(y, wt)
         if family.name == "Gamma":
             mu0 = np.full_like(mu0, np.mean(mu0))  # as lme4: y itself makes PIRLS diverge

@@ -293,7 +293,10 @@ class BlockedFactor:
     profiled deviance, and :meth:`solve` the fixed effects and spherical random effects.
     """
 
-    def __init__(self, cp: BlockedCrossproducts):
+    def __init__(self, cp: BlockedCrossproducts, fixed_values: bool = True):
+        """``fixed_values=False`` when the crossproducts' values will change after construction
+        (GLMM working weights): the precomputed product maps and dense copies, which bake in
+        the values, are then not built and the generic sparse/dense updates are used."""
         self.cp = cp
         k = len(cp.terms)
         self.k = k
@@ -333,14 +336,14 @@ class BlockedFactor:
         # Fast Schur update from the first term (block-diagonal, scalar) into a dense block.
         self.product_maps: dict[int, _ProductMap | None] = {}
         for i in range(1, k):
-            use_map = (not self.diag_is_bd[i] and cp.terms[0].ncols == 1
+            use_map = (fixed_values and not self.diag_is_bd[i] and cp.terms[0].ncols == 1
                        and _ProductMap.size(cp.off[(i, 0)]) <= _PRODUCT_MAP_LIMIT)
             self.product_maps[i] = _ProductMap(cp.off[(i, 0)]) if use_map else None
         # Same for the dense off-diagonal blocks between two later scalar terms
         self.cross_maps: dict[tuple[int, int], _CrossProductMap] = {}
         for r in range(2, k):
             for i in range(1, r):
-                if (not self.off_is_sparse[(r, i)] and cp.terms[0].ncols == 1
+                if (fixed_values and not self.off_is_sparse[(r, i)] and cp.terms[0].ncols == 1
                         and cp.terms[r].ncols == 1 and cp.terms[i].ncols == 1
                         and cp.terms[r].q * cp.terms[i].q <= _DENSE_ROWS_LIMIT
                         and _CrossProductMap.size(cp.off[(r, 0)], cp.off[(i, 0)]) <= _PRODUCT_MAP_LIMIT):
@@ -350,7 +353,7 @@ class BlockedFactor:
         self._dense_first: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i in range(1, k):
             a = cp.off[(i, 0)]
-            if (self.product_maps.get(i) is None and not self.diag_is_bd[i]
+            if (fixed_values and self.product_maps.get(i) is None and not self.diag_is_bd[i]
                     and cp.terms[0].ncols == 1 and cp.terms[i].ncols == 1
                     and a.shape[0] * a.shape[1] <= 60_000_000):
                 dense = np.ascontiguousarray(a.toarray())

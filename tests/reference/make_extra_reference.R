@@ -68,6 +68,8 @@ R$grouse_r2 <- list(formula = f, r2_marginal = num(r2$R2_marginal), r2_condition
 va <- D("VerbAgg.csv", stringsAsFactors = TRUE); va$id <- factor(va$id)
 f <- "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)"
 R$verbagg <- fit_info(glmer(as.formula(f), va, family = binomial), "VerbAgg.csv", f)
+f <- "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item) + (1 | mode:situ)"
+R$verbagg_three_crossed <- fit_info(glmer(as.formula(f), va, family = binomial), "VerbAgg.csv", f)
 # --- cAIC ---------------------------------------------------------------------------------
 m <- lme4::lmer(gpa ~ occasion + (1 | student), gpa)
 ca <- cAIC(m)
