@@ -207,20 +207,7 @@ class _WeightedCrossproducts:
         self.diag = []
         self.zxy = []
         for t, zt in zip(self.terms, self._zt):
-            l = t.ncols
-            if l == 1:
-                v = t.values[:, 0]
-                self.diag.append(np.bincount(t.codes, w * v * v, minlength=t.nlevels)
-                                 .reshape(t.nlevels, 1, 1))
-            else:
-                wv = t.values * w[:, None]
-                blocks = np.empty((t.nlevels, l, l))
-                for a in range(l):
-                    for b in range(a + 1):
-                        blocks[:, a, b] = np.bincount(t.codes, wv[:, a] * t.values[:, b],
-                                                      minlength=t.nlevels)
-                        blocks[:, b, a] = blocks[:, a, b]
-                self.diag.append(blocks)
+            self.diag.append(t.diag_blocks(w))
             self.zxy.append(np.asarray(zt @ wxz).T)
         for (r, i), mat in self.off.items():
             pos, nnz = self._off_pos[(r, i)]

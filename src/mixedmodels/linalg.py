@@ -63,6 +63,18 @@ class ReTermMatrix:
     def q(self) -> int:
         return self.nlevels * self.ncols
 
+    def diag_blocks(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Zᵢᵀ W Zᵢ as its (levels, l, l) stack of within-level blocks (one pass of bincounts)."""
+        l = self.ncols
+        weighted = self.values if weights is None else self.values * weights[:, None]
+        blocks = np.empty((self.nlevels, l, l))
+        for a in range(l):
+            for b in range(a + 1):
+                blocks[:, a, b] = np.bincount(self.codes, weighted[:, a] * self.values[:, b],
+                                              minlength=self.nlevels)
+                blocks[:, b, a] = blocks[:, a, b]
+        return blocks
+
     def sparse(self, row_scale: np.ndarray | None = None) -> sp.csr_matrix:
         """Z_i as a CSR matrix (n × m·l), level-major columns."""
         n, l = self.values.shape
@@ -268,14 +280,7 @@ class BlockedCrossproducts:
         self.diag: list[np.ndarray] = []
         self.zxy: list[np.ndarray] = []
         for t, z in zip(terms, zs):
-            l = t.ncols
-            vals = t.values if root is None else t.values * root[:, None]
-            blocks = np.empty((t.nlevels, l, l))
-            for a in range(l):
-                for b in range(a + 1):
-                    blocks[:, a, b] = np.bincount(t.codes, vals[:, a] * vals[:, b], minlength=t.nlevels)
-                    blocks[:, b, a] = blocks[:, a, b]
-            self.diag.append(blocks)
+            self.diag.append(t.diag_blocks(weights))
             self.zxy.append(np.asarray((z.T @ xy).T))  # (p+1) × q
         self.off: dict[tuple[int, int], sp.csr_matrix] = {}
         for r in range(len(terms)):
