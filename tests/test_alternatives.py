@@ -1,6 +1,6 @@
 """Cluster-robust OLS/GLM, the within estimator, GEE and the side-by-side comparison, against R.
 
-References: /work/shared/reference/more_reference.json (sandwich, plm, geepack on sleepstudy),
+References: tests/reference/more_reference.json (sandwich, plm, geepack on sleepstudy),
 made by make_more_reference.R beside it, and lme4_reference.json for the LMM column.
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels.alternatives import cluster_robust, compare_approaches, fixed_effects, gee
-from mixedmodels.datasets import load_dataset
+from mixedmodels.alternatives.estimators import cluster_robust, compare_approaches, fixed_effects, gee
+from mixedmodels.presentation.datasets import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_gee_bad_input(sleepstudy):
 
 def test_compare_approaches_table_and_plot(more_ref, lme4_ref, sleepstudy):
     pytest.importorskip("statsmodels")
-    pytest.importorskip("mixedmodels.lmm")
+    pytest.importorskip("mixedmodels.models.lmm")
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     cmp = compare_approaches("Reaction ~ Days + (Days | Subject)", sleepstudy)
@@ -198,7 +198,7 @@ def test_compare_approaches_table_and_plot(more_ref, lme4_ref, sleepstudy):
 
 def test_compare_approaches_names_cluster_level_terms(lme4_ref, gpa):
     pytest.importorskip("statsmodels")
-    pytest.importorskip("mixedmodels.lmm")
+    pytest.importorskip("mixedmodels.models.lmm")
     cmp = compare_approaches("gpa ~ occasion + sex + (1 + occasion | student)", gpa)
     assert "sexmale" in cmp.footnote and "cannot estimate" in cmp.footnote
     ref = lme4_ref["gpa_2"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.averaging import model_average, predict_newdata
+from mixedmodels.postestimation.averaging import model_average, predict_newdata
 from mixedmodels.exceptions import ModelComparisonWarning
 
 F1 = "gpa ~ occasion + (1 + occasion | student)"

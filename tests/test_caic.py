@@ -11,7 +11,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 import mixedmodels as mm
-from mixedmodels.caic import caic
+from mixedmodels.postestimation.caic import caic
 from mixedmodels.exceptions import MixedModelsWarning
 
 FORMULAS = ["Reaction ~ Days + (1 | Subject)", "Reaction ~ Days + (Days | Subject)"]
@@ -121,7 +121,7 @@ def test_large_q_fails_clearly(sleepstudy):
 
 
 def test_glmm_not_supported():
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.models.glmm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = glmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
@@ -132,7 +132,7 @@ def test_glmm_not_supported():
 
 def test_caic_random_intercept_gpa_against_caic4(extra_ref):
     import mixedmodels as mm
-    from mixedmodels.caic import caic
+    from mixedmodels.postestimation.caic import caic
 
     ref = extra_ref["caic_gpa3"]
     got = caic(mm.lmer(ref["formula"], mm.load_dataset("gpa")))

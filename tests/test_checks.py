@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.checks import (check_convergence, check_scaling, finite_difference_derivatives,
+from mixedmodels.models.checks import (check_convergence, check_scaling, finite_difference_derivatives,
                                 singular_terms)
 from mixedmodels.exceptions import ConvergenceWarning, ScalingWarning, SingularFitWarning
-from mixedmodels.lmm import lmer
-from mixedmodels.optimize import Control
+from mixedmodels.models.lmm import lmer
+from mixedmodels.models.optim import Control
 
 
 def _fit_recording(formula, data, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import mixedmodels as mm
-from mixedmodels.cli import demo, main
+from mixedmodels.presentation.cli import demo, main
 
 
 def test_demo_prints_lme4_tables():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.compare import aic_table, anova
+from mixedmodels.postestimation.compare import aic_table, anova
 from mixedmodels.exceptions import DataError, ModelComparisonWarning
 
 GPA = {

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from mixedmodels.averaging import predict_newdata
-from mixedmodels.crossval import (_gaussian_log_score, _predict_rows, _refit, _subset_design,
+from mixedmodels.postestimation.averaging import predict_newdata
+from mixedmodels.postestimation.crossval import (_gaussian_log_score, _predict_rows, _refit, _subset_design,
                                   cross_validate, grouped_folds)
 from mixedmodels.exceptions import DataError
 
@@ -112,7 +112,7 @@ def test_bad_inputs(sleepstudy):
 
 
 def test_binomial_glmm_cross_validation():
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.models.glmm")
     data = mm.load_dataset("cbpp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.design import build_design, r_column_name
+from mixedmodels.spec.design import build_design, r_column_name
 
 
 def test_r_column_names():

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels import guide
-from mixedmodels.diagnostics import all_fit, rePCA, standardize_design, standardized_lmer
+from mixedmodels.presentation import guide
+from mixedmodels.postestimation.diagnostics import all_fit, rePCA, standardize_design, standardized_lmer
 from mixedmodels.exceptions import ScalingWarning
-from mixedmodels.lmm import lmer
+from mixedmodels.models.lmm import lmer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,8 +170,8 @@ def test_help_prints_sections_and_rejects_unknown_topics():
 def test_every_topic_named_in_a_message_exists():
     import re
 
-    import mixedmodels.checks as checks
-    import mixedmodels.diagnostics as diagnostics
+    import mixedmodels.models.checks as checks
+    import mixedmodels.postestimation.diagnostics as diagnostics
 
     source = Path(checks.__file__).read_text() + Path(diagnostics.__file__).read_text()
     named = set(re.findall(r"mm\.help\('([a-z_]+)'\)", source))

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from mixedmodels.exceptions import DataError
-from mixedmodels.family import (Gamma, binomial, get_family, inverse_gaussian, make_link,
+from mixedmodels.models.family import (Gamma, binomial, get_family, inverse_gaussian, make_link,
                                 negative_binomial, poisson)
 
 RNG = np.random.default_rng(11)

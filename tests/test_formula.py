@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mixedmodels.formula import FormulaError, RandomTerm, parse_formula
+from mixedmodels.spec.formula import FormulaError, RandomTerm, parse_formula
 
 
 def test_fixed_and_random_parts():

@@ -1,4 +1,4 @@
-"""GLMM fits against lme4 1.1.31 (shared/reference/lme4_reference.json), input checks, warnings."""
+"""GLMM fits against lme4 1.1.31 (tests/reference/lme4_reference.json), input checks, warnings."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from scipy import integrate, special, stats
 
 import mixedmodels as mm
 from mixedmodels.exceptions import ConvergenceWarning, DataError
-from mixedmodels.family import binomial, poisson
-from mixedmodels.glmm import GeneralizedLinearMixedModel, gh_rule, glmer
+from mixedmodels.models.family import binomial, poisson
+from mixedmodels.models.glmm import GeneralizedLinearMixedModel, gh_rule, glmer
 
 CASES = {
     "cbpp_laplace": ("cbpp", {"family": "binomial"}),
@@ -244,7 +244,7 @@ def test_separation_warning_names_the_predictor():
 
 
 def test_pirls_failure_warns_with_history(monkeypatch):
-    import mixedmodels.glmm as glmm
+    import mixedmodels.models.glmm as glmm
 
     monkeypatch.setattr(glmm, "_PIRLS_MAXIT", 1)
     with warnings.catch_warnings():
@@ -270,7 +270,7 @@ def test_glmm_derivative_checks_no_false_alarm_and_catch_an_offset_optimum():
     when the reported estimates are moved off it by half a standard error."""
     import warnings
 
-    from mixedmodels.checks import check_fit
+    from mixedmodels.models.checks import check_fit
     from mixedmodels.exceptions import ConvergenceWarning
 
     cbpp = mm.load_dataset("cbpp")

@@ -1,14 +1,14 @@
 """Latent growth curve against lavaan and lme4 (ML): the equal-residual-variance LGC is the ML LMM.
 
-References: /work/shared/reference/more_reference.json (lavaan growth() and lmer(REML=FALSE) on
+References: tests/reference/more_reference.json (lavaan growth() and lmer(REML=FALSE) on
 sleepstudy) and lme4_reference.json (gpa, ML).
 """
 
 import numpy as np
 import pytest
 
-from mixedmodels.datasets import load_dataset
-from mixedmodels.growth import growth_curve
+from mixedmodels.presentation.datasets import load_dataset
+from mixedmodels.alternatives.growth import growth_curve
 
 
 def test_loglik_equals_lavaan_and_ml_lmm(more_ref, sleepstudy):
@@ -48,7 +48,7 @@ def test_free_residual_variances(sleepstudy):
 
 
 def test_compare_lmm_prints_the_equivalence(more_ref, sleepstudy, capsys):
-    pytest.importorskip("mixedmodels.lmm")
+    pytest.importorskip("mixedmodels.models.lmm")
     g = growth_curve(sleepstudy, id="Subject", time="Days", y="Reaction")
     table = g.compare_lmm()
     out = capsys.readouterr().out
@@ -58,7 +58,7 @@ def test_compare_lmm_prints_the_equivalence(more_ref, sleepstudy, capsys):
 
 
 def test_covariate_and_fiml_match_the_lmm(sleepstudy):
-    lmm = pytest.importorskip("mixedmodels.lmm")
+    lmm = pytest.importorskip("mixedmodels.models.lmm")
     gpa = load_dataset("gpa")
     g = growth_curve(gpa, id="student", time="occasion", y="gpa", covariates="sex")
     assert {"i~sexmale", "s~sexmale"} <= set(g.params.index)

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.datasets import load_dataset
-from mixedmodels.inference import (bootstrap, bootstrap_lrt, coef_table_ddf, confint, contrast,
+from mixedmodels.presentation.datasets import load_dataset
+from mixedmodels.postestimation.inference import (bootstrap, bootstrap_lrt, coef_table_ddf, confint, contrast,
                                    kenward_roger, ranef_table, satterthwaite_df)
-from mixedmodels.lmm import lmer
+from mixedmodels.models.lmm import lmer
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REF = Path(__file__).resolve().parent / "reference"
 LME4 = json.loads((REF / "lme4_reference.json").read_text())
 MORE = json.loads((REF / "more_reference.json").read_text())
 
@@ -63,7 +63,7 @@ def test_kenward_roger_sleepstudy(sleep):
 
 def _kr_dense(model):
     """pbkrtest's formulas with explicit n × n matrices (independent of the q-space path)."""
-    from mixedmodels.inference import _KRInfo, _weighted_parts
+    from mixedmodels.postestimation.inference import _KRInfo, _weighted_parts
 
     Z, X = _weighted_parts(model)
     Z = Z.toarray()
@@ -102,7 +102,7 @@ def test_kenward_roger_unbalanced_matches_dense_formulas():
     d = load_dataset("sleepstudy")
     d = d.drop(index=d.index[(d["Days"].to_numpy() > 6) & (d["Subject"].astype(str) < "335")])
     m = lmer("Reaction ~ Days + (Days | Subject)", d)
-    from mixedmodels.inference import _kr_ddf, _kr_info
+    from mixedmodels.postestimation.inference import _kr_ddf, _kr_info
 
     info, dense = _kr_info(m), _kr_dense(m)
     np.testing.assert_allclose(info.vcov_adj, dense.vcov_adj, rtol=1e-7)
@@ -113,7 +113,7 @@ def test_kenward_roger_unbalanced_matches_dense_formulas():
 
 
 def test_kenward_roger_refuses_huge_models(monkeypatch):
-    import mixedmodels.inference as inf
+    import mixedmodels.postestimation.inference as inf
 
     monkeypatch.setattr(inf, "KR_MAX_DIM", 20)
     m = lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
@@ -137,7 +137,7 @@ def test_bad_ddf(sleep):
 
 
 def test_ddf_on_glmm_says_which_methods_apply():
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.models.glmm")
     d = load_dataset("cbpp")
     m = glmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", d, family="binomial")
     with pytest.raises(ValueError, match="asymptotic"):
@@ -293,7 +293,7 @@ CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 def _glmm_for(key):
-    from mixedmodels.family import binomial
+    from mixedmodels.models.family import binomial
 
     if key == "grouseticks":
         return mm.glmer(GLMM_PROFILE[key]["formula"], load_dataset("grouseticks"), family="poisson")

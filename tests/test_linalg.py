@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels.linalg import BlockedCrossproducts, BlockedFactor, ReTermMatrix
+from mixedmodels.core import BlockedCrossproducts, BlockedFactor, ReTermMatrix
 
 
 def _dense_pieces(terms, thetas, X, y):
@@ -98,7 +98,7 @@ def test_nested_factor_keeps_block_diagonal():
 @pytest.mark.parametrize("dense_rows_limit, product_map_limit", [(0, 10**9), (10**9, 0)])
 def test_large_block_paths_match_dense(monkeypatch, dense_rows_limit, product_map_limit):
     """The scatter and dense-syrk variants used for large blocks give the same factor."""
-    import mixedmodels.linalg as linalg
+    import mixedmodels.core.factor as linalg
 
     monkeypatch.setattr(linalg, "_DENSE_ROWS_LIMIT", dense_rows_limit)
     monkeypatch.setattr(linalg, "_PRODUCT_MAP_LIMIT", product_map_limit)

@@ -1,4 +1,4 @@
-"""LMM fits against lme4 1.1.31 (shared/reference/lme4_reference.json)."""
+"""LMM fits against lme4 1.1.31 (tests/reference/lme4_reference.json)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels.optimize import OPTIMIZERS, Control, minimize
+from mixedmodels.models.optim import OPTIMIZERS, Control, minimize
 
 A = np.array([[3.0, 0.5, 0.2], [0.5, 2.0, -0.3], [0.2, -0.3, 1.5]])
 TARGET = np.array([1.0, -0.5, -2.0])

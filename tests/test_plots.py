@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mixedmodels.datasets import load_dataset
-from mixedmodels.lmm import lmer
+from mixedmodels.presentation.datasets import load_dataset
+from mixedmodels.models.lmm import lmer
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

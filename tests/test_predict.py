@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels.datasets import load_dataset
+from mixedmodels.presentation.datasets import load_dataset
 from mixedmodels.exceptions import DataError
-from mixedmodels.lmm import lmer
-from mixedmodels.predict import predict, simulate
+from mixedmodels.models.lmm import lmer
+from mixedmodels.postestimation.predict import predict, simulate
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REF = Path(__file__).resolve().parent / "reference"
 LME4 = json.loads((REF / "lme4_reference.json").read_text())
 
 
@@ -113,7 +113,7 @@ def test_simulate(sleep):
 
 
 def test_glmm_predict_response_scale():
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.models.glmm")
     d = load_dataset("cbpp")
     m = glmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", d, family="binomial")
     nd = d.head(4)

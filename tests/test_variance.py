@@ -10,7 +10,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.exceptions import MixedModelsWarning, SingularFitWarning
-from mixedmodels.variance import icc, r2, r2_beta, variance_components
+from mixedmodels.postestimation.variance import icc, r2, r2_beta, variance_components
 
 FORMULAS = ["Reaction ~ Days + (1 | Subject)", "Reaction ~ Days + (Days | Subject)"]
 
@@ -115,7 +115,7 @@ def test_r2_beta_partial_terms(gpa):
     assert (table["v1"] == pd.Series({"Model": 2.0, "occasion": 1.0, "sex": 1.0})[table.index]).all()
 
 
-# --- GLMMs (mixedmodels.glmm is written alongside) ---------------------------------------------
+# --- GLMMs (mixedmodels.models.glmm is written alongside) ---------------------------------------------
 
 def _expected_from_lme4(ref: dict, X: np.ndarray, dist_var: float) -> tuple[float, float]:
     beta = np.array(list(ref["fixef"].values()))
@@ -126,7 +126,7 @@ def _expected_from_lme4(ref: dict, X: np.ndarray, dist_var: float) -> tuple[floa
 
 
 def test_binomial_glmm_r2_and_icc(lme4_ref):
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.models.glmm")
     ref = lme4_ref["cbpp_laplace"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -147,7 +147,7 @@ def test_binomial_glmm_r2_and_icc(lme4_ref):
 
 
 def test_poisson_glmm_r2_components(lme4_ref):
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.models.glmm")
     ref = lme4_ref["grouseticks"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

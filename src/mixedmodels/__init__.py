@@ -5,28 +5,28 @@
 >>> print(m.summary())                                  # doctest: +SKIP
 """
 
-from .alternatives import cluster_robust, compare_approaches, fixed_effects, gee
-from .averaging import model_average, predict_newdata
-from .caic import caic
-from .compare import aic_table, anova
-from .crossval import cross_validate, grouped_folds
-from .datasets import list_datasets, load_dataset
-from .design import build_design
-from .diagnostics import all_fit, rePCA, standardized_lmer
+from .alternatives.estimators import cluster_robust, compare_approaches, fixed_effects, gee
+from .postestimation.averaging import model_average, predict_newdata
+from .postestimation.caic import caic
+from .postestimation.compare import aic_table, anova
+from .postestimation.crossval import cross_validate, grouped_folds
+from .presentation.datasets import list_datasets, load_dataset
+from .spec.design import build_design
+from .postestimation.diagnostics import all_fit, rePCA, standardized_lmer
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
                          SingularFitWarning)
-from .family import Family, Gamma, binomial, get_family, inverse_gaussian, negative_binomial, poisson
-from .formula import FormulaError, parse_formula
-from .glmm import GeneralizedLinearMixedModel, glmer
-from .growth import growth_curve
-from .guide import help
-from .inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
+from .models.family import Family, Gamma, binomial, get_family, inverse_gaussian, negative_binomial, poisson
+from .spec.formula import FormulaError, parse_formula
+from .models.glmm import GeneralizedLinearMixedModel, glmer
+from .alternatives.growth import growth_curve
+from .presentation.guide import help
+from .postestimation.inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
                         ranef_table, satterthwaite_df)
-from .lmm import LinearMixedModel, lmer
-from .optimize import Control
-from .predict import predict, simulate
-from .variance import icc, r2, r2_beta, variance_components
+from .models.lmm import LinearMixedModel, lmer
+from .models.optim import Control
+from .postestimation.predict import predict, simulate
+from .postestimation.variance import icc, r2, r2_beta, variance_components
 
 __version__ = "0.1.0"
 

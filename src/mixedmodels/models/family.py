@@ -284,7 +284,7 @@ class Family:
 
 
 def _data_error(message: str):
-    from .exceptions import DataError
+    from ..exceptions import DataError
 
     return DataError(message)
 

@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from .exceptions import ConvergenceWarning, DataError
+from ..exceptions import ConvergenceWarning, DataError
 
 __all__ = ["cross_validate", "CrossValidationResult", "grouped_folds"]
 
@@ -92,8 +92,8 @@ def _subset_design(design, rows: np.ndarray):
     Returns the design, the kept fixed-effect columns, and per term the original level codes
     that the new codes stand for.
     """
-    from .design import _aliased_columns
-    from .linalg import ReTermMatrix
+    from ..spec.design import _aliased_columns
+    from ..core.terms import ReTermMatrix
 
     X = design.X[rows]
     aliased = set(_aliased_columns(X)) if X.shape[1] else set()
@@ -141,11 +141,11 @@ def _map_theta(theta: np.ndarray, from_terms: list, from_factor, to_terms: list)
 def _refit(model, design, rows: np.ndarray, start: np.ndarray, beta: np.ndarray | None, control):
     """The model refit on ``design`` (its rows ``rows``), started at θ (and β for GLMMs)."""
     if getattr(model, "family", None) is None:
-        from .lmm import LinearMixedModel
+        from ..models.lmm import LinearMixedModel
 
         fit = LinearMixedModel(design, reml=model.reml, control=control)
         return fit.fit(start=start)
-    from .glmm import GeneralizedLinearMixedModel
+    from ..models.glmm import GeneralizedLinearMixedModel
 
     fit = GeneralizedLinearMixedModel(
         design, model.family, getattr(model, "n_agq", 1), control,

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
-from .exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
+from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaError, ModelFormula, parse_formula
-from .linalg import ReTermMatrix
+from ..core.terms import ReTermMatrix
 
 __all__ = ["ModelDesign", "ReTerm", "build_design", "r_column_name", "to_formulaic"]
 

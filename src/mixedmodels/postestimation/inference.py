@@ -31,7 +31,7 @@ from scipy import optimize as sopt
 from scipy import stats
 from scipy.linalg import cho_factor, cho_solve, lapack
 
-from .exceptions import ConvergenceWarning, MixedModelsWarning, SingularFitWarning
+from ..exceptions import ConvergenceWarning, MixedModelsWarning, SingularFitWarning
 
 __all__ = [
     "coef_table_ddf",
@@ -1251,7 +1251,7 @@ def _refit(model, y: np.ndarray):
     if hasattr(model, "refit"):
         return model.refit(y)
     if _is_glmm(model):
-        from .glmm import GeneralizedLinearMixedModel
+        from ..models.glmm import GeneralizedLinearMixedModel
 
         ctrl = replace(model.control, check_conv="ignore", check_singular="ignore", check_scale="ignore")
         new = GeneralizedLinearMixedModel(model.design, model.family, n_agq=model.n_agq, control=ctrl,
@@ -1261,7 +1261,7 @@ def _refit(model, y: np.ndarray):
             warnings.simplefilter("ignore")
             new.fit()
         return new
-    from .lmm import LinearMixedModel
+    from ..models.lmm import LinearMixedModel
 
     design = replace(model.design, y=np.asarray(y, dtype=float))
     ctrl = replace(model.control, check_conv="ignore", check_singular="ignore", check_scale="ignore")

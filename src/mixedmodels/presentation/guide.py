@@ -30,7 +30,7 @@ def _read() -> str:
         return resources.files("mixedmodels").joinpath("docs", "convergence.md").read_text("utf-8")
     except (FileNotFoundError, OSError):
         # an installation without the package data: the repository copy, if there is one
-        root = Path(__file__).resolve().parents[2] / "docs" / "convergence.md"
+        root = Path(__file__).resolve().parents[3] / "docs" / "convergence.md"
         if root.exists():
             return root.read_text("utf-8")
         raise FileNotFoundError(

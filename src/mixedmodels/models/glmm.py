@@ -26,12 +26,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.linalg import cho_solve, solve_triangular
 
-from .design import ModelDesign, _split_top, build_design, to_formulaic
-from .exceptions import ConvergenceWarning, DataError, MixedModelsWarning
+from ..spec.design import ModelDesign, _split_top, build_design, to_formulaic
+from ..exceptions import ConvergenceWarning, DataError, MixedModelsWarning
 from .family import Family, NegativeBinomial, get_family
-from .linalg import BlockedFactor, ReTermMatrix
-from .optimize import Control, OptResult, minimize
-from .results import MixedModelResults
+from ..core.crossproducts import BlockedCrossproducts
+from ..core.factor import BlockedFactor
+from .optim import Control, OptResult, minimize
+from ..presentation.results import MixedModelResults
 
 __all__ = ["glmer", "GeneralizedLinearMixedModel", "gh_rule"]
 
@@ -154,71 +155,6 @@ def _response_parser(family: Family, store: dict):
     return parse
 
 
-# --- weighted crossproducts reused across PIRLS steps ---------------------------------------------
-
-class _WeightedCrossproducts:
-    """The crossproducts of ``[Z X z]`` under working weights, with fixed sparsity patterns.
-
-    Presents the attributes :class:`~mixedmodels.linalg.BlockedFactor` reads (``terms``,
-    ``p``, ``n``, ``diag``, ``off``, ``zxy``, ``xyxy``); :meth:`update` recomputes only the
-    values (bincounts into the stored patterns), so one factor object serves every step.
-    """
-
-    def __init__(self, terms: list[ReTermMatrix], X: np.ndarray):
-        self.terms = terms
-        self.n, self.p = X.shape
-        self._xz = np.empty((self.n, self.p + 1))
-        self._xz[:, :self.p] = X
-        self._xz[:, self.p] = 0.0
-        self._zt = [t.sparse().T.tocsr() for t in terms]
-        self.off: dict[tuple[int, int], sp.csr_matrix] = {}
-        self._off_pos: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
-        for r in range(len(terms)):
-            for i in range(r):
-                tr, ti = terms[r], terms[i]
-                lr, li = tr.ncols, ti.ncols
-                rows = tr.codes[:, None, None] * lr + np.arange(lr)[None, :, None]
-                cols = ti.codes[:, None, None] * li + np.arange(li)[None, None, :]
-                keys = (rows * ti.q + cols).ravel()
-                uniq, inverse = np.unique(keys, return_inverse=True)
-                urow, ucol = uniq // ti.q, uniq % ti.q
-                indptr = np.searchsorted(urow, np.arange(tr.q + 1))
-                mat = sp.csr_matrix((np.ones(len(uniq)), ucol.astype(np.int32), indptr),
-                                    shape=(tr.q, ti.q))
-                self.off[(r, i)] = mat
-                self._off_pos[(r, i)] = (inverse.ravel(), len(uniq))
-        self.update(np.ones(self.n), np.zeros(self.n))
-
-    def update(self, w: np.ndarray, z: np.ndarray) -> "_WeightedCrossproducts":
-        """Recompute the crossproducts for working weights ``w`` and working response ``z``."""
-        xz = self._xz
-        xz[:, self.p] = z
-        wxz = xz * w[:, None]
-        if self.p < 8:  # numpy's loops: threaded BLAS on n-vectors is slow on shared cores
-            k = self.p + 1
-            self.xyxy = np.empty((k, k))
-            cols = [np.ascontiguousarray(xz[:, j]) for j in range(k)]
-            for j in range(k):
-                wj = w * cols[j]
-                for i in range(j + 1):
-                    self.xyxy[i, j] = self.xyxy[j, i] = _dot(wj, cols[i])
-        else:
-            self.xyxy = xz.T @ wxz
-        self.diag = []
-        self.zxy = []
-        for t, zt in zip(self.terms, self._zt):
-            self.diag.append(t.diag_blocks(w))
-            self.zxy.append(np.asarray(zt @ wxz).T)
-        for (r, i), mat in self.off.items():
-            pos, nnz = self._off_pos[(r, i)]
-            tr, ti = self.terms[r], self.terms[i]
-            prod = (w[:, None, None] * tr.values[:, :, None] * ti.values[:, None, :]).ravel()
-            mat.data = np.bincount(pos, prod, minlength=nnz)
-        return self
-
-
-
-
 # --- the PIRLS engine ------------------------------------------------------------------------------
 
 class _PirlsResult:
@@ -239,18 +175,18 @@ class _Engine:
         self.k = len(self.terms)
         self.qs = [t.q for t in self.terms]
         self._xcols = [np.ascontiguousarray(self.X[:, j]) for j in range(self.p)]
-        self.cp_full = _WeightedCrossproducts(self.terms, self.X)
-        self.factor = BlockedFactor(self.cp_full, fixed_values=False)
+        self.cp_full = BlockedCrossproducts.reweightable(self.terms, self.X)
+        self.factor = BlockedFactor(self.cp_full)
         # one scalar term: every block is diagonal, so the solves are closed-form bincounts
         self.scalar = self.k == 1 and self.terms[0].ncols == 1
         if self.scalar:
             t = self.terms[0]
             self._codes, self._v, self._m = t.codes, t.values[:, 0], t.nlevels
             self._v_one = bool(np.all(self._v == 1.0))
-            self._zt = self.cp_full._zt[0]
+            self._zt = self.cp_full.term_transpose(0)
         else:
-            self.cp_u = _WeightedCrossproducts(self.terms, self.X[:, :0])
-            self.factor_u = BlockedFactor(self.cp_u, fixed_values=False)
+            self.cp_u = BlockedCrossproducts.reweightable(self.terms, self.X[:, :0])
+            self.factor_u = BlockedFactor(self.cp_u)
         mu0 = family.mustart(y, wt)
         if family.name == "Gamma":
             mu0 = np.full_like(mu0, np.mean(mu0))  # as lme4: y itself makes PIRLS diverge
@@ -326,7 +262,7 @@ class _Engine:
             beta = cho_solve((R, True), r)
             return beta, (cu - B @ beta) / d, logdet, d
         cp, f = (self.cp_u, self.factor_u) if u_only else (self.cp_full, self.factor)
-        cp.update(w, z)
+        cp.reweight(w, z)
         f.update(theta)
         beta, u = f.solve()
         return beta, np.concatenate(u), f.logdet_z, None
@@ -594,7 +530,7 @@ class _Engine:
             S = self._xtwx(w) - B.T @ (B / d[:, None])
             return np.linalg.cholesky(S)
         # any z outside the span of X will do: only the X block of the factor is used
-        self.cp_full.update(w, (res.eta - self.offset) + (self.y - res.mu) / mu_eta)
+        self.cp_full.reweight(w, (res.eta - self.offset) + (self.y - res.mu) / mu_eta)
         self.factor.update(theta)
         return self.factor.R_xy[:self.p, :self.p].copy()
 
@@ -1143,7 +1079,7 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
         try:
-            from .predict import predict as _predict
+            from ..postestimation.predict import predict as _predict
         except ImportError:
             _predict = None
         if _predict is not None:
@@ -1153,11 +1089,11 @@ class GeneralizedLinearMixedModel(MixedModelResults):
         return self._predict_new(newdata, type)
 
     def _predict_new(self, newdata: pd.DataFrame, type: str) -> np.ndarray:  # noqa: A002
-        from .design import _factor_codes
+        from ..spec.design import _factor_codes
 
         X = np.asarray(self.design.fixed_spec.get_model_matrix(newdata), dtype=float)
         cols = list(self.design.fixed_spec.get_model_matrix(newdata.iloc[:1]).columns)
-        from .design import r_column_name
+        from ..spec.design import r_column_name
 
         names = [r_column_name(c) for c in cols]
         keep = [names.index(n) for n in self.design.fixef_names]

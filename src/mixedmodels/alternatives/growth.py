@@ -222,7 +222,7 @@ class GrowthCurveResult:
         """
         if lmm is None:
             try:
-                from .lmm import lmer
+                from ..models.lmm import lmer
             except ImportError:
                 lmm = None
             else:
@@ -381,7 +381,7 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
     if subj is not None:
         from formulaic import model_matrix
 
-        from .alternatives import r_style_name
+        from .estimators import r_style_name
 
         complete = subj.notna().all(axis=1)
         if not complete.all():

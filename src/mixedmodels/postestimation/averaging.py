@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .exceptions import ModelComparisonWarning
+from ..exceptions import ModelComparisonWarning
 
 __all__ = ["model_average", "ModelAverage", "predict_newdata"]
 
@@ -34,7 +34,7 @@ __all__ = ["model_average", "ModelAverage", "predict_newdata"]
 
 def _group_labels(data: pd.DataFrame, group: str) -> np.ndarray:
     """Level labels of ``group`` for each row, spelled as the design spells them."""
-    from .design import _fmt_level
+    from ..spec.design import _fmt_level
 
     parts = [p.strip() for p in group.split(":")]
     pieces = []
@@ -55,7 +55,7 @@ def _group_labels(data: pd.DataFrame, group: str) -> np.ndarray:
 
 
 def _select_columns(matrix, wanted: list[str], what: str) -> np.ndarray:
-    from .design import r_column_name
+    from ..spec.design import r_column_name
 
     names = [r_column_name(c) for c in matrix.columns]
     index = {n: i for i, n in enumerate(names)}
@@ -85,7 +85,7 @@ def predict_newdata(model, newdata: pd.DataFrame, *, re_form: str = "conditional
     -------
     ndarray
     """
-    from .design import _design_matrix
+    from ..spec.design import _design_matrix
 
     if re_form not in ("conditional", "fixed"):
         raise ValueError(f"re_form must be 'conditional' or 'fixed', got {re_form!r}")

@@ -12,10 +12,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .design import ModelDesign, build_design
-from .linalg import BlockedCrossproducts, BlockedFactor, tri_solve
-from .optimize import Control, OptResult, minimize
-from .results import MixedModelResults
+from ..spec.design import ModelDesign, build_design
+from ..core.crossproducts import BlockedCrossproducts
+from ..core.factor import BlockedFactor
+from ..core.lapack import tri_solve
+from .optim import Control, OptResult, minimize
+from ..presentation.results import MixedModelResults
 
 __all__ = ["lmer", "LinearMixedModel"]
 
@@ -263,7 +265,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     -871.814
     """
     if standardize:
-        from .diagnostics import standardized_lmer
+        from ..postestimation.diagnostics import standardized_lmer
 
         return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
                                  na_action=na_action, control=control)

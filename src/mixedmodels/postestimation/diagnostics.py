@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .checks import check_scaling, theta_names
-from .optimize import OPTIMIZERS, Control
+from ..models.checks import check_scaling, theta_names
+from ..models.optim import OPTIMIZERS, Control
 
 __all__ = ["all_fit", "AllFitResult", "rePCA", "RePCA", "standardized_lmer",
            "standardize_design", "Standardization"]
@@ -47,8 +47,8 @@ def _refit(model, control: Control):
     hook = getattr(model, "_refit_with_control", None)
     if hook is not None:
         return hook(control)
-    from .linalg import BlockedFactor
-    from .lmm import LinearMixedModel
+    from ..core.factor import BlockedFactor
+    from ..models.lmm import LinearMixedModel
 
     if isinstance(model, LinearMixedModel):
         new = copy.copy(model)  # design and crossproducts are read-only: share them
@@ -358,8 +358,8 @@ def standardized_lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     -------
     LinearMixedModel
     """
-    from .design import build_design
-    from .lmm import LinearMixedModel
+    from ..spec.design import build_design
+    from ..models.lmm import LinearMixedModel
 
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     std_design, info = standardize_design(design)

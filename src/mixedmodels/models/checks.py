@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .exceptions import ConvergenceWarning, ScalingWarning, SingularFitWarning
+from ..exceptions import ConvergenceWarning, ScalingWarning, SingularFitWarning
 
 __all__ = ["check_fit", "check_scaling", "check_convergence", "is_singular", "singular_terms",
            "theta_names", "ConvergenceInfo", "ScalingProblem", "CHECK_LEVELS"]

@@ -41,7 +41,7 @@ def plot_ranef(model, level: float = 0.95, group: str | None = None, sort: bool 
     """
     from scipy import stats
 
-    from .inference import ranef_table
+    from ..postestimation.inference import ranef_table
 
     plt = _plt()
     table = ranef_table(model)
@@ -122,7 +122,7 @@ def plot_residuals(model, figsize: tuple[float, float] = (12.0, 3.8)):
 
 def _default_x(model) -> str:
     """The first numeric predictor in a random-effects slope, else in the fixed effects."""
-    from .formula import expression_names
+    from ..spec.formula import expression_names
 
     frame = model.design.frame
     names = []

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .design import _factor_codes, r_column_name, to_formulaic
-from .exceptions import DataError
-from .formula import FormulaError, expression_names, parse_formula
+from ..spec.design import _factor_codes, r_column_name, to_formulaic
+from ..exceptions import DataError
+from ..spec.formula import FormulaError, expression_names, parse_formula
 
 __all__ = ["predict", "simulate"]
 

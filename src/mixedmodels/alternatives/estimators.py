@@ -890,7 +890,7 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
     ComparisonResult
         ``.table`` (estimates and SEs side by side), ``.plot()``, ``.footnote``.
     """
-    from .formula import parse_formula
+    from ..spec.formula import parse_formula
 
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -899,7 +899,7 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
         raise ValueError(f"formula {formula!r} needs a response")
     group = parsed.random[0].group
     fixed = f"{parsed.response} ~ {parsed.fixed}"
-    from .lmm import lmer  # lazily: the LMM is the heavy part
+    from ..models.lmm import lmer  # lazily: the LMM is the heavy part
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the within estimator's dropped terms go in the footnote

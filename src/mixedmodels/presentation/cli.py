@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     helper = sub.add_parser("help", help="troubleshooting guides (e.g. 'convergence')")
     helper.add_argument("topic", nargs="?", default="convergence")
     args = parser.parse_args(argv)
-    from .exceptions import DataError
-    from .formula import FormulaError
+    from ..exceptions import DataError
+    from ..spec.formula import FormulaError
 
     try:
         if args.command == "fit":

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
-from .exceptions import MixedModelsWarning
+from ..exceptions import MixedModelsWarning
 
 __all__ = ["caic"]
 
@@ -38,8 +38,8 @@ def _zero_columns(model, tol: float) -> list[list[int]]:
 
 def _reduced_model(model, zero_cols: list[list[int]]):
     """The model refit without the random-effect columns whose variance is zero (or None)."""
-    from .linalg import ReTermMatrix
-    from .lmm import LinearMixedModel
+    from ..core.terms import ReTermMatrix
+    from ..models.lmm import LinearMixedModel
 
     design = model.design
     terms = []

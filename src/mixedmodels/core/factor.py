@@ -1,4 +1,4 @@
-"""Blocked crossproducts of ``[Z X y]`` and the blocked Cholesky factor behind the profiled deviance.
+"""The blocked Cholesky factor behind the profiled deviance.
 
 The crossproducts are formed once (the only pass over the rows). Each evaluation of the
 objective scales them by Λ(θ) and factors them block by block, random-effects terms sorted
@@ -15,82 +15,20 @@ Block kinds held in the factor:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas, lapack
 
-__all__ = [
-    "ReTermMatrix",
-    "BlockedCrossproducts",
-    "BlockedFactor",
-    "theta_layout",
-]
+from .backends import DenseOps, get_dense
+from .crossproducts import BlockedCrossproducts
+from .parametrization import ThetaParametrization
+
+__all__ = ["BlockedFactor"]
 
 # Pairs Σ_g c_g² above which the precomputed product map would take too much memory;
 # past it the Schur update uses a dense syrk instead.
 _PRODUCT_MAP_LIMIT = 12_000_000
 # Up to this many q² entries the product map writes the dense block directly.
 _DENSE_ROWS_LIMIT = 9_000_000
-
-
-@dataclass
-class ReTermMatrix:
-    """The model matrix of one random-effects term in compact form.
-
-    Attributes
-    ----------
-    codes : ndarray of int, shape (n,)
-        Level index of each row, 0..nlevels-1.
-    values : ndarray, shape (n, l)
-        The term's columns (``l`` = 1 for ``(1 | g)``).
-    nlevels : int
-    correlated : bool
-        Full lower-triangular relative covariance factor, or diagonal.
-    """
-
-    codes: np.ndarray
-    values: np.ndarray
-    nlevels: int
-    correlated: bool = True
-
-    @property
-    def ncols(self) -> int:
-        return self.values.shape[1]
-
-    @property
-    def q(self) -> int:
-        return self.nlevels * self.ncols
-
-    def diag_blocks(self, weights: np.ndarray | None = None) -> np.ndarray:
-        """Zᵢᵀ W Zᵢ as its (levels, l, l) stack of within-level blocks (one pass of bincounts)."""
-        l = self.ncols
-        weighted = self.values if weights is None else self.values * weights[:, None]
-        blocks = np.empty((self.nlevels, l, l))
-        for a in range(l):
-            for b in range(a + 1):
-                blocks[:, a, b] = np.bincount(self.codes, weighted[:, a] * self.values[:, b],
-                                              minlength=self.nlevels)
-                blocks[:, b, a] = blocks[:, a, b]
-        return blocks
-
-    def sparse(self, row_scale: np.ndarray | None = None) -> sp.csr_matrix:
-        """Z_i as a CSR matrix (n × m·l), level-major columns."""
-        n, l = self.values.shape
-        data = self.values if row_scale is None else self.values * row_scale[:, None]
-        indices = (self.codes[:, None] * l + np.arange(l)[None, :]).ravel()
-        indptr = np.arange(n + 1) * l
-        return sp.csr_matrix((data.ravel(), indices, indptr), shape=(n, self.q))
-
-
-def theta_layout(ncols: int, correlated: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices in T of each θ entry (lower triangle, column by column)."""
-    if not correlated:
-        idx = np.arange(ncols)
-        return idx, idx
-    upper_rows, upper_cols = np.triu_indices(ncols)
-    return upper_cols, upper_rows
 
 
 def _csr_scale_columns(m: sp.csr_matrix, scale: np.ndarray) -> sp.csr_matrix:
@@ -253,44 +191,6 @@ class _CrossProductMap:
         return (self.map @ w).reshape(self.shape)
 
 
-class BlockedCrossproducts:
-    """The crossproducts of ``[Z₁ … Z_k X y]``, formed once, in blocks.
-
-    Parameters
-    ----------
-    terms : list of ReTermMatrix
-        Random-effects terms *already sorted* by number of levels, largest first.
-    X : ndarray (n, p)
-    y : ndarray (n,)
-    weights : ndarray (n,), optional
-        Prior weights; rows are scaled by their square roots.
-    """
-
-    def __init__(self, terms: list[ReTermMatrix], X: np.ndarray, y: np.ndarray,
-                 weights: np.ndarray | None = None):
-        self.terms = terms
-        self.p = X.shape[1]
-        self.n = X.shape[0]
-        root = None if weights is None else np.sqrt(weights)
-        xy = np.column_stack([X, y])
-        if root is not None:
-            xy = xy * root[:, None]
-        self.xyxy = xy.T @ xy
-        zs = [t.sparse(root) for t in terms]
-        self.diag: list[np.ndarray] = []
-        self.zxy: list[np.ndarray] = []
-        for t, z in zip(terms, zs):
-            self.diag.append(t.diag_blocks(weights))
-            self.zxy.append(np.asarray((z.T @ xy).T))  # (p+1) × q
-        self.off: dict[tuple[int, int], sp.csr_matrix] = {}
-        for r in range(len(terms)):
-            for i in range(r):
-                prod = (zs[r].T @ zs[i]).tocsr()
-                prod.sum_duplicates()
-                prod.sort_indices()
-                self.off[(r, i)] = prod
-
-
 class BlockedFactor:
     """The blocked Cholesky factor of Λᵀ-scaled crossproducts, updated in place per θ.
 
@@ -298,15 +198,19 @@ class BlockedFactor:
     profiled deviance, and :meth:`solve` the fixed effects and spherical random effects.
     """
 
-    def __init__(self, cp: BlockedCrossproducts, fixed_values: bool = True):
-        """``fixed_values=False`` when the crossproducts' values will change after construction
-        (GLMM working weights): the precomputed product maps and dense copies, which bake in
-        the values, are then not built and the generic sparse/dense updates are used."""
+    def __init__(self, cp: BlockedCrossproducts, dense: str | DenseOps = "lapack"):
+        """``dense`` names the :class:`~mixedmodels.core.backends.DenseOps` backend. When the
+        crossproducts' values change after construction (``cp.values_fixed`` False: PIRLS
+        reweights them), the precomputed product maps and dense copies, which bake in the
+        values, are not built and the generic sparse/dense updates are used."""
         self.cp = cp
+        self.dense = get_dense(dense)
+        fixed_values = cp.values_fixed
         k = len(cp.terms)
         self.k = k
-        self.layouts = [theta_layout(t.ncols, t.correlated) for t in cp.terms]
-        self.theta_sizes = [len(rows) for rows, _ in self.layouts]
+        self.parametrization = ThetaParametrization.of(cp.terms)
+        self.layouts = self.parametrization.layouts
+        self.theta_sizes = self.parametrization.sizes
         # Symbolic pass: which diagonal blocks stay block-diagonal, which off-diagonals stay sparse.
         self.diag_is_bd = [True] * k
         pattern: dict[tuple[int, int], sp.csr_matrix | None] = {}
@@ -381,25 +285,16 @@ class BlockedFactor:
     # -- θ ↔ T ---------------------------------------------------------------------------
     @property
     def n_theta(self) -> int:
-        return sum(self.theta_sizes)
+        return self.parametrization.n_theta
 
     def theta_lower_bounds(self) -> np.ndarray:
-        return np.concatenate([np.where(r == c, 0.0, -np.inf) for r, c in self.layouts]) \
-            if self.k else np.zeros(0)
+        return self.parametrization.lower_bounds()
 
     def theta_start(self) -> np.ndarray:
-        return np.concatenate([np.where(r == c, 1.0, 0.0) for r, c in self.layouts]) \
-            if self.k else np.zeros(0)
+        return self.parametrization.start()
 
     def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
-        out = []
-        pos = 0
-        for t, (rows, cols), size in zip(self.cp.terms, self.layouts, self.theta_sizes):
-            T = np.zeros((t.ncols, t.ncols))
-            T[rows, cols] = theta[pos : pos + size]
-            out.append(T)
-            pos += size
-        return out
+        return self.parametrization.split(theta)
 
     # -- the factorisation ---------------------------------------------------------------
     def _scaled_off(self, r: int, i: int) -> sp.csr_matrix:
@@ -422,7 +317,7 @@ class BlockedFactor:
             return _dense_times_bd_inv_t(mat, inv)
         dense = mat.toarray() if sp.issparse(mat) else mat
         # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
-        return tri_solve(self.L_diag[i], dense.T).T
+        return self.dense.trsm(self.L_diag[i], dense.T).T
 
     def _first_term_weights(self) -> np.ndarray | None:
         """W = Λ₀ (Λ₀ᵀ A₀₀ Λ₀ + I)⁻¹ Λ₀ᵀ per level for a scalar first term: with it
@@ -476,14 +371,13 @@ class BlockedFactor:
                     else:
                         lij = self.L_off[(i, j)]
                         lij = lij.toarray() if sp.issparse(lij) else lij
-                    d -= _syrk_lower(lij)
+                    d -= self.dense.syrk_lower(lij)
                 rows, cols = self._bd_index[i]
                 d[rows, cols] += scaled.reshape(term.q, l)
-                # factor in place: d.T is Fortran-ordered and its upper triangle is d's lower one
-                upper, info = lapack.dpotrf(d.T, lower=0, overwrite_a=1, clean=0)
-                if info != 0:
-                    raise np.linalg.LinAlgError(f"block {i} is not positive definite (info={info})")
-                self.L_diag[i] = upper.T  # lower triangle valid; the strict upper holds scratch
+                try:
+                    self.L_diag[i] = self.dense.cholesky_lower(d)
+                except np.linalg.LinAlgError:
+                    raise np.linalg.LinAlgError(f"block {i} is not positive definite") from None
                 self.L_inv_bd[i] = None
             # --- off-diagonal blocks below it
             for r in range(i + 1, k):
@@ -513,10 +407,11 @@ class BlockedFactor:
         d = cp.xyxy.copy()
         for j in range(k):
             d -= self.L_xy[j] @ self.L_xy[j].T
-        chol, info = lapack.dpotrf(d, lower=1, clean=1)
-        if info != 0:
+        try:
+            chol = np.tril(self.dense.cholesky_lower(np.asfortranarray(d)))
+        except np.linalg.LinAlgError:
             # a rank-deficient X shows up here; the design step removes aliased columns
-            raise np.linalg.LinAlgError("the fixed-effects block is not positive definite")
+            raise np.linalg.LinAlgError("the fixed-effects block is not positive definite") from None
         self.R_xy = chol
         return self
 
@@ -529,7 +424,7 @@ class BlockedFactor:
             if self.diag_is_bd[i]:
                 total += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
             else:
-                total += 2.0 * np.log(np.diagonal(L)).sum()
+                total += self.dense.logdet_chol(L)
         return total
 
     @property
@@ -545,7 +440,7 @@ class BlockedFactor:
         """β̂ and the spherical random effects u (one vector per term) at the current θ."""
         p = self.cp.p
         R = self.R_xy
-        beta = tri_solve(np.ascontiguousarray(R[:p, :p]), R[p, :p], trans=True) if p else np.zeros(0)
+        beta = self.dense.trsm(np.ascontiguousarray(R[:p, :p]), R[p, :p], trans=True) if p else np.zeros(0)
         u: list[np.ndarray] = [None] * self.k  # type: ignore[list-item]
         for i in reversed(range(self.k)):
             c = self.L_xy[i][p] - self.L_xy[i][:p].T @ beta
@@ -562,36 +457,7 @@ class BlockedFactor:
             m, l, _ = inv.shape
             shaped = rhs.reshape(m, l, -1)
             return np.einsum("gba,gbc->gac", inv, shaped).reshape(rhs.shape)
-        return tri_solve(self.L_diag[i], rhs, trans=True)
-
-
-def tri_solve(lower_factor: np.ndarray, rhs: np.ndarray, trans: bool = False) -> np.ndarray:
-    """Solve L x = rhs (or Lᵀ x = rhs) for lower-triangular L with LAPACK's trtrs.
-
-    scipy's ``solve_triangular`` adds milliseconds of overhead per call on small systems
-    under load; the hot paths call LAPACK directly. A C-ordered L is passed as its
-    Fortran-ordered transpose (an upper factor), so nothing is copied.
-    """
-    b = np.asarray(rhs, dtype=float)
-    vector = b.ndim == 1
-    b2 = b.reshape(-1, 1) if vector else b
-    if lower_factor.flags.c_contiguous and not lower_factor.flags.f_contiguous:
-        x, info = lapack.dtrtrs(lower_factor.T, b2, lower=0, trans=0 if trans else 1)
-    else:
-        x, info = lapack.dtrtrs(lower_factor, b2, lower=1, trans=1 if trans else 0)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"singular triangular factor (info={info})")
-    return x.ravel() if vector else x
-
-
-def _syrk_lower(mat: np.ndarray) -> np.ndarray:
-    """mat · matᵀ (lower triangle at least) by BLAS syrk in its fast (transposed) form."""
-    if mat.shape[1] <= 64:
-        return mat @ mat.T
-    if not mat.flags.c_contiguous:
-        mat = np.ascontiguousarray(mat)
-    # matᵀ is Fortran-ordered: syrk with trans=1 reads it in place (2-3x faster than trans=0)
-    return blas.dsyrk(1.0, mat.T, lower=1, trans=1)
+        return self.dense.trsm(self.L_diag[i], rhs, trans=True)
 
 
 def _symmetrize_lower(lower: np.ndarray) -> np.ndarray:

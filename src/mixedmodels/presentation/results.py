@@ -125,7 +125,7 @@ class MixedModelResults:
             With a method, adds ``df`` and ``Pr(>|t|)`` columns (see :mod:`mixedmodels.inference`).
         """
         if ddf is not None:
-            from .inference import coef_table_ddf
+            from ..postestimation.inference import coef_table_ddf
 
             return coef_table_ddf(self, ddf)
         est = self.fixef
@@ -137,25 +137,25 @@ class MixedModelResults:
     # -- inference, prediction and plots (implemented in their own modules) -------------------
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals: ``"profile"``, ``"wald"`` or ``"boot"`` (see :mod:`mixedmodels.inference`)."""
-        from .inference import confint
+        from ..postestimation.inference import confint
 
         return confint(self, method=method, level=level, **kwargs)
 
     def predict(self, newdata: pd.DataFrame | None = None, **kwargs):
         """Predictions, optionally for new data (see :func:`mixedmodels.predict.predict`)."""
-        from .predict import predict
+        from ..postestimation.predict import predict
 
         return predict(self, newdata, **kwargs)
 
     def simulate(self, n: int = 1, seed=None, **kwargs):
         """Simulated responses from the fitted model (see :func:`mixedmodels.predict.simulate`)."""
-        from .predict import simulate
+        from ..postestimation.predict import simulate
 
         return simulate(self, n=n, seed=seed, **kwargs)
 
     def ranef_table(self, **kwargs) -> pd.DataFrame:
         """Conditional modes with their conditional standard deviations (lme4's ``condVar``)."""
-        from .inference import ranef_table
+        from ..postestimation.inference import ranef_table
 
         return ranef_table(self, **kwargs)
 

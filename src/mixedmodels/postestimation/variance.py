@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import MixedModelsWarning, SingularFitWarning
+from ..exceptions import MixedModelsWarning, SingularFitWarning
 
 __all__ = ["r2", "icc", "r2_beta", "variance_components", "VarianceResult"]
 
@@ -112,7 +112,7 @@ def _null_formula(model) -> str:
 def _fit_null_glmm(model):
     """The intercept-only GLMM with the same random effects (insight's ``null_model``)."""
     try:
-        from .glmm import glmer  # written alongside; may be absent in an older checkout
+        from ..models.glmm import glmer  # written alongside; may be absent in an older checkout
     except ImportError as err:  # pragma: no cover - depends on the checkout
         raise NotImplementedError(
             "the Poisson distribution-specific variance needs the intercept-only model and "
@@ -336,7 +336,7 @@ def icc(model, *, convention: Literal["classic", "current"] = "classic",
 
 def _fixed_term_columns(model) -> list[tuple[str, list[int]]]:
     """(term label, indices into the model's fixed effects) for each term of the fixed formula."""
-    from .design import r_column_name
+    from ..spec.design import r_column_name
 
     design = model.design
     spec = design.fixed_spec

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import DataError, ModelComparisonWarning
+from ..exceptions import DataError, ModelComparisonWarning
 
 __all__ = ["anova", "aic_table", "model_names"]
 

@@ -1,0 +1,59 @@
+"""The model matrix of one random-effects term, in compact form (level codes and columns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ReTermMatrix"]
+
+
+@dataclass
+class ReTermMatrix:
+    """The model matrix of one random-effects term in compact form.
+
+    Attributes
+    ----------
+    codes : ndarray of int, shape (n,)
+        Level index of each row, 0..nlevels-1.
+    values : ndarray, shape (n, l)
+        The term's columns (``l`` = 1 for ``(1 | g)``).
+    nlevels : int
+    correlated : bool
+        Full lower-triangular relative covariance factor, or diagonal.
+    """
+
+    codes: np.ndarray
+    values: np.ndarray
+    nlevels: int
+    correlated: bool = True
+
+    @property
+    def ncols(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def q(self) -> int:
+        return self.nlevels * self.ncols
+
+    def diag_blocks(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Zᵢᵀ W Zᵢ as its (levels, l, l) stack of within-level blocks (one pass of bincounts)."""
+        l = self.ncols
+        weighted = self.values if weights is None else self.values * weights[:, None]
+        blocks = np.empty((self.nlevels, l, l))
+        for a in range(l):
+            for b in range(a + 1):
+                blocks[:, a, b] = np.bincount(self.codes, weighted[:, a] * self.values[:, b],
+                                              minlength=self.nlevels)
+                blocks[:, b, a] = blocks[:, a, b]
+        return blocks
+
+    def sparse(self, row_scale: np.ndarray | None = None) -> sp.csr_matrix:
+        """Z_i as a CSR matrix (n × m·l), level-major columns."""
+        n, l = self.values.shape
+        data = self.values if row_scale is None else self.values * row_scale[:, None]
+        indices = (self.codes[:, None] * l + np.arange(l)[None, :]).ravel()
+        indptr = np.arange(n + 1) * l
+        return sp.csr_matrix((data.ravel(), indices, indptr), shape=(n, self.q))
