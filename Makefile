@@ -17,9 +17,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mixedmodels demo
 
+# In order, each must pass: the linter, the import-layer contracts ([tool.importlinter] in
+# pyproject.toml; --no-cache keeps .import_linter_cache out of the tree), then the tests. make stops at
+# the first non-zero exit, pytest's 5 ("no tests collected") included.
 # One BLAS thread for tests: they time nothing, and oversubscribed OpenBLAS threads on a
 # shared machine slow dense factorizations by 10-30x.
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

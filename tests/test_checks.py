@@ -12,7 +12,7 @@ import mixedmodels as mm
 from mixedmodels.models.checks import (check_convergence, check_scaling, finite_difference_derivatives,
                                 singular_terms)
 from mixedmodels.exceptions import ConvergenceWarning, ScalingWarning, SingularFitWarning
-from mixedmodels.models.lmm import lmer
+from mixedmodels import lmer
 from mixedmodels.models.optim import Control
 
 
@@ -159,7 +159,7 @@ def test_perturbed_estimates_fail_the_gradient_check(sleepstudy):
     assert info.ok and info.relative_gradient < 1e-3
     assert np.all(info.hessian_eigenvalues > 0)
     theta = m.theta
-    m._set_theta(theta * np.array([1.3, 1.0, 1.0]))
+    m.set_theta(theta * np.array([1.3, 1.0, 1.0]))
     off = check_convergence(m, force=True)
     assert not off.ok and off.relative_gradient > 1
     assert "not at the minimum" in off.messages[0]

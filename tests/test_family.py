@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+import mixedmodels as mm
 from scipy import stats
 
 from mixedmodels.exceptions import DataError
@@ -107,8 +109,10 @@ def test_get_family():
     assert get_family("negative_binomial").theta is None
     fam = binomial("probit")
     assert get_family(fam) is fam
+    # gaussian with the identity link is the LMM's family; glmer sends it to lmer
+    assert get_family("gaussian").linear
     with pytest.raises(ValueError, match="lmer"):
-        get_family("gaussian")
+        mm.glmer("Reaction ~ Days + (1 | Subject)", mm.load_dataset("sleepstudy"), family="gaussian")
     with pytest.raises(ValueError, match="unknown link"):
         make_link("logarithm")
     with pytest.raises(ValueError, match="not available"):

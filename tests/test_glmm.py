@@ -12,7 +12,8 @@ from scipy import integrate, special, stats
 import mixedmodels as mm
 from mixedmodels.exceptions import ConvergenceWarning, DataError
 from mixedmodels.models.family import binomial, poisson
-from mixedmodels.models.glmm import GeneralizedLinearMixedModel, gh_rule, glmer
+from mixedmodels import glmer
+from mixedmodels.models.glmm import GeneralizedLinearMixedModel, gh_rule
 
 CASES = {
     "cbpp_laplace": ("cbpp", {"family": "binomial"}),
@@ -243,14 +244,14 @@ def test_separation_warning_names_the_predictor():
             glmer("y ~ x + trt + (1 | g)", d, family="binomial")
 
 
-def test_pirls_failure_warns_with_history(monkeypatch):
-    import mixedmodels.models.glmm as glmm
-
-    monkeypatch.setattr(glmm, "_PIRLS_MAXIT", 1)
+def test_pirls_failure_warns_with_history():
+    # PIRLS's settings are reachable through Control (and recorded in optinfo)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.SingularFitWarning)
         with pytest.warns(ConvergenceWarning, match="PIRLS did not converge.*iteration 1"):
-            glmer("TICKS ~ YEAR + (1 | BROOD)", mm.load_dataset("grouseticks"), family="poisson")
+            m = glmer("TICKS ~ YEAR + (1 | BROOD)", mm.load_dataset("grouseticks"), family="poisson",
+                      control=mm.Control(pirls_maxit=1))
+    assert m.control.pirls_maxit == 1
 
 
 def test_family_object_and_names():

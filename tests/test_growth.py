@@ -58,7 +58,7 @@ def test_compare_lmm_prints_the_equivalence(more_ref, sleepstudy, capsys):
 
 
 def test_covariate_and_fiml_match_the_lmm(sleepstudy):
-    lmm = pytest.importorskip("mixedmodels.models.lmm")
+    lmm = pytest.importorskip("mixedmodels")
     gpa = load_dataset("gpa")
     g = growth_curve(gpa, id="student", time="occasion", y="gpa", covariates="sex")
     assert {"i~sexmale", "s~sexmale"} <= set(g.params.index)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mixedmodels.presentation.datasets import load_dataset
-from mixedmodels.models.lmm import lmer
+from mixedmodels import lmer
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

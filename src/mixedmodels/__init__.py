@@ -12,18 +12,22 @@ from .postestimation.compare import aic_table, anova
 from .postestimation.crossval import cross_validate, grouped_folds
 from .presentation.datasets import list_datasets, load_dataset
 from .spec.design import build_design
-from .postestimation.diagnostics import all_fit, rePCA, standardized_lmer
+from .postestimation.diagnostics import all_fit, rePCA
+from .models.standardize import standardized_lmer
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
                          SingularFitWarning)
 from .models.family import Family, Gamma, binomial, get_family, inverse_gaussian, negative_binomial, poisson
 from .spec.formula import FormulaError, parse_formula
-from .models.glmm import GeneralizedLinearMixedModel, glmer
+from .models.glmm import GeneralizedLinearMixedModel
+from .presentation.api import glmer, lmer
 from .alternatives.growth import growth_curve
 from .presentation.guide import help
 from .postestimation.inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
                         ranef_table, satterthwaite_df)
-from .models.lmm import LinearMixedModel, lmer
+from .models.lmm import LinearMixedModel
+from .presentation import results as _results  # noqa: F401  (registers summary and repr)
+from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .models.optim import Control
 from .postestimation.predict import predict, simulate
 from .postestimation.variance import icc, r2, r2_beta, variance_components

@@ -22,6 +22,10 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
+from ..models.lmm import LinearMixedModel
+from ..spec.design import build_design
+from ..spec.formula import parse_formula
+
 __all__ = [
     "cluster_robust",
     "fixed_effects",
@@ -890,8 +894,6 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
     ComparisonResult
         ``.table`` (estimates and SEs side by side), ``.plot()``, ``.footnote``.
     """
-    from ..spec.formula import parse_formula
-
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(f"{formula!r} has no random-effects term; compare_approaches needs one to define the clusters")
@@ -899,7 +901,6 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
         raise ValueError(f"formula {formula!r} needs a response")
     group = parsed.random[0].group
     fixed = f"{parsed.response} ~ {parsed.fixed}"
-    from ..models.lmm import lmer  # lazily: the LMM is the heavy part
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the within estimator's dropped terms go in the footnote
@@ -908,7 +909,7 @@ def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2"
                                 nobs=robust.nobs, df=float(robust.nobs - len(robust.params)))
         within = fixed_effects(fixed, data, entity=group, cluster=group)
         gee_fit = gee(fixed, data, groups=group, cov_struct="exchangeable")
-    lmm = lmer(formula, data, reml=reml)
+    lmm = LinearMixedModel(build_design(formula, data), reml=reml).fit()
     results = {
         "OLS": ols,
         f"OLS, cluster-robust ({robust.type})": robust,

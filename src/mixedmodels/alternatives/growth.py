@@ -24,6 +24,10 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
+from ..models.lmm import LinearMixedModel
+from ..spec.design import build_design
+from .estimators import r_style_name
+
 __all__ = ["growth_curve", "GrowthCurveResult"]
 
 _LOG2PI = np.log(2 * np.pi)
@@ -209,7 +213,7 @@ class GrowthCurveResult:
         Parameters
         ----------
         lmm : fitted LMM, optional
-            ``lmer(self.lmm_formula, data, reml=False)``; fitted here (from :mod:`mixedmodels.lmm`)
+            ``lmer(self.lmm_formula, data, reml=False)``; fitted here 
             when not given and that module is available.
         verbose : bool, default True
             Print the explanation of the equivalence.
@@ -221,12 +225,7 @@ class GrowthCurveResult:
             ``difference``.
         """
         if lmm is None:
-            try:
-                from ..models.lmm import lmer
-            except ImportError:
-                lmm = None
-            else:
-                lmm = lmer(self.lmm_formula, self.data, reml=False)
+            lmm = LinearMixedModel(build_design(self.lmm_formula, self.data), reml=False).fit()
         names = self._lmm_names()
         rows = {"log-likelihood": (self.loglik, getattr(lmm, "loglik", np.nan))}
         fixef = getattr(lmm, "fixef", None)
@@ -381,7 +380,6 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
     if subj is not None:
         from formulaic import model_matrix
 
-        from .estimators import r_style_name
 
         complete = subj.notna().all(axis=1)
         if not complete.all():

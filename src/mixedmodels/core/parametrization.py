@@ -132,7 +132,7 @@ class ThetaParametrization:
                     sd[a] = v
                 else:
                     corr[a, b] = corr[b, a] = v
-            if l > 2 and np.linalg.eigvalsh(corr)[0] < -1e-10:
+            if np.linalg.eigvalsh(corr)[0] < -1e-10:
                 return None, sigma
             T = psd_lower_factor(corr * np.outer(sd, sd)) / sigma
             theta.extend(T[rows, cols])

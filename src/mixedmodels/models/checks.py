@@ -40,7 +40,8 @@ SD_RATIO_LIMIT = 1e3
 OFFSET_LIMIT_FIXED = 25.0
 OFFSET_LIMIT_RANDOM = 10.0
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+# the package root (models/ is one level below it)
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GUIDE = "docs/convergence.md"
 
 
@@ -391,29 +392,16 @@ class ConvergenceInfo:
 def _objective_for_checks(model):
     """``(fun, x, lower, names, restore, f0)`` for the derivative checks, or None.
 
-    A model class can supply ``_convergence_objective()`` returning the same tuple (GLMMs, whose
+    The model's ``convergence_objective()`` returns it (GLMMs: their
     final optimization is over θ and β): ``fun`` the objective that was minimized (−2 log-lik
     scale), ``x`` the estimates, ``lower`` their lower bounds (``-inf`` where unbounded),
     ``names`` their labels, ``restore()`` to put the model back in its fitted state after ``fun``
     has been evaluated elsewhere, and ``f0`` the objective at ``x`` (or None).
-    Otherwise an LMM's profiled objective in θ is used.
-    Other models get no derivative checks: a wrong objective would give false alarms.
+    The LMM gives its profiled objective in θ. Models without one get no derivative checks: a
+    wrong objective would give false alarms.
     """
-    hook = getattr(model, "_convergence_objective", None)
-    if hook is not None:
-        return hook()
-    if getattr(model, "family", None) is not None or not hasattr(model, "objective"):
-        return None
-    theta = model.theta
-
-    def fun(x: np.ndarray) -> float:
-        try:
-            return float(model.objective(x))
-        except np.linalg.LinAlgError:
-            return np.inf
-
-    return (fun, theta, model.factor.theta_lower_bounds(), theta_names(model),
-            lambda: model._set_theta(theta), getattr(model, "_objective_value", None))
+    hook = getattr(model, "convergence_objective", None)
+    return None if hook is None else hook()
 
 
 def derivative_evals_needed(k: int) -> int:

@@ -5,7 +5,7 @@ the deviance residuals, ``aic`` (−2 × the log-likelihood of the response, as 
 ``family$aic``), start values for the mean, and the response check. Links supply the link,
 its inverse and dμ/dη, bounded as lme4 bounds them so that μ stays inside the family's range.
 
->>> from mixedmodels.family import binomial, Gamma
+>>> from mixedmodels.models.family import binomial, Gamma
 >>> binomial("probit").link.name
 'probit'
 >>> Gamma("log").has_scale
@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from ..exceptions import DataError
+
 __all__ = [
     "Link", "LogitLink", "ProbitLink", "CloglogLink", "CauchitLink", "LogLink", "InverseLink",
     "IdentityLink", "SqrtLink", "InverseSquareLink", "make_link",
-    "Family", "Binomial", "Poisson", "GammaFamily", "InverseGaussian", "NegativeBinomial",
+    "Family", "DevianceResiduals", "Gaussian", "gaussian", "Binomial", "Poisson", "GammaFamily", "InverseGaussian", "NegativeBinomial",
     "binomial", "poisson", "Gamma", "inverse_gaussian", "negative_binomial", "get_family",
 ]
 
@@ -224,6 +226,26 @@ def _ylogy(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
         return special.xlogy(y, y) - special.xlogy(y, mu)
 
 
+class DevianceResiduals:
+    """``mu -> squared deviance residuals`` for fixed ``y`` and weights, with the parts that
+    depend only on y precomputed; a class (not a closure) so that fitted models pickle."""
+
+    def __init__(self, family: "Family", y: np.ndarray, wt: np.ndarray):
+        self.family, self.y, self.wt = family, y, wt
+        self.parts = family._deviance_parts(y, wt)
+
+    def __call__(self, mu: np.ndarray) -> np.ndarray:
+        parts = self.parts
+        if parts is None:
+            return self.family.dev_resid(self.y, mu, self.wt)
+        kind, const, a, b = parts
+        if kind == "bernoulli":  # one log per row for 0/1 data
+            return -a * np.log(np.where(const, mu, 1.0 - mu))
+        if kind == "binomial":
+            return const - a * np.log(mu) - b * np.log1p(-mu)
+        return const - a * np.log(mu) + b * mu  # poisson
+
+
 class Family:
     """Base class of the GLM families.
 
@@ -240,6 +262,10 @@ class Family:
     has_scale = False
     allowed_links: tuple[str, ...] = ()
     default_link = "identity"
+    #: binomial-style responses: cbind(successes, failures), two-level factors, trials as weights
+    accepts_trials = False
+    #: a response with one value only carries no information (binomial, Poisson)
+    constant_response_is_error = False
 
     def __init__(self, link: str | Link | None = None):
         link = make_link(link if link is not None else self.default_link)
@@ -266,9 +292,81 @@ class Family:
     def check_response(self, y: np.ndarray, name: str) -> None:
         """Raise :class:`~mixedmodels.exceptions.DataError` naming ``name`` for invalid values."""
 
-    def deviance_function(self, y: np.ndarray, wt: np.ndarray):
-        """``mu -> dev_resid(y, mu, wt)`` with the parts that depend only on y precomputed."""
-        return lambda mu: self.dev_resid(y, mu, wt)
+    def deviance_function(self, y: np.ndarray, wt: np.ndarray) -> "DevianceResiduals":
+        """``mu -> dev_resid(y, mu, wt)`` with the parts that depend only on y precomputed
+        (a picklable callable)."""
+        return DevianceResiduals(self, y, wt)
+
+    def _deviance_parts(self, y: np.ndarray, wt: np.ndarray) -> tuple | None:
+        """Precomputed (const, a, b, kind) for :class:`DevianceResiduals`, or None."""
+        return None
+
+    # -- the linear model -----------------------------------------------------------------------
+    @property
+    def linear(self) -> bool:
+        """True for the Gaussian family with the identity link: a linear mixed model."""
+        return False
+
+    # -- PIRLS ------------------------------------------------------------------------------
+    def pirls_mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """Where PIRLS starts μ (lme4: the family's ``mustart``)."""
+        return self.mustart(y, wt)
+
+    def weight_eta_derivative(self, mu: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+        """dw/dη of the working weights w = wt·μ'(η)²/V(μ) for a canonical link, where Fisher and
+        Newton weights agree and the Laplace deviance has an analytic gradient; else None."""
+        return None
+
+    @property
+    def analytic_gradient(self) -> bool:
+        """Whether :meth:`weight_eta_derivative` is available (canonical binomial/Poisson)."""
+        return False
+
+    @property
+    def n_dispersion_parameters(self) -> int:
+        """Parameters besides β and θ that the fit estimates (σ, or the negative binomial θ)."""
+        return 1 if self.has_scale else 0
+
+    @property
+    def coef_statistic(self) -> str:
+        """Column name of the Wald statistic in the coefficient table (lme4's)."""
+        return "z value"
+
+    # -- over-dispersion ----------------------------------------------------------------------
+    def overdispersion_applies(self, y: np.ndarray, trials: np.ndarray, wt: np.ndarray) -> bool:
+        """Whether a Pearson over-dispersion check means anything: families with a fixed
+        dispersion (binomial with more than one trial, Poisson)."""
+        return False
+
+    overdispersion_remedy = "."
+
+    # -- simulation and densities --------------------------------------------------------------
+    def simulate(self, mu: np.ndarray, rng: np.random.Generator, *, trials: np.ndarray | None = None,
+                 weights: np.ndarray | None = None, sigma: float = 1.0) -> np.ndarray:
+        """Responses drawn given the means ``mu`` (rows × simulations), on the response scale
+        of the fit (proportions for binomial trials)."""
+        raise NotImplementedError(f"simulation is not implemented for the {self.label} family; "
+                                  "it is for gaussian, binomial, poisson, negative binomial, "
+                                  "Gamma and inverse Gaussian")
+
+    def log_density(self, y: np.ndarray, mu: np.ndarray, *, trials: np.ndarray | None = None,
+                    weights: np.ndarray | None = None, sigma: float = 1.0) -> np.ndarray:
+        """Pointwise log density of ``y`` given ``mu`` (``mu`` may have an extra trailing axis)."""
+        raise NotImplementedError(f"the log density of the {self.label} family is not implemented; "
+                                  "it is for gaussian, binomial, poisson and negative binomial")
+
+    def latent_variance(self, *, convention: str, sigma: float, mean_trials: float = 1.0,
+                        null_mean: float | None = None) -> float:
+        """The distribution-specific (observation-level) variance on the latent scale, for R²
+        and the ICC (Nakagawa et al. 2017, as performance's ``get_variance_distribution``)."""
+        raise NotImplementedError(
+            f"R² and the ICC are implemented for Gaussian, binomial (logit, probit, cloglog) and "
+            f"Poisson (log, sqrt) models, not family {self.name!r} with link {self.link.name!r}")
+
+    @property
+    def latent_variance_needs_null_mean(self) -> bool:
+        """True when :meth:`latent_variance` needs the mean of the intercept-only model."""
+        return False
 
     def aic_minus_deviance(self, y: np.ndarray, n: np.ndarray, wt: np.ndarray) -> float | None:
         """C with ``aic(μ) = Σ dev_resid(μ) + C`` for every μ, where such a constant exists
@@ -283,9 +381,7 @@ class Family:
         return f"{type(self).__name__}(link={self.link.name!r})"
 
 
-def _data_error(message: str):
-    from ..exceptions import DataError
-
+def _data_error(message: str) -> DataError:
     return DataError(message)
 
 
@@ -322,17 +418,11 @@ class Binomial(Family):
     def mustart(self, y, wt):
         return (wt * y + 0.5) / (wt + 1.0)
 
-    def deviance_function(self, y, wt):
-        const = 2.0 * wt * (special.xlogy(y, y) + special.xlogy(1.0 - y, 1.0 - y))
+    def _deviance_parts(self, y, wt):
         if np.all((y == 0) | (y == 1)):
-            success = y == 1
-            w2 = 2.0 * wt
-
-            def dev(mu):  # one log per row for 0/1 data
-                return -w2 * np.log(np.where(success, mu, 1.0 - mu))
-            return dev
-        a, b = 2.0 * wt * y, 2.0 * wt * (1.0 - y)
-        return lambda mu: const - a * np.log(mu) - b * np.log1p(-mu)
+            return "bernoulli", y == 1, 2.0 * wt, None
+        const = 2.0 * wt * (special.xlogy(y, y) + special.xlogy(1.0 - y, 1.0 - y))
+        return "binomial", const, 2.0 * wt * y, 2.0 * wt * (1.0 - y)
 
     def aic_minus_deviance(self, y, n, wt):
         m = n if np.any(n > 1) else wt
@@ -345,6 +435,39 @@ class Binomial(Family):
             return None
         sat = np.clip(y, _EPS, 1.0 - _EPS)
         return self.aic(y, n, sat, wt, 0.0) - float(np.sum(self.dev_resid(y, sat, wt)))
+
+    accepts_trials = True
+    constant_response_is_error = True
+    overdispersion_remedy = "."
+
+    def weight_eta_derivative(self, mu, w):
+        return w * (1.0 - 2.0 * mu) if self.link.name == "logit" else None
+
+    @property
+    def analytic_gradient(self) -> bool:
+        return self.link.name == "logit"
+
+    def overdispersion_applies(self, y, trials, wt):
+        # 0/1 data carry no information on over-dispersion
+        return not (np.all(trials <= 1) and np.all((y == 0) | (y == 1)) and np.all(wt == 1))
+
+    def simulate(self, mu, rng, *, trials=None, weights=None, sigma=1.0):
+        size = np.ones(mu.shape[0]) if trials is None else np.asarray(trials, dtype=float)
+        n = np.maximum(np.rint(size), 1).astype(np.int64)[:, None]
+        return rng.binomial(n, np.clip(mu, 0.0, 1.0)) / n
+
+    def log_density(self, y, mu, *, trials=None, weights=None, sigma=1.0):
+        n = np.ones(len(y)) if trials is None else np.asarray(trials, dtype=float)
+        extra = (slice(None),) + (None,) * (np.ndim(mu) - 1)
+        k = np.rint(y * n)[extra]
+        return stats.binom.logpmf(k, np.rint(n)[extra], np.clip(mu, 1e-300, 1 - 1e-16))
+
+    def latent_variance(self, *, convention, sigma, mean_trials=1.0, null_mean=None):
+        base = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}.get(self.link.name)
+        if base is None:
+            raise NotImplementedError(f"no distribution-specific variance for the binomial family "
+                                      f"with link {self.link.name!r}; use logit, probit or cloglog")
+        return float(base / mean_trials if convention == "current" else base)
 
     def check_response(self, y, name):
         bad = (y < 0) | (y > 1) | ~np.isfinite(y)
@@ -375,13 +498,44 @@ class Poisson(Family):
     def mustart(self, y, wt):
         return y + 0.1
 
-    def deviance_function(self, y, wt):
-        const = 2.0 * wt * (special.xlogy(y, y) - y)
-        a, w2 = 2.0 * wt * y, 2.0 * wt
-        return lambda mu: const - a * np.log(mu) + w2 * mu
+    def _deviance_parts(self, y, wt):
+        return "poisson", 2.0 * wt * (special.xlogy(y, y) - y), 2.0 * wt * y, 2.0 * wt
 
     def aic_minus_deviance(self, y, n, wt):
         return float(-2.0 * np.sum(wt * (special.xlogy(y, y) - y - special.gammaln(y + 1.0))))
+
+    constant_response_is_error = True
+    overdispersion_remedy = " or family='negative_binomial'."
+
+    def weight_eta_derivative(self, mu, w):
+        return w if self.link.name == "log" else None
+
+    @property
+    def analytic_gradient(self) -> bool:
+        return self.link.name == "log"
+
+    def overdispersion_applies(self, y, trials, wt):
+        return True
+
+    def simulate(self, mu, rng, *, trials=None, weights=None, sigma=1.0):
+        return rng.poisson(mu).astype(float)
+
+    def log_density(self, y, mu, *, trials=None, weights=None, sigma=1.0):
+        extra = (slice(None),) + (None,) * (np.ndim(mu) - 1)
+        return stats.poisson.logpmf(np.rint(y)[extra], mu)
+
+    @property
+    def latent_variance_needs_null_mean(self) -> bool:
+        return self.link.name == "log"
+
+    def latent_variance(self, *, convention, sigma, mean_trials=1.0, null_mean=None):
+        if self.link.name == "sqrt":
+            return 0.25
+        if self.link.name != "log":
+            raise NotImplementedError(f"no distribution-specific variance for the Poisson family "
+                                      f"with link {self.link.name!r}; use log or sqrt")
+        # lognormal approximation: log(1 + var/mu²) with var = mu (Nakagawa et al. 2017)
+        return float(np.log1p(1.0 / null_mean))
 
     def check_response(self, y, name):
         _check_counts(y, name, self.name)
@@ -422,6 +576,15 @@ class GammaFamily(Family):
         logp = stats.gamma.logpdf(y, shape, scale=mu * disp)
         return float(-2.0 * np.sum(wt * logp) + 2.0)
 
+    def pirls_mustart(self, y, wt):
+        # as lme4: starting from y itself makes PIRLS diverge
+        mu = self.mustart(y, wt)
+        return np.full_like(mu, np.mean(mu))
+
+    def simulate(self, mu, rng, *, trials=None, weights=None, sigma=1.0):
+        shape = 1.0 / sigma ** 2 if weights is None else np.asarray(weights)[:, None] / sigma ** 2
+        return rng.gamma(shape, mu / shape)
+
     def check_response(self, y, name):
         bad = ~np.isfinite(y) | (y <= 0)
         if bad.any():
@@ -447,6 +610,10 @@ class InverseGaussian(Family):
         wtsum = np.sum(wt)
         return float(wtsum * (np.log(dev / wtsum * 2.0 * np.pi) + 1.0)
                      + 3.0 * np.sum(np.log(y) * wt) + 2.0)
+
+    def simulate(self, mu, rng, *, trials=None, weights=None, sigma=1.0):
+        lam = 1.0 / sigma ** 2 if weights is None else np.asarray(weights)[:, None] / sigma ** 2
+        return rng.wald(mu, lam * np.ones_like(mu))
 
     def check_response(self, y, name):
         bad = ~np.isfinite(y) | (y <= 0)
@@ -502,6 +669,19 @@ class NegativeBinomial(Family):
                 - th * np.log(th) + special.gammaln(th) - special.gammaln(th + y))
         return float(2.0 * np.sum(wt * term))
 
+    @property
+    def n_dispersion_parameters(self) -> int:
+        return 1
+
+    def simulate(self, mu, rng, *, trials=None, weights=None, sigma=1.0):
+        th = self._theta()
+        return rng.negative_binomial(th, th / (th + mu)).astype(float)
+
+    def log_density(self, y, mu, *, trials=None, weights=None, sigma=1.0):
+        th = self._theta()
+        extra = (slice(None),) + (None,) * (np.ndim(mu) - 1)
+        return stats.nbinom.logpmf(np.rint(y)[extra], th, th / (th + mu))
+
     def check_response(self, y, name):
         _check_counts(y, name, "negative binomial")
 
@@ -509,7 +689,60 @@ class NegativeBinomial(Family):
         return f"NegativeBinomial(theta={self.theta!r}, link={self.link.name!r})"
 
 
+class Gaussian(Family):
+    """Gaussian; with the identity link this is the linear mixed model's family."""
+
+    name = "gaussian"
+    has_scale = True
+    allowed_links = ("identity", "log", "inverse")
+    default_link = "identity"
+
+    @property
+    def linear(self) -> bool:
+        return self.link.name == "identity"
+
+    @property
+    def coef_statistic(self) -> str:
+        return "t value" if self.linear else "z value"
+
+    def variance(self, mu):
+        return np.ones_like(mu)
+
+    def dev_resid(self, y, mu, wt):
+        return wt * (y - mu) ** 2
+
+    def aic(self, y, n, mu, wt, dev):
+        nobs = len(y)
+        return float(nobs * (np.log(2.0 * np.pi * dev / nobs) + 1.0) + 2.0 - np.sum(np.log(wt)))
+
+    def check_response(self, y, name):
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise _data_error(f"response {name!r} has non-finite values ({_first_bad(bad, y)}).")
+
+    def simulate(self, mu, rng, *, trials=None, weights=None, sigma=1.0):
+        scale = np.full(mu.shape[0], sigma) if weights is None else \
+            sigma / np.sqrt(np.where(np.asarray(weights) > 0, weights, np.inf))
+        return mu + rng.standard_normal(mu.shape) * scale[:, None]
+
+    def log_density(self, y, mu, *, trials=None, weights=None, sigma=1.0):
+        extra = (slice(None),) + (None,) * (np.ndim(mu) - 1)
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+        sd = sigma / np.sqrt(w)
+        return stats.norm.logpdf(y[extra], mu, sd[extra])
+
+    def latent_variance(self, *, convention, sigma, mean_trials=1.0, null_mean=None):
+        if not self.linear:
+            return super().latent_variance(convention=convention, sigma=sigma)
+        return float(sigma) ** 2
+
+
 # --- constructors with R's names -----------------------------------------------------------------
+
+def gaussian(link: str | Link = "identity") -> Gaussian:
+    """The Gaussian family (links: identity, log, inverse); the LMM's family."""
+    return Gaussian(link)
+
 
 def binomial(link: str | Link = "logit") -> Binomial:
     """The binomial family (links: logit, probit, cloglog, cauchit, log)."""
@@ -537,7 +770,7 @@ def negative_binomial(theta: float | None = None, link: str | Link = "log") -> N
 
 
 _BY_NAME = {
-    "binomial": binomial, "poisson": poisson, "gamma": Gamma,
+    "gaussian": gaussian, "binomial": binomial, "poisson": poisson, "gamma": Gamma,
     "inverse_gaussian": inverse_gaussian, "inverse.gaussian": inverse_gaussian,
     "inversegaussian": inverse_gaussian, "negative_binomial": negative_binomial,
     "negative.binomial": negative_binomial, "negbin": negative_binomial, "nb": negative_binomial,
@@ -563,11 +796,8 @@ def get_family(family: str | Family, link: str | Link | None = None) -> Family:
     if not isinstance(family, str):
         raise TypeError(f"family must be a name or a Family object, got {type(family).__name__}")
     key = family.strip().lower()
-    if key == "gaussian":
-        raise ValueError("family 'gaussian' with the identity link is a linear mixed model: "
-                         "use mm.lmer")
     if key not in _BY_NAME:
-        raise ValueError(f"unknown family {family!r}; choose one of binomial, poisson, "
+        raise ValueError(f"unknown family {family!r}; choose one of gaussian, binomial, poisson, "
                          "negative_binomial, Gamma, inverse_gaussian, or pass a family object")
     maker = _BY_NAME[key]
     return maker(link=link) if link is not None else maker()

@@ -1,8 +1,9 @@
 """Linear mixed models: the profiled (RE)ML deviance over θ and the fitted model.
 
-Pipeline, each stage public: :func:`~mixedmodels.formula.parse_formula` →
-:func:`~mixedmodels.design.build_design` → :class:`LinearMixedModel` (crossproducts once,
-objective per θ) → :func:`~mixedmodels.optimize.minimize` → the fitted model's results.
+Pipeline, each stage public: :func:`~mixedmodels.spec.formula.parse_formula` →
+:func:`~mixedmodels.spec.design.build_design` → :class:`LinearMixedModel` (crossproducts once,
+from the row backend; objective per θ) → :func:`~mixedmodels.models.optim.minimize` → the
+fitted model's results.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..spec.design import ModelDesign, build_design
-from ..core.crossproducts import BlockedCrossproducts
+from ..core.backends import get_rows
 from ..core.factor import BlockedFactor
 from ..core.lapack import tri_solve
-from .optim import Control, OptResult, minimize
-from ..presentation.results import MixedModelResults
+from ..spec.design import ModelDesign
+from .base import MixedModel
+from .checks import check_fit, theta_names
+from .family import gaussian
+from .optim import Control, OptSummary, minimize
 
-__all__ = ["lmer", "LinearMixedModel"]
+__all__ = ["LinearMixedModel"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
 
-class LinearMixedModel(MixedModelResults):
+class LinearMixedModel(MixedModel):
     """A linear mixed model ``y = Xβ + Zb + ε``; fit with :meth:`fit` or :func:`lmer`.
 
     Parameters
@@ -36,22 +39,24 @@ class LinearMixedModel(MixedModelResults):
     control : Control, optional
     """
 
-    family = None
+    r_class = "lmerMod"
 
     def __init__(self, design: ModelDesign, reml: bool = True, control: Control | None = None,
                  data_name: str | None = None):
         self.design = design
+        self.family = gaussian()
         self.reml = bool(reml)
         self.control = control or Control()
         self.data_name = data_name
         self.name: str | None = None
         y = design.y if design.offset is None else design.y - design.offset
-        self.crossproducts = BlockedCrossproducts([t.matrix for t in design.terms], design.X, y,
+        rows = get_rows(self.control.row_backend)([t.matrix for t in design.terms], design.X, y,
                                                   design.weights)
-        self.factor = BlockedFactor(self.crossproducts)
+        self.crossproducts = rows.crossproducts()
+        self.factor = BlockedFactor(self.crossproducts, dense=self.control.dense_backend)
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w[w > 0]).sum())
-        self.optinfo: OptResult | None = None
+        self.optinfo: OptSummary | None = None
         self._theta: np.ndarray | None = None
 
     # -- the objective -------------------------------------------------------------------------
@@ -85,7 +90,7 @@ class LinearMixedModel(MixedModelResults):
                 return np.inf
 
         self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl)
-        self._set_theta(self.optinfo.x)
+        self.set_theta(self.optinfo.x)
         self._post_fit_checks()
         return self
 
@@ -128,7 +133,8 @@ class LinearMixedModel(MixedModelResults):
             pos += size
         return theta
 
-    def _set_theta(self, theta: np.ndarray) -> None:
+    def set_theta(self, theta: np.ndarray) -> None:
+        """Set θ and the estimates that follow from it (β, u, σ, the fixed effects' covariance)."""
         theta = np.asarray(theta, dtype=float).copy()
         lower = self.factor.theta_lower_bounds()
         # tiny negative values cannot come from a bounded optimizer; exact zeros stay zeros
@@ -145,8 +151,6 @@ class LinearMixedModel(MixedModelResults):
         self._vcov_unscaled = Rinv.T @ Rinv
 
     def _post_fit_checks(self) -> None:
-        from .checks import check_fit
-
         check_fit(self)
 
     # -- results ---------------------------------------------------------------------------------
@@ -168,47 +172,42 @@ class LinearMixedModel(MixedModelResults):
         return self._objective_value
 
     @property
-    def npar(self) -> int:
-        return self.design.X.shape[1] + self.factor.n_theta + 1
-
-    @property
-    def fixef(self) -> pd.Series:
-        """Fixed-effect estimates in the model matrix's column order."""
-        return pd.Series(self._beta, index=self.design.fixef_names, name="Estimate")
-
-    @property
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the fixed-effect estimates."""
         names = self.design.fixef_names
         return pd.DataFrame(self._sigma ** 2 * self._vcov_unscaled, index=names, columns=names)
 
-    def _term_covariances(self) -> list[np.ndarray]:
-        return [self._sigma ** 2 * (T @ T.T) for T in self.factor.split_theta(self._theta)]
-
-    def _random_effects_b(self) -> list[np.ndarray]:
-        """Conditional modes b = Λu per term, as (levels × columns) arrays."""
-        out = []
-        for term, u, T in zip(self.design.terms, self._u, self.factor.split_theta(self._theta)):
-            out.append(u.reshape(term.nlevels, term.ncols) @ T.T)
-        return out
-
-    def _linear_predictor(self) -> np.ndarray:
+    def linear_predictor(self) -> np.ndarray:
+        """Xβ + Zb (+ offset) per observation."""
         eta = self.design.X @ self._beta
-        for term, b in zip(self.design.terms, self._random_effects_b()):
+        for term, b in zip(self.design.terms, self.random_effects()):
             m = term.matrix
             eta = eta + np.einsum("ij,ij->i", m.values, b[m.codes])
         if self.design.offset is not None:
             eta = eta + self.design.offset
         return eta
 
-    def fitted(self) -> np.ndarray:
-        """Fitted values (fixed plus random effects)."""
-        return self._linear_predictor()
+    def fitted(self, type: str = "response") -> np.ndarray:  # noqa: A002 (R's argument name)
+        """Fitted values (fixed plus random effects); the link is the identity, so ``type``
+        ("response" or "link") changes nothing."""
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        return self.linear_predictor()
 
-    def residuals(self, scaled: bool = False) -> np.ndarray:
-        """Response residuals ``y − fitted``; divided by σ when ``scaled``."""
+    def residuals(self, type: str = "response", scaled: bool = False) -> np.ndarray:  # noqa: A002
+        """Residuals ``y − fitted`` (``"response"``, the default, ``"deviance"`` and ``"working"``
+        are the same for an LMM; ``"pearson"`` multiplies by √w); divided by σ when ``scaled``."""
         r = self.design.y - self.fitted()
+        if type == "pearson" and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        elif type not in ("response", "deviance", "working", "pearson"):
+            raise ValueError("type must be 'response', 'deviance', 'pearson' or 'working', "
+                             f"got {type!r}")
         return r / self._sigma if scaled else r
+
+    def with_design(self, design: ModelDesign, *, control: Control | None = None) -> "LinearMixedModel":
+        return LinearMixedModel(design, reml=self.reml, control=control or self.control,
+                                data_name=self.data_name)
 
     def refit_ml(self) -> "LinearMixedModel":
         """The same model fit by maximum likelihood (self if already ML), started at this θ."""
@@ -221,54 +220,20 @@ class LinearMixedModel(MixedModelResults):
             other.fit(start=self._theta)
         return other
 
+    def convergence_objective(self):
+        """``(fun, x, lower, names, restore, f0)``: what the derivative checks of
+        :mod:`mixedmodels.models.checks` differentiate, the profiled objective over θ."""
+        theta = self.theta
+
+        def fun(x: np.ndarray) -> float:
+            try:
+                return float(self.objective(x))
+            except np.linalg.LinAlgError:
+                return np.inf
+
+        return (fun, theta, self.factor.theta_lower_bounds(), theta_names(self),
+                lambda: self.set_theta(theta), self._objective_value)
+
     @property
     def model_label(self) -> str:
         return "Linear mixed model fit by " + ("REML" if self.reml else "maximum likelihood")
-
-
-def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
-         weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
-         na_action: str = "drop", control: Control | None = None,
-         standardize: bool = False) -> LinearMixedModel:
-    """Fit a linear mixed model with an lme4 formula.
-
-    Parameters
-    ----------
-    formula : str
-        lme4 syntax, e.g. ``"y ~ x + (1 + x | g)"``, ``"y ~ 1 + (1 | a) + (1 | b)"``,
-        ``"y ~ 1 + (1 | a/b)"``, ``"y ~ x + (x || g)"``.
-    data : pandas.DataFrame
-    reml : bool, default True
-        REML estimates (as lme4's default); False for maximum likelihood.
-    weights : array-like or column name, optional
-        Prior weights: the residual variance of row i is σ²/wᵢ.
-    offset : array-like or column name, optional
-    na_action : {"drop", "raise"}
-        Rows with missing values in the model's variables are dropped (and counted) or raise.
-    control : Control, optional
-        Optimizer, tolerances, start values and check levels.
-    standardize : bool, default False
-        Fit on centred and scaled numeric predictors (the cure for scaling warnings) and
-        report the coefficients on both scales (``m.standardized_coefficients``); the
-        returned model is on the original scale.
-
-    Returns
-    -------
-    LinearMixedModel
-        The fitted model.
-
-    Examples
-    --------
-    >>> import mixedmodels as mm
-    >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
-    >>> round(m.loglik, 3)
-    -871.814
-    """
-    if standardize:
-        from ..postestimation.diagnostics import standardized_lmer
-
-        return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
-                                 na_action=na_action, control=control)
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-    model = LinearMixedModel(design, reml=reml, control=control)
-    return model.fit()

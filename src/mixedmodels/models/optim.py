@@ -1,36 +1,39 @@
-"""Optimizers for the profiled deviance, the fit log, and the fit control settings.
+"""The optimizer registry, the fit control settings and the fit record (:class:`OptSummary`).
 
-BOBYQA from nlopt is the default, as in lme4 (``nloptwrap``). NEWUOA and Nelder-Mead from
-nlopt, and L-BFGS-B, Powell and COBYQA from scipy can be chosen through :class:`Control`.
+Every optimization in the package goes through :func:`minimize` and the registry: the LMM and
+GLMM fits, the GLMM's gradient stages, the profiles and the negative binomial θ. An optimizer
+is a function ``(fun, x0, bounds, *, grad=None, options) -> OptimizerOutput`` registered with
+:func:`register_optimizer`; adding one touches one place.
+
+Built in: BOBYQA (the default, as lme4's ``nloptwrap``), NEWUOA, Nelder-Mead and Sbplx from
+nlopt; L-BFGS-B (with an analytic gradient when given), Powell, COBYQA and Nelder-Mead from
+scipy; and Brent's bounded method for one parameter.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["Control", "OptResult", "minimize", "OPTIMIZERS"]
+__all__ = ["Control", "OptSummary", "OptResult", "OptimizerOutput", "minimize",
+           "register_optimizer", "optimizers", "OPTIMIZERS", "value_and_gradient"]
 
-_NLOPT = {"bobyqa": "LN_BOBYQA", "newuoa": "LN_NEWUOA_BOUND", "nelder_mead": "LN_NELDERMEAD",
-          "nlopt_nelder_mead": "LN_NELDERMEAD", "sbplx": "LN_SBPLX"}
-_SCIPY = {"lbfgsb": "L-BFGS-B", "l-bfgs-b": "L-BFGS-B", "powell": "Powell", "cobyqa": "COBYQA",
-          "scipy_nelder_mead": "Nelder-Mead"}
 #: optimizers that :func:`mixedmodels.all_fit` tries
 OPTIMIZERS = ("bobyqa", "newuoa", "nelder_mead", "lbfgsb", "powell", "cobyqa")
 
 
 @dataclass
 class Control:
-    """Settings for a fit, like lme4's ``lmerControl``.
+    """Settings for a fit, like lme4's ``lmerControl`` / ``glmerControl``.
 
     Parameters
     ----------
     optimizer : str
-        ``"bobyqa"`` (default), ``"newuoa"``, ``"nelder_mead"``, ``"lbfgsb"``, ``"powell"`` or
-        ``"cobyqa"``.
+        A registered optimizer: ``"bobyqa"`` (default), ``"newuoa"``, ``"nelder_mead"``,
+        ``"lbfgsb"``, ``"powell"``, ``"cobyqa"``, ... (see :func:`optimizers`).
     maxfun : int
         Limit on objective evaluations.
     ftol_abs, xtol_abs, xtol_rel : float
@@ -49,6 +52,15 @@ class Control:
     check_conv_tol : float
         Largest acceptable distance to the minimum, in standard errors of θ, as estimated by the
         Newton step from the finite-difference gradient and Hessian.
+    pirls_tol : float
+        GLMMs: each deviance evaluation runs PIRLS from the same start to this relative change
+        of the penalized deviance (lme4's ``tolPwrss``), so the deviance is lme4's.
+    pirls_tol_smooth : float
+        GLMMs: the tolerance of the warm-started PIRLS the gradient stages use (a smooth deviance).
+    pirls_maxit, pirls_max_halvings : int
+        GLMMs: PIRLS iterations, and step-halvings per iteration.
+    dense_backend, row_backend : str
+        The engine's backends (:mod:`mixedmodels.core.backends`): ``"lapack"`` and ``"memory"``.
     options : dict
         Extra optimizer settings, e.g. ``{"initial_step": ...}`` for nlopt optimizers.
     """
@@ -66,12 +78,35 @@ class Control:
     singular_tol: float = 1e-4
     check_hessian: str = "auto"
     check_conv_tol: float = 0.01
+    pirls_tol: float = 1e-7
+    pirls_tol_smooth: float = 1e-11
+    pirls_maxit: int = 100
+    pirls_max_halvings: int = 20
+    dense_backend: str = "lapack"
+    row_backend: str = "memory"
     options: dict = field(default_factory=dict)
+
+    def optimizer_options(self) -> dict:
+        """The options :func:`minimize` passes to the optimizer."""
+        return {"maxfun": int(self.maxfun), "ftol_abs": self.ftol_abs, "xtol_abs": self.xtol_abs,
+                "xtol_rel": self.xtol_rel, **self.options}
 
 
 @dataclass
-class OptResult:
-    """What the optimizer did: kept on the fitted model as ``.optinfo``."""
+class OptimizerOutput:
+    """What a registered optimizer returns."""
+
+    x: np.ndarray
+    fun: float
+    converged: bool
+    message: str
+    maxfun_reached: bool = False
+
+
+@dataclass
+class OptSummary:
+    """The record of an optimization, kept on the fitted model as ``.optinfo``: the optimizer,
+    every tolerance it ran with (PIRLS's included, for GLMMs), the result and the fit log."""
 
     optimizer: str
     x: np.ndarray
@@ -83,6 +118,10 @@ class OptResult:
     log_x: list[np.ndarray] = field(default_factory=list, repr=False)
     log_f: list[float] = field(default_factory=list, repr=False)
     maxfun_reached: bool = False
+    #: the settings the optimizer ran with (tolerances, maxfun, initial step)
+    options: dict = field(default_factory=dict, repr=False)
+    #: PIRLS's settings (GLMMs): tolerance, smooth tolerance, iterations, step-halvings
+    pirls: dict = field(default_factory=dict, repr=False)
 
     def history(self):
         """The fit log as a DataFrame (one row per evaluation)."""
@@ -92,25 +131,82 @@ class OptResult:
         frame["objective"] = self.log_f
         return frame
 
+    def settings(self) -> dict:
+        """Every tolerance of the fit in one dict (optimizer options and PIRLS's)."""
+        return {**self.options, **{f"pirls_{k}": v for k, v in self.pirls.items()}}
+
+
+#: the former name, kept for code written against it
+OptResult = OptSummary
+
+Optimizer = Callable[..., OptimizerOutput]
+_REGISTRY: dict[str, tuple[Optimizer, bool]] = {}
+
+
+def register_optimizer(name: str, *, uses_gradient: bool = False, aliases: tuple[str, ...] = ()):
+    """Decorator: register ``fun(objective, x0, bounds, *, grad=None, options) -> OptimizerOutput``.
+
+    ``bounds`` is ``(lower, upper)`` (``±inf`` where unbounded); ``grad``, when given, returns
+    the gradient at x; ``options`` is a dict (``maxfun``, ``ftol_abs``, ``xtol_abs``,
+    ``xtol_rel``, ``initial_step`` and optimizer-specific keys). ``uses_gradient`` says whether
+    the optimizer uses ``grad``.
+    """
+    def deco(fun: Optimizer) -> Optimizer:
+        for key in (name, *aliases):
+            _REGISTRY[key] = (fun, uses_gradient)
+        return fun
+    return deco
+
+
+def optimizers() -> list[str]:
+    """Names of the registered optimizers."""
+    return sorted(_REGISTRY)
+
+
+def value_and_gradient(fg: Callable[[np.ndarray], tuple[float, np.ndarray]]):
+    """Split ``x -> (value, gradient)`` into the ``fun`` and ``grad`` pair :func:`minimize`
+    takes, computing both once per point."""
+    cache: dict = {}
+
+    def at(x):
+        key = np.asarray(x, dtype=float).tobytes()
+        if cache.get("key") != key:
+            value, gradient = fg(np.asarray(x, dtype=float))
+            cache.update(key=key, value=float(value), grad=np.asarray(gradient, dtype=float))
+        return cache
+
+    return (lambda x: at(x)["value"]), (lambda x: at(x)["grad"])
+
 
 def minimize(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray,
-             control: Control | None = None, upper: np.ndarray | None = None) -> OptResult:
-    """Minimize ``fun`` over a box, logging each evaluation.
+             control: Control | None = None, upper: np.ndarray | None = None, *,
+             grad: Callable[[np.ndarray], np.ndarray] | None = None, optimizer: str | None = None,
+             options: dict | None = None, pirls: dict | None = None) -> OptSummary:
+    """Minimize ``fun`` over a box with a registered optimizer, logging each evaluation.
 
     Parameters
     ----------
     fun : callable
-        The objective of θ.
+        The objective.
     x0, lower : ndarray
         Start and lower bounds (``-inf`` where unbounded).
     control : Control, optional
+        Supplies the optimizer and its tolerances.
+    upper : ndarray, optional
+    grad : callable, optional
+        The gradient, for optimizers that use it.
+    optimizer, options : optional
+        Override ``control``'s optimizer and add to (or override) its options.
+    pirls : dict, optional
+        PIRLS settings to record in the summary.
 
     Returns
     -------
-    OptResult
+    OptSummary
     """
     control = control or Control()
-    name = control.optimizer.lower()
+    name = (optimizer or control.optimizer).lower()
+    opts = {**control.optimizer_options(), **(options or {})}
     x0 = np.asarray(x0, dtype=float)
     lower = np.asarray(lower, dtype=float)
     upper = np.full_like(x0, np.inf) if upper is None else np.asarray(upper, dtype=float)
@@ -124,93 +220,140 @@ def minimize(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarr
         return value if np.isfinite(value) else 1e300
 
     start = time.perf_counter()
+    record = {"options": {k: v for k, v in opts.items() if k != "initial_step"},
+              "pirls": dict(pirls or {})}
     if len(x0) == 0:
         value = logged(x0)
-        return OptResult(name, x0, value, 1, time.perf_counter() - start, True, "no parameters",
-                         log_x, log_f)
-    if name in _NLOPT:
-        x, fun_value, message, converged, hit = _run_nlopt(_NLOPT[name], logged, x0, lower, upper, control)
-    elif name in _SCIPY:
-        x, fun_value, message, converged, hit = _run_scipy(_SCIPY[name], logged, x0, lower, upper, control)
-    else:
-        raise ValueError(f"unknown optimizer {control.optimizer!r}; choose one of "
-                         f"{', '.join(OPTIMIZERS)}")
+        return OptSummary(name, x0, value, 1, time.perf_counter() - start, True, "no parameters",
+                          log_x, log_f, **record)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(optimizers())}")
+    method, uses_gradient = _REGISTRY[name]
+    out = method(logged, x0, (lower, upper), grad=grad if uses_gradient else None, options=opts)
+    x, fun_value = out.x, out.fun
     # scipy's optimizers word their limit messages differently, and may overshoot it slightly
-    hit = bool(hit or (not converged and len(log_f) >= control.maxfun))
+    hit = bool(out.maxfun_reached or (not out.converged and len(log_f) >= opts["maxfun"]))
     # the optimizer's reported point can differ from the best one it evaluated
     best = int(np.argmin(log_f))
     if log_f[best] < fun_value:
         x, fun_value = log_x[best], log_f[best]
-    return OptResult(name, np.asarray(x, dtype=float), float(fun_value), len(log_f),
-                     time.perf_counter() - start, converged, message, log_x, log_f, hit)
+    return OptSummary(name, np.asarray(x, dtype=float), float(fun_value), len(log_f),
+                      time.perf_counter() - start, out.converged, out.message, log_x, log_f, hit,
+                      **record)
 
 
-def _run_nlopt(algorithm: str, fun, x0, lower, upper, control: Control):
-    import nlopt
+# --- nlopt -------------------------------------------------------------------------------------
 
-    note = ""
-    if algorithm == "LN_NEWUOA_BOUND" and len(x0) < 2:
-        # NEWUOA needs two or more parameters; MixedModels.jl also uses BOBYQA for one
-        algorithm, note = "LN_BOBYQA", " (NEWUOA needs two or more parameters: BOBYQA used)"
-    opt = nlopt.opt(getattr(nlopt, algorithm), len(x0))
-    opt.set_min_objective(lambda x, grad: fun(x))
-    # real infinities: nlopt derives its first step from the bounds, as lme4's nloptwrap relies on
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_ftol_abs(control.ftol_abs)
-    opt.set_xtol_abs(control.xtol_abs)
-    opt.set_xtol_rel(control.xtol_rel)
-    opt.set_maxeval(int(control.maxfun))
-    if "initial_step" in control.options:
-        opt.set_initial_step(control.options["initial_step"])
-    start = np.clip(x0, lower, upper)
-    try:
-        x = opt.optimize(start)
-        fun_value = opt.last_optimum_value()
-        code = opt.last_optimize_result()
-    except nlopt.RoundoffLimited:
-        return start, fun(start), "nlopt: roundoff limited", False, False
-    hit = code == nlopt.MAXEVAL_REACHED
-    messages = {nlopt.SUCCESS: "success", nlopt.STOPVAL_REACHED: "stopval reached",
-                nlopt.FTOL_REACHED: "ftol reached", nlopt.XTOL_REACHED: "xtol reached",
-                nlopt.MAXEVAL_REACHED: "maxeval reached", nlopt.MAXTIME_REACHED: "maxtime reached"}
-    return x, fun_value, f"nlopt: {messages.get(code, code)}{note}", code > 0 and not hit, hit
+def _nlopt(algorithm: str):
+    def run(fun, x0, bounds, *, grad=None, options):
+        import nlopt
+
+        lower, upper = bounds
+        alg, note = algorithm, ""
+        if alg == "LN_NEWUOA_BOUND" and len(x0) < 2:
+            # NEWUOA needs two or more parameters; MixedModels.jl also uses BOBYQA for one
+            alg, note = "LN_BOBYQA", " (NEWUOA needs two or more parameters: BOBYQA used)"
+        opt = nlopt.opt(getattr(nlopt, alg), len(x0))
+        opt.set_min_objective(lambda x, _grad: fun(x))
+        # real infinities: nlopt derives its first step from the bounds, as lme4's nloptwrap relies on
+        opt.set_lower_bounds(lower)
+        opt.set_upper_bounds(upper)
+        opt.set_ftol_abs(options["ftol_abs"])
+        opt.set_xtol_abs(options["xtol_abs"])
+        opt.set_xtol_rel(options["xtol_rel"])
+        if "ftol_rel" in options:
+            opt.set_ftol_rel(options["ftol_rel"])
+        opt.set_maxeval(int(options["maxfun"]))
+        if options.get("initial_step") is not None:
+            opt.set_initial_step(np.asarray(options["initial_step"], dtype=float))
+        start = np.clip(x0, lower, upper)
+        try:
+            x = opt.optimize(start)
+            fun_value = opt.last_optimum_value()
+            code = opt.last_optimize_result()
+        except (nlopt.RoundoffLimited, ValueError):
+            return OptimizerOutput(start, fun(start), False, "nlopt: roundoff limited")
+        hit = code == nlopt.MAXEVAL_REACHED
+        messages = {nlopt.SUCCESS: "success", nlopt.STOPVAL_REACHED: "stopval reached",
+                    nlopt.FTOL_REACHED: "ftol reached", nlopt.XTOL_REACHED: "xtol reached",
+                    nlopt.MAXEVAL_REACHED: "maxeval reached", nlopt.MAXTIME_REACHED: "maxtime reached"}
+        return OptimizerOutput(x, fun_value, code > 0 and not hit,
+                               f"nlopt: {messages.get(code, code)}{note}", hit)
+    return run
 
 
-def _run_scipy(method: str, fun, x0, lower, upper, control: Control):
-    from scipy.optimize import Bounds, minimize as sp_minimize
+register_optimizer("bobyqa")(_nlopt("LN_BOBYQA"))
+register_optimizer("newuoa")(_nlopt("LN_NEWUOA_BOUND"))
+register_optimizer("nelder_mead", aliases=("nlopt_nelder_mead",))(_nlopt("LN_NELDERMEAD"))
+register_optimizer("sbplx")(_nlopt("LN_SBPLX"))
 
-    bounds = Bounds(lower, upper)
-    options: dict = {"maxiter": int(control.maxfun)}
+
+# --- scipy -------------------------------------------------------------------------------------
+
+def _scipy_options(method: str, options: dict) -> dict:
+    maxfun = int(options["maxfun"])
     if method == "L-BFGS-B":
-        options = {"maxfun": int(control.maxfun), "ftol": 1e-12, "gtol": 1e-7}
-    elif method == "Powell":
-        options.update({"xtol": 1e-8, "ftol": 1e-12, "maxfev": int(control.maxfun)})
-    elif method == "COBYQA":
-        options = {"maxfev": int(control.maxfun), "final_tr_radius": 1e-8}
-    elif method == "Nelder-Mead":
-        options.update({"xatol": 1e-8, "fatol": 1e-10, "maxfev": int(control.maxfun)})
-        bounds = Bounds(lower, upper)
-    start = np.clip(x0, lower, upper)
-    calls = [0]
-
-    def counted(x):
-        calls[0] += 1
-        return fun(x)
-
-    res = sp_minimize(counted, start, method=method, bounds=bounds, options=options)
+        return {"maxfun": maxfun, "maxiter": options.get("maxiter", 15000),
+                "ftol": options.get("ftol", 1e-12), "gtol": options.get("gtol", 1e-7),
+                "maxcor": options.get("maxcor", 10)}
     if method == "Powell":
-        # Powell's direction set degenerates when a line search ends on a bound, and it stops
-        # short of the optimum (e.g. a variance at 0); a restart from there resets the directions
-        for _ in range(10):
-            left = int(control.maxfun) - calls[0]
-            if not res.success or left <= 0:
-                break
-            again = sp_minimize(counted, res.x, method=method, bounds=bounds,
-                                options={**options, "maxfev": left})
-            improved = res.fun - again.fun
-            res = again if again.fun <= res.fun else res
-            if improved <= control.ftol_abs:
-                break
-    hit = "maximum" in str(res.message).lower()
-    return res.x, res.fun, f"scipy {method}: {res.message}", bool(res.success), hit
+        return {"maxiter": maxfun, "xtol": 1e-8, "ftol": 1e-12, "maxfev": maxfun}
+    if method == "COBYQA":
+        return {"maxfev": maxfun, "final_tr_radius": 1e-8}
+    return {"maxiter": maxfun, "xatol": 1e-8, "fatol": 1e-10, "maxfev": maxfun}
+
+
+def _scipy(method: str):
+    def run(fun, x0, bounds, *, grad=None, options):
+        from scipy.optimize import Bounds
+        from scipy.optimize import minimize as sp_minimize
+
+        lower, upper = bounds
+        box = Bounds(lower, upper)
+        opts = _scipy_options(method, options)
+        start = np.clip(x0, lower, upper)
+        calls = [0]
+
+        def counted(x):
+            calls[0] += 1
+            return fun(x)
+
+        res = sp_minimize(counted, start, method=method, bounds=box, jac=grad, options=opts)
+        if method == "Powell":
+            # Powell's direction set degenerates when a line search ends on a bound, and it stops
+            # short of the optimum (e.g. a variance at 0); a restart from there resets the directions
+            for _ in range(10):
+                left = int(options["maxfun"]) - calls[0]
+                if not res.success or left <= 0:
+                    break
+                again = sp_minimize(counted, res.x, method=method, bounds=box,
+                                    options={**opts, "maxfev": left})
+                improved = res.fun - again.fun
+                res = again if again.fun <= res.fun else res
+                if improved <= options["ftol_abs"]:
+                    break
+        hit = "maximum" in str(res.message).lower()
+        return OptimizerOutput(res.x, float(res.fun), bool(res.success),
+                               f"scipy {method}: {res.message}", hit)
+    return run
+
+
+register_optimizer("lbfgsb", uses_gradient=True, aliases=("l-bfgs-b",))(_scipy("L-BFGS-B"))
+register_optimizer("powell")(_scipy("Powell"))
+register_optimizer("cobyqa")(_scipy("COBYQA"))
+register_optimizer("scipy_nelder_mead")(_scipy("Nelder-Mead"))
+
+
+@register_optimizer("brent")
+def _brent(fun, x0, bounds, *, grad=None, options):
+    """Brent's bounded method for one parameter (finite bounds); ``xatol`` from ``options``."""
+    from scipy.optimize import minimize_scalar
+
+    lower, upper = bounds
+    if len(x0) != 1 or not (np.isfinite(lower[0]) and np.isfinite(upper[0])):
+        raise ValueError("the brent optimizer takes one parameter with finite bounds")
+    res = minimize_scalar(lambda t: fun(np.array([t])), bounds=(float(lower[0]), float(upper[0])),
+                          method="bounded", options={"xatol": options.get("xatol", 1e-5),
+                                                     "maxiter": int(options["maxfun"])})
+    return OptimizerOutput(np.array([res.x]), float(res.fun), bool(res.success),
+                           f"brent: {res.message}")

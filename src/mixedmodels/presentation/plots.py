@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from ..models.base import implements
 
 __all__ = ["plot_ranef", "plot_residuals", "plot_trajectories"]
 
@@ -19,6 +20,7 @@ def _plt():
     return plt
 
 
+@implements("plot_ranef")
 def plot_ranef(model, level: float = 0.95, group: str | None = None, sort: bool = True,
                figsize: tuple[float, float] | None = None):
     """Caterpillar plot: conditional modes with ``level`` intervals from the conditional SDs.
@@ -70,6 +72,7 @@ def plot_ranef(model, level: float = 0.95, group: str | None = None, sort: bool 
     return fig
 
 
+@implements("plot_residuals")
 def plot_residuals(model, figsize: tuple[float, float] = (12.0, 3.8)):
     """Residuals against fitted values, a normal QQ plot of the residuals, and normal QQ plots
     of the random effects (one line per grouping-factor column).
@@ -105,7 +108,7 @@ def plot_residuals(model, figsize: tuple[float, float] = (12.0, 3.8)):
     ax.set_ylabel(rlabel)
     ax.set_title("QQ plot of residuals")
     ax = axes[2]
-    for term, b, cov in zip(model.design.terms, model._random_effects_b(), model._term_covariances()):
+    for term, b, cov in zip(model.design.terms, model.random_effects(), model.term_covariances()):
         sd = np.sqrt(np.diag(cov))
         for j, col in enumerate(term.columns):
             vals = b[:, j] / sd[j] if sd[j] > 0 else b[:, j]
@@ -135,6 +138,7 @@ def _default_x(model) -> str:
     raise ValueError("no numeric predictor to put on the x axis; pass x='column'")
 
 
+@implements("plot_trajectories")
 def plot_trajectories(model, x: str | None = None, group: str | None = None,
                       max_groups: int | None = 30, ncols: int | None = None,
                       figsize: tuple[float, float] | None = None):

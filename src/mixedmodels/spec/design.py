@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -21,7 +21,7 @@ from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaError, ModelFormula, parse_formula
 from ..core.terms import ReTermMatrix
 
-__all__ = ["ModelDesign", "ReTerm", "build_design", "r_column_name", "to_formulaic"]
+__all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "r_column_name", "to_formulaic"]
 
 
 @dataclass
@@ -80,15 +80,87 @@ class ModelDesign:
     fixed_spec: object = None
     response_name: str = ""
     extra: dict = field(default_factory=dict)
+    #: binomial trials per row (``cbind(successes, failures)``); None for other responses
+    trials: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
         return len(self.y)
 
+    # -- derived designs: the term-sort invariant (largest first) is kept here only -------------
+    def with_response(self, y: np.ndarray, weights: np.ndarray | None = None) -> "ModelDesign":
+        """The same design with a new response (and prior weights, if given)."""
+        y = np.asarray(y, dtype=float)
+        if len(y) != self.nobs:
+            raise ValueError(f"the new response has {len(y)} values; the design has {self.nobs} rows")
+        return replace(self, y=y, weights=self.weights if weights is None else np.asarray(weights, float))
+
+    def subset(self, rows: np.ndarray) -> tuple["ModelDesign", "DesignSubset"]:
+        """The design restricted to ``rows`` (indices): unused levels and aliased columns
+        dropped, terms re-sorted by their number of levels.
+
+        Returns
+        -------
+        (ModelDesign, DesignSubset)
+            The design, and the map back to this one (kept columns, levels, term order).
+        """
+        rows = np.asarray(rows)
+        X = self.X[rows]
+        aliased = set(aliased_columns(X)) if X.shape[1] else set()
+        keep_cols = np.array([j for j in range(X.shape[1]) if j not in aliased], dtype=np.int64)
+        terms, used_levels = [], []
+        for term in self.terms:
+            mat = term.matrix
+            used, new_codes = np.unique(mat.codes[rows], return_inverse=True)
+            new = ReTermMatrix(new_codes.astype(np.int64), np.ascontiguousarray(mat.values[rows]),
+                               len(used), correlated=mat.correlated)
+            terms.append(replace(term, levels=term.levels[used], matrix=new))
+            used_levels.append(used)
+        order = _sorted_term_order(terms)
+        sub = replace(
+            self, y=self.y[rows], X=np.ascontiguousarray(X[:, keep_cols]),
+            fixef_names=[self.fixef_names[j] for j in keep_cols], terms=[terms[i] for i in order],
+            frame=self.frame.iloc[rows],
+            weights=None if self.weights is None else self.weights[rows],
+            offset=None if self.offset is None else self.offset[rows],
+            trials=None if self.trials is None else self.trials[rows], extra=dict(self.extra))
+        return sub, DesignSubset(keep_cols, [used_levels[i] for i in order], order)
+
+    def drop_re_columns(self, drop: list[list[int]]) -> "ModelDesign":
+        """The design without some random-effects columns: ``drop[k]`` lists the columns of term
+        k to remove; a term left with none is removed. Terms are re-sorted."""
+        terms = []
+        for term, zeros in zip(self.terms, drop):
+            keep = [j for j in range(term.ncols) if j not in zeros]
+            if not keep:
+                continue
+            if len(keep) < term.ncols:
+                mat = term.matrix
+                new = ReTermMatrix(mat.codes, np.ascontiguousarray(mat.values[:, keep]), mat.nlevels,
+                                   correlated=mat.correlated)
+                term = replace(term, columns=[term.columns[j] for j in keep], matrix=new)
+            terms.append(term)
+        return replace(self, terms=[terms[i] for i in _sorted_term_order(terms)])
+
+
+@dataclass
+class DesignSubset:
+    """How a :meth:`ModelDesign.subset` maps back: the kept fixed-effect columns, per (new)
+    term the original level codes its levels stand for, and the original index of each term."""
+
+    keep_cols: np.ndarray
+    used_levels: list[np.ndarray]
+    order: list[int]
+
+
+def _sorted_term_order(terms: list) -> list[int]:
+    """Terms largest first (stable), the order the blocked factor needs."""
+    return sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+
 
 # --- names ---------------------------------------------------------------------------------
 
-def _split_top(text: str, sep: str) -> list[str]:
+def split_top(text: str, sep: str) -> list[str]:
     out, depth, start = [], 0, 0
     for pos, ch in enumerate(text):
         if ch in "([":
@@ -110,7 +182,7 @@ def r_column_name(name: str) -> str:
     if name == "Intercept":
         return "(Intercept)"
     parts = []
-    for part in _split_top(name, ":"):
+    for part in split_top(name, ":"):
         match = re.fullmatch(r"(.*)\[(?:T\.)?(.*)\]", part)
         if match:
             var, level = match.groups()
@@ -181,7 +253,7 @@ def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return inverse.astype(np.int64), used
 
 
-def _factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]:
+def factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]:
     """Integer codes and level labels of a grouping factor (``a`` or an interaction ``a:b``).
 
     Unused levels are dropped, as lme4 does; an interaction's levels are ordered with the
@@ -199,7 +271,7 @@ def _factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index
             values = col.to_numpy()
             if pd.api.types.is_numeric_dtype(col):
                 lev_values, c = np.unique(values, return_inverse=True)
-                lev = np.array([_fmt_level(v) for v in lev_values], dtype=object)
+                lev = np.array([fmt_level(v) for v in lev_values], dtype=object)
             else:
                 lev, c = np.unique(values.astype(str), return_inverse=True)
                 lev = lev.astype(object)
@@ -225,13 +297,13 @@ def _factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index
     return compact, pd.Index(names.astype(str))
 
 
-def _fmt_level(value) -> str:
+def fmt_level(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
 
 
-def _aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     """Columns that are (numerically) linear combinations of earlier ones, as R's lm pivoting finds."""
     kept: list[np.ndarray] = []
     aliased = []
@@ -266,7 +338,7 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _design_matrix(expr: str, frame: pd.DataFrame, what: str):
+def design_matrix(expr: str, frame: pd.DataFrame, what: str):
     try:
         return model_matrix(to_formulaic(expr), frame, na_action="ignore")
     except FormulaError:
@@ -368,12 +440,12 @@ def build_design(
 
     y = (response or _numeric_response)(spec.response, frame)
 
-    fixed = _design_matrix(_ordered_to_poly(spec.fixed, frame), frame, "fixed-effects design")
+    fixed = design_matrix(_ordered_to_poly(spec.fixed, frame), frame, "fixed-effects design")
     X = np.asarray(fixed, dtype=float)
     names = [r_column_name(c) for c in fixed.columns]
     dropped: list[str] = []
     if X.shape[1]:
-        aliased = _aliased_columns(X)
+        aliased = aliased_columns(X)
         if aliased:
             dropped = [names[j] for j in aliased]
             keep = [j for j in range(X.shape[1]) if j not in aliased]
@@ -389,7 +461,7 @@ def build_design(
     if spec.offsets or "offset" in extra_cols:
         offset_total = np.zeros(len(frame))
         for expr in spec.offsets:
-            mat = _design_matrix(f"0 + {expr}", frame, "offset")
+            mat = design_matrix(f"0 + {expr}", frame, "offset")
             offset_total += np.asarray(mat, dtype=float).ravel()
         if "offset" in extra_cols:
             offset_total += extra_cols["offset"]
@@ -406,12 +478,12 @@ def build_design(
 def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels: bool) -> list[ReTerm]:
     raw: list[ReTerm] = []
     for term in spec.random:
-        mat = _design_matrix(term.lhs, frame, f"random-effects term {term}")
+        mat = design_matrix(term.lhs, frame, f"random-effects term {term}")
         values = np.asarray(mat, dtype=float)
         columns = [r_column_name(c) for c in mat.columns]
         if values.shape[1] == 0:
             raise FormulaError(f"random-effects term {term} has no columns", spec.text)
-        codes, levels = _factor_codes(frame, term.group)
+        codes, levels = factor_codes(frame, term.group)
         nlev = len(levels)
         if nlev < 2:
             raise DataError(
@@ -437,7 +509,7 @@ def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels:
                                            correlated=term.correlated),
                               mspec))
     # lme4 orders terms by number of levels, largest first (stable), then names them uniquely
-    order = sorted(range(len(raw)), key=lambda i: -raw[i].nlevels)
+    order = _sorted_term_order(raw)
     terms = [raw[i] for i in order]
     for term, name in zip(terms, _unique_names([t.group for t in terms])):
         term.name = name

@@ -127,7 +127,7 @@ def _check_balance(formula: str) -> None:
         raise FormulaError("unclosed '('", formula, opened[-1])
 
 
-def _split_top(text: str, seps: str, offset: int = 0) -> list[tuple[str, str, int]]:
+def split_top(text: str, seps: str, offset: int = 0) -> list[tuple[str, str, int]]:
     """Split at top-level separators; returns (sign, piece, start position) triples."""
     pieces: list[tuple[str, str, int]] = []
     depth = 0
@@ -168,7 +168,7 @@ def _expand_group(group: str, formula: str, position: int) -> list[str]:
     if not group:
         raise FormulaError("random-effects term has no grouping factor after '|'", formula, position)
     out: list[str] = []
-    for _, part, pos in _split_top(group, "+"):
+    for _, part, pos in split_top(group, "+"):
         part = part.strip()
         if not part:
             raise FormulaError("empty grouping factor", formula, position + pos)
@@ -214,7 +214,7 @@ def parse_formula(formula: str) -> ModelFormula:
     fixed_parts: list[str] = []
     random: list[RandomTerm] = []
     offsets: list[str] = []
-    for sign, piece, pos in _split_top(rhs, "+-", offset=tilde + 1):
+    for sign, piece, pos in split_top(rhs, "+-", offset=tilde + 1):
         text = piece.strip()
         lead = pos + (len(piece) - len(piece.lstrip()))
         if not text:

@@ -1,0 +1,426 @@
+"""The model contract: what every fitted mixed model offers, and how other layers extend it.
+
+:class:`MixedModel` declares the state a fitted model holds (``design``, ``family``,
+``control``, ``factor``, ``optinfo``) and the contract post-estimation relies on:
+:meth:`~MixedModel.fit`, :meth:`~MixedModel.refit` (lme4's ``refit``, MixedModels.jl's
+``refit!``), :meth:`~MixedModel.objective`, :meth:`~MixedModel.conditional_covariance`,
+the estimates, and pickling. The LMM and the GLMM are its subclasses.
+
+Post-estimation and presentation live in higher layers. They add the convenience methods a
+user expects on the model (``m.confint()``, ``m.predict()``, ``m.summary()``, plots) by
+registering their implementation with :func:`implements`; the method here looks it up. So
+models import nothing from the layers above them, and the layers above import no concrete
+model class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..core.factor import BlockedFactor
+from ..spec.design import ModelDesign
+from .family import Family
+from .optim import Control, OptSummary
+
+__all__ = ["MixedModel", "implements", "extension"]
+
+_EXTENSIONS: dict[str, Callable] = {}
+# where each extension lives, for the error when it is missing
+_PROVIDERS = {
+    "coef_table_ddf": "mixedmodels.postestimation.ddf", "confint": "mixedmodels.postestimation.profile",
+    "predict": "mixedmodels.postestimation.predict", "simulate": "mixedmodels.postestimation.predict",
+    "ranef_table": "mixedmodels.postestimation.ranef", "summary": "mixedmodels.presentation.results",
+    "repr": "mixedmodels.presentation.results", "plot_ranef": "mixedmodels.presentation.plots",
+    "plot_residuals": "mixedmodels.presentation.plots",
+    "plot_trajectories": "mixedmodels.presentation.plots",
+}
+
+
+def implements(name: str) -> Callable[[Callable], Callable]:
+    """Decorator: register ``fun(model, ...)`` as the implementation of ``MixedModel.<name>``."""
+    def deco(fun: Callable) -> Callable:
+        _EXTENSIONS[name] = fun
+        return fun
+    return deco
+
+
+def extension(name: str) -> Callable:
+    """The registered implementation of ``name`` (``import mixedmodels`` registers them all)."""
+    try:
+        return _EXTENSIONS[name]
+    except KeyError:
+        where = _PROVIDERS.get(name, "mixedmodels")
+        raise NotImplementedError(f"{name} is provided by {where}; import mixedmodels (the "
+                                  "package) to register it") from None
+
+
+class MixedModel:
+    """Base class of fitted mixed models.
+
+    Attributes
+    ----------
+    design : ModelDesign
+        The fixed and random-effects design (from :func:`~mixedmodels.spec.design.build_design`).
+    family : Family
+        The response distribution and link; ``gaussian()`` for the LMM.
+    control : Control
+        Optimizer, tolerances (PIRLS's included) and checks.
+    factor : BlockedFactor
+        The blocked Cholesky factor of the engine.
+    optinfo : OptSummary or None
+        The optimization record, after :meth:`fit`.
+    reml : bool
+    """
+
+    design: ModelDesign
+    family: Family
+    control: Control
+    factor: BlockedFactor
+    optinfo: OptSummary | None
+    reml: bool = False
+    #: R's class name, shown in the summary header
+    r_class = "merMod"
+
+    # -- the contract subclasses implement -------------------------------------------------
+    def fit(self, start: Any = None) -> "MixedModel":
+        """Estimate the parameters; returns self."""
+        raise NotImplementedError
+
+    def objective(self, theta: np.ndarray, *args) -> float:
+        """The criterion :meth:`fit` minimizes, at θ (and, for GLMMs, β)."""
+        raise NotImplementedError
+
+    def with_design(self, design: ModelDesign, *, control: Control | None = None) -> "MixedModel":
+        """An unfitted model of the same kind and settings (family, REML, quadrature, control)
+        on another design: a subset of the rows (:meth:`ModelDesign.subset`), fewer
+        random-effects columns (:meth:`ModelDesign.drop_re_columns`), another fixed part. As
+        lme4's ``update``; call :meth:`fit` on it."""
+        raise NotImplementedError
+
+    def _with_data(self, y: np.ndarray | None, weights: np.ndarray | None,
+                   control: Control) -> "MixedModel":
+        """An unfitted copy of this model with a new response and/or prior weights."""
+        design = self.design if y is None else self.design.with_response(y)
+        if weights is not None:
+            design = design.with_response(design.y, weights)
+        return self.with_design(design, control=control)
+
+    def warm_start(self) -> Any:
+        """The start :meth:`refit` uses: this fit's estimates."""
+        return self.theta
+
+    def refit(self, y: np.ndarray | pd.Series | None = None, *, weights: np.ndarray | None = None,
+              start: Any = None, control: Control | None = None) -> "MixedModel":
+        """The same model fit again, to a new response and/or new prior weights.
+
+        As lme4's ``refit(m, newresp)``: the design (fixed and random effects, offsets) is
+        kept, nothing is re-parsed, and the fit starts at this model's estimates.
+
+        Parameters
+        ----------
+        y : array-like, optional
+            The new response on the fit's scale (proportions for binomial trials), one value
+            per observation used. Default: the current response.
+        weights : array-like, optional
+            New prior weights (LMM), or new total binomial weights (GLMM).
+        start : optional
+            Start values (default: this fit's estimates).
+        control : Control, optional
+            Default: this model's control.
+
+        Returns
+        -------
+        MixedModel
+            A new fitted model; this one is unchanged.
+        """
+        n = self.nobs
+        y = None if y is None else np.asarray(y, dtype=float).ravel()
+        if y is not None and len(y) != n:
+            raise ValueError(f"refit: the new response has {len(y)} values; the model uses {n} "
+                             "observations")
+        if y is not None and not np.all(np.isfinite(y)):
+            raise ValueError(f"refit: the new response has {int(np.sum(~np.isfinite(y)))} "
+                             "non-finite values")
+        w = None if weights is None else np.asarray(weights, dtype=float).ravel()
+        if w is not None and (len(w) != n or np.any(~np.isfinite(w)) or np.any(w < 0)):
+            raise ValueError(f"refit: weights must be {n} finite non-negative values")
+        new = self._with_data(y, w, control or self.control)
+        new.name, new.data_name = self.name, self.data_name
+        return new.fit(start=self.warm_start() if start is None else start)
+
+    def refit_ml(self) -> "MixedModel":
+        """The same model fit by maximum likelihood (self if it already is)."""
+        return self
+
+    # -- estimates -------------------------------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """θ in lme4's order and parametrisation (terms sorted by number of levels)."""
+        return self._theta.copy()
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation (LMM) or dispersion; 1 for binomial and Poisson."""
+        return self._sigma
+
+    @property
+    def beta(self) -> np.ndarray:
+        """The fixed effects as an array (``fixef`` is the named Series)."""
+        return self._beta.copy()
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates in the model matrix's column order."""
+        return pd.Series(self._beta, index=self.design.fixef_names, name="Estimate")
+
+    @property
+    def vcov_unscaled(self) -> np.ndarray:
+        """(R_X R_Xᵀ)⁻¹: the fixed effects' covariance over σ², from the factor at the estimates."""
+        return self._vcov_unscaled.copy()
+
+    @property
+    def residual_variance_scale(self) -> float:
+        """σ² where the family has a scale (gaussian, Gamma, ...), else 1."""
+        return self._sigma ** 2 if self.family.has_scale else 1.0
+
+    def term_covariances(self) -> list[np.ndarray]:
+        """Per term, the covariance of its random effects: scale × T Tᵀ."""
+        s2 = self.residual_variance_scale
+        return [s2 * (T @ T.T) for T in self.factor.split_theta(self._theta)]
+
+    def spherical_random_effects(self) -> list[np.ndarray]:
+        """Per term, the spherical random effects u (``b = Λ u``), as flat vectors."""
+        return [u.copy() for u in self._u]
+
+    def random_effects(self) -> list[np.ndarray]:
+        """Per term, the conditional modes b = Λu as (levels × columns) arrays."""
+        out = []
+        for term, u, T in zip(self.design.terms, self._u, self.factor.split_theta(self._theta)):
+            out.append(u.reshape(term.nlevels, term.ncols) @ T.T)
+        return out
+
+    def conditional_covariance(self, max_q: int = 20_000) -> list[np.ndarray]:
+        """Per term an (levels, l, l) array: Var(b_g | y) = scale × [Λ C⁻¹ Λᵀ]_gg (lme4's
+        ``condVar``), with C = ΛᵀZᵀWZΛ + I at the estimates (W the GLMM's working weights)."""
+        factor = self._factor_at_estimates()
+        Ts = factor.split_theta(self._theta)
+        s2 = self.residual_variance_scale
+        terms = self.design.terms
+        if len(terms) == 1:  # C is block diagonal: invert its l×l blocks
+            L = factor.L_diag[0]
+            Linv = factor.L_inv_bd[0]
+            Ci = np.einsum("gba,gbc->gac", Linv, Linv) if L.ndim == 3 else None
+            if Ci is not None:
+                T = Ts[0]
+                return [s2 * np.einsum("ab,gbc,dc->gad", T, Ci, T)]
+        q = sum(t.nlevels * t.ncols for t in terms)
+        if q > max_q:
+            raise ValueError(f"conditional variances need a dense inverse of order q = {q}; "
+                             f"this model is too large for them (the limit is max_q={max_q})")
+        Linv = np.linalg.inv(_dense_lower_factor(factor))
+        Ci = Linv.T @ Linv
+        out, pos = [], 0
+        for t, T in zip(terms, Ts):
+            m, l = t.nlevels, t.ncols
+            idx = pos + np.arange(m * l).reshape(m, l)
+            blocks = Ci[idx[:, :, None], idx[:, None, :]]
+            out.append(s2 * np.einsum("ab,gbc,dc->gad", T, blocks, T))
+            pos += m * l
+        return out
+
+    def _factor_at_estimates(self) -> BlockedFactor:
+        """The factor updated at the estimates (and, for GLMMs, the working weights there)."""
+        return self.factor.update(self._theta)
+
+    # -- data the fit used -------------------------------------------------------------------
+    @property
+    def response(self) -> np.ndarray:
+        """The response on the fit's scale (proportions for binomial trials)."""
+        return np.asarray(self.design.y, dtype=float)
+
+    @property
+    def prior_weights(self) -> np.ndarray:
+        """Prior weights per observation (ones when none were given)."""
+        w = self.design.weights
+        return np.ones(self.nobs) if w is None else np.asarray(w, dtype=float)
+
+    @property
+    def trials(self) -> np.ndarray:
+        """Binomial trials per observation (ones for other families)."""
+        return np.ones(self.nobs)
+
+    @property
+    def offset(self) -> np.ndarray:
+        """The offset per observation (zeros when there is none)."""
+        off = self.design.offset
+        return np.zeros(self.nobs) if off is None else np.asarray(off, dtype=float)
+
+    # -- counts and criteria -----------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping missing values)."""
+        return self.design.nobs
+
+    @property
+    def npar(self) -> int:
+        """Number of estimated parameters: β, θ and the family's dispersion parameters."""
+        return len(self.design.fixef_names) + self.factor.n_theta + self.family.n_dispersion_parameters
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels of each grouping factor."""
+        out: dict[str, int] = {}
+        for term in self.design.terms:
+            out.setdefault(term.group, term.nlevels)
+        return out
+
+    @property
+    def is_reml(self) -> bool:
+        return bool(self.reml)
+
+    @property
+    def has_scale(self) -> bool:
+        """Whether σ is estimated (and a residual row belongs in the variance components)."""
+        return bool(self.family.has_scale)
+
+    # -- variance components and random effects -------------------------------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as a tidy table, like R's ``as.data.frame(VarCorr(m))``."""
+        rows = []
+        for term, cov in zip(self.design.terms, self.term_covariances()):
+            sd = np.sqrt(np.diag(cov))
+            for j, col in enumerate(term.columns):
+                rows.append((term.name, col, None, cov[j, j], sd[j]))
+            for j in range(len(term.columns)):
+                for i in range(j + 1, len(term.columns)):
+                    denom = sd[i] * sd[j]
+                    corr = cov[i, j] / denom if denom > 0 else np.nan
+                    rows.append((term.name, term.columns[j], term.columns[i], cov[i, j], corr))
+        if self.has_scale:
+            rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
+        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor."""
+        out: dict[str, pd.DataFrame] = {}
+        for term, b in zip(self.design.terms, self.random_effects()):
+            frame = pd.DataFrame(b, index=term.levels, columns=term.columns)
+            frame.index.name = term.group
+            if term.group in out:  # (1 | g) + (0 + x | g), or a split (x || g): one frame per factor
+                prev = out[term.group]
+                frame.columns = [c if c not in prev.columns else f"{c}.1" for c in frame.columns]
+                out[term.group] = pd.concat([prev, frame], axis=1)
+            else:
+                out[term.group] = frame
+        return out
+
+    # -- coefficients -------------------------------------------------------------------------
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimates, standard errors and t (or z) statistics of the fixed effects.
+
+        Parameters
+        ----------
+        ddf : {None, "satterthwaite", "kenward-roger", "asymptotic"}
+            With a method, adds ``df`` and ``Pr(>|t|)`` columns
+            (see :mod:`mixedmodels.postestimation.ddf`).
+        """
+        if ddf is not None:
+            return extension("coef_table_ddf")(self, ddf)
+        est = self.fixef
+        se = np.sqrt(np.diag(self.vcov.to_numpy()))
+        return pd.DataFrame({"Estimate": est.to_numpy(), "Std. Error": se,
+                             self.family.coef_statistic: est.to_numpy() / se}, index=est.index)
+
+    # -- post-estimation and presentation (registered by the layers above) ------------------------
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
+        """Confidence intervals: ``"profile"``, ``"wald"`` or ``"boot"``
+        (see :func:`mixedmodels.confint`)."""
+        return extension("confint")(self, method=method, level=level, **kwargs)
+
+    def predict(self, newdata: pd.DataFrame | None = None, **kwargs):
+        """Predictions, optionally for new data (see :func:`mixedmodels.predict`)."""
+        return extension("predict")(self, newdata, **kwargs)
+
+    def simulate(self, n: int = 1, seed=None, **kwargs):
+        """Simulated responses from the fitted model (see :func:`mixedmodels.simulate`)."""
+        return extension("simulate")(self, n=n, seed=seed, **kwargs)
+
+    def ranef_table(self, **kwargs) -> pd.DataFrame:
+        """Conditional modes with their conditional standard deviations (lme4's ``condVar``)."""
+        return extension("ranef_table")(self, **kwargs)
+
+    def plot_ranef(self, **kwargs):
+        """Caterpillar plot of the random effects with intervals; returns the figure."""
+        return extension("plot_ranef")(self, **kwargs)
+
+    def plot_residuals(self, **kwargs):
+        """Residuals against fitted values and QQ plots; returns the figure."""
+        return extension("plot_residuals")(self, **kwargs)
+
+    def plot_trajectories(self, **kwargs):
+        """Fitted trajectories per group over the raw data; returns the figure."""
+        return extension("plot_trajectories")(self, **kwargs)
+
+    def summary(self, **kwargs):
+        """A summary printed like lme4's ``summary(m)``; keyword arguments go to :meth:`coef_table`."""
+        return extension("summary")(self, **kwargs)
+
+    def summary_notes(self) -> list[str]:
+        """Notes the summary prints after the tables (singular fit, failed checks)."""
+        notes = []
+        if getattr(self, "is_singular", False):
+            notes.append("boundary (singular) fit: see mm.help('singular')")
+        notes.extend(getattr(self, "_check_messages", []))
+        return notes
+
+    def __repr__(self) -> str:
+        if "repr" not in _EXTENSIONS:
+            return f"<{type(self).__name__}: {self.design.formula.text}>"
+        return extension("repr")(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    # -- pickling -------------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in self._transient:
+            state.pop(key, None)
+        return state
+
+    #: attributes rebuilt after unpickling instead of stored (caches of the engine)
+    _transient: tuple[str, ...] = ()
+
+
+def _dense_lower_factor(factor: BlockedFactor) -> np.ndarray:
+    """The Z-part of the blocked factor as one dense lower-triangular q × q matrix."""
+    qs = [t.q for t in factor.cp.terms]
+    starts = np.concatenate([[0], np.cumsum(qs)])
+    L = np.zeros((starts[-1], starts[-1]))
+    for i, t in enumerate(factor.cp.terms):
+        a, b = starts[i], starts[i + 1]
+        Li = factor.L_diag[i]
+        if Li.ndim == 3:
+            m, l, _ = Li.shape
+            for g in range(m):
+                L[a + g * l:a + (g + 1) * l, a + g * l:a + (g + 1) * l] = np.tril(Li[g])
+        else:
+            L[a:b, a:b] = np.tril(Li)
+        for r in range(i + 1, len(qs)):
+            off = factor.L_off[(r, i)]
+            L[starts[r]:starts[r + 1], a:b] = off.toarray() if sp.issparse(off) else off
+    return L
