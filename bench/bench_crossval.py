@@ -16,8 +16,7 @@ import time
 import warnings
 
 import mixedmodels as mm
-from mixedmodels.crossval import cross_validate
-from mixedmodels.lmm import lmer
+from mixedmodels import cross_validate, lmer
 
 FORMULA = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
 TARGET = 5.0
@@ -47,7 +46,8 @@ def main() -> None:
                      res.summary["rmse"].iloc[0]))
     print(f"InstEval ({len(data)} rows): {FORMULA}; {args.folds} folds, "
           f"median of {args.repeats}")
-    header = f"{'by':>3} {'1 fit (s)':>10} {'evals':>6} {'CV (s)':>8} {'evals':>6} {'CV/fit':>7} {'target':>7} {'RMSE':>7}"
+    header = (f"{'by':>3} {'1 fit (s)':>10} {'evals':>6} {'CV (s)':>8} {'evals':>6} {'CV/fit':>7} "
+              f"{'target':>7} {'RMSE':>7}")
     print(header)
     print("-" * len(header))
     for by, fit_t, ev1, cv_t, ev5, ratio, rmse in rows:

@@ -51,7 +51,7 @@ def make_data(case: str) -> tuple[str, pd.DataFrame]:
 
 def run_case(case: str) -> dict:
     """Fit once to warm imports, then time fits from the DataFrame (formula to results)."""
-    from mixedmodels.glmm import glmer
+    from mixedmodels import glmer
 
     formula, data = make_data(case)
     warnings.simplefilter("ignore")

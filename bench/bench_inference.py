@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 import warnings
 
-from mixedmodels.datasets import load_dataset
-from mixedmodels.glmm import glmer
-from mixedmodels.inference import coef_table_ddf, profile_ci
-from mixedmodels.lmm import lmer
+from mixedmodels import glmer, lmer, load_dataset
+from mixedmodels.postestimation.ddf import coef_table_ddf
+from mixedmodels.postestimation.profile import profile_ci
 
 
 def timed(fun, repeat: int = 1):

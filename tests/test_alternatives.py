@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels.alternatives.estimators import cluster_robust, compare_approaches, fixed_effects, gee
+from mixedmodels.alternatives.compare import compare_approaches
+from mixedmodels.alternatives.estimators import cluster_robust, fixed_effects, gee
 from mixedmodels.presentation.datasets import load_dataset
 
 

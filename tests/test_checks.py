@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.models.checks import (check_convergence, check_scaling, finite_difference_derivatives,
-                                singular_terms)
-from mixedmodels.exceptions import ConvergenceWarning, ScalingWarning, SingularFitWarning
 from mixedmodels import lmer
+from mixedmodels.exceptions import ConvergenceWarning, ScalingWarning, SingularFitWarning
+from mixedmodels.models.checks import check_convergence, check_scaling, finite_difference_derivatives, singular_terms
 from mixedmodels.models.optim import Control
 
 

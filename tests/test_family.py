@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import mixedmodels as mm
 from scipy import stats
 
+import mixedmodels as mm
 from mixedmodels.exceptions import DataError
-from mixedmodels.models.family import (Gamma, binomial, get_family, inverse_gaussian, make_link,
-                                negative_binomial, poisson)
+from mixedmodels.models.family import (
+    Gamma,
+    binomial,
+    get_family,
+    inverse_gaussian,
+    make_link,
+    negative_binomial,
+    poisson,
+)
 
 RNG = np.random.default_rng(11)
 

@@ -10,9 +10,9 @@ import pytest
 from scipy import integrate, special, stats
 
 import mixedmodels as mm
+from mixedmodels import glmer
 from mixedmodels.exceptions import ConvergenceWarning, DataError
 from mixedmodels.models.family import binomial, poisson
-from mixedmodels import glmer
 from mixedmodels.models.glmm import GeneralizedLinearMixedModel, gh_rule
 
 CASES = {
@@ -117,7 +117,7 @@ def test_agq_equals_numerical_integration():
     for g in range(m.design.terms[0].nlevels):
         rows = codes == g
 
-        def integrand(u):
+        def integrand(u, rows=rows):
             mu = stats.norm.cdf(eta_fixed[rows] + theta[0] * u)
             y = k[rows] / size[rows]
             dev = np.sum(2 * size[rows] * (special.xlogy(y, y / mu)
@@ -271,8 +271,8 @@ def test_glmm_derivative_checks_no_false_alarm_and_catch_an_offset_optimum():
     when the reported estimates are moved off it by half a standard error."""
     import warnings
 
-    from mixedmodels.models.checks import check_fit
     from mixedmodels.exceptions import ConvergenceWarning
+    from mixedmodels.models.checks import check_fit
 
     cbpp = mm.load_dataset("cbpp")
     with warnings.catch_warnings():

@@ -7,8 +7,8 @@ sleepstudy) and lme4_reference.json (gpa, ML).
 import numpy as np
 import pytest
 
-from mixedmodels.presentation.datasets import load_dataset
 from mixedmodels.alternatives.growth import growth_curve
+from mixedmodels.presentation.datasets import load_dataset
 
 
 def test_loglik_equals_lavaan_and_ml_lmm(more_ref, sleepstudy):
@@ -84,6 +84,7 @@ def test_bad_input(sleepstudy):
     with pytest.raises(ValueError, match="'Subject' .*must be numeric"):
         growth_curve(sleepstudy, id="Days", time="Subject", y="Reaction")
     with pytest.raises(ValueError, match="'dose' vary within 'Subject'"):
-        growth_curve(sleepstudy.assign(dose=sleepstudy["Days"] * 2), id="Subject", time="Days", y="Reaction", covariates="dose")
+        growth_curve(sleepstudy.assign(dose=sleepstudy["Days"] * 2), id="Subject", time="Days", y="Reaction",
+                     covariates="dose")
     with pytest.raises(ValueError, match="'nosuch' not found"):
         growth_curve(sleepstudy, id="Subject", time="nosuch", y="Reaction")

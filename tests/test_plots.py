@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mixedmodels.presentation.datasets import load_dataset
 from mixedmodels import lmer
+from mixedmodels.presentation.datasets import load_dataset
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

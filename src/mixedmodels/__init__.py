@@ -5,32 +5,40 @@
 >>> print(m.summary())                                  # doctest: +SKIP
 """
 
-from .alternatives.estimators import cluster_robust, compare_approaches, fixed_effects, gee
-from .postestimation.averaging import model_average, predict_newdata
-from .postestimation.caic import caic
-from .postestimation.compare import aic_table, anova
-from .postestimation.crossval import cross_validate, grouped_folds
-from .presentation.datasets import list_datasets, load_dataset
-from .spec.design import build_design
-from .postestimation.diagnostics import all_fit, rePCA
-from .models.standardize import standardized_lmer
+# the layers, bottom up (docs/architecture.md); importing them registers the post-estimation
+# and presentation methods on MixedModel (m.confint(), m.predict(), m.summary(), plots)
+from .core import DenseOps, RowOps
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
                          SingularFitWarning)
-from .models.family import Family, Gamma, binomial, get_family, inverse_gaussian, negative_binomial, poisson
+from .spec.design import build_design
 from .spec.formula import FormulaError, parse_formula
+from .models.base import MixedModel
+from .models.family import (Family, Gamma, binomial, gaussian, get_family, inverse_gaussian,
+                            negative_binomial, poisson)
 from .models.glmm import GeneralizedLinearMixedModel
-from .presentation.api import glmer, lmer
-from .alternatives.growth import growth_curve
-from .presentation.guide import help
-from .postestimation.inference import (BootstrapResult, bootstrap, bootstrap_lrt, confint, contrast, kenward_roger,
-                        ranef_table, satterthwaite_df)
 from .models.lmm import LinearMixedModel
-from .presentation import results as _results  # noqa: F401  (registers summary and repr)
-from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
-from .models.optim import Control
+from .models.optim import Control, OptSummary, optimizers, register_optimizer
+from .models.standardize import standardized_lmer
+from .postestimation.averaging import model_average, predict_newdata
+from .postestimation.bootstrap import BootstrapResult, bootstrap, bootstrap_lrt
+from .postestimation.caic import caic
+from .postestimation.compare import aic_table, anova
+from .postestimation.crossval import cross_validate, grouped_folds
+from .postestimation.ddf import contrast, kenward_roger, satterthwaite_df
+from .postestimation.diagnostics import all_fit, rePCA
 from .postestimation.predict import predict, simulate
+from .postestimation.profile import confint
+from .postestimation.ranef import ranef_table
 from .postestimation.variance import icc, r2, r2_beta, variance_components
+from .alternatives.compare import compare_approaches
+from .alternatives.estimators import cluster_robust, fixed_effects, gee
+from .alternatives.growth import growth_curve
+from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
+from .presentation import results as _results  # noqa: F401  (registers summary and repr)
+from .presentation.api import glmer, lmer
+from .presentation.datasets import list_datasets, load_dataset
+from .presentation.guide import help
 
 __version__ = "0.1.0"
 
@@ -46,5 +54,6 @@ __all__ = [
     "r2", "icc", "r2_beta", "variance_components", "caic", "model_average", "predict_newdata",
     "cross_validate", "grouped_folds",
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
-    "inverse_gaussian", "negative_binomial",
+    "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
+    "register_optimizer", "DenseOps", "RowOps",
 ]

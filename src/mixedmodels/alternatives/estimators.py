@@ -22,20 +22,17 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
-from ..models.lmm import LinearMixedModel
-from ..spec.design import build_design
-from ..spec.formula import parse_formula
+from ..models.family import Family, get_family
 
 __all__ = [
     "cluster_robust",
     "fixed_effects",
     "gee",
-    "compare_approaches",
     "AlternativeResult",
     "ClusterRobustResult",
     "FixedEffectsResult",
     "GEEResult",
-    "ComparisonResult",
+    "TextSummary",
 ]
 
 _CR_TYPES = ("CR0", "CR1", "CR2", "CR3")
@@ -55,56 +52,21 @@ def r_style_name(name: str) -> str:
     return ":".join(re.sub(r"^(.*)\[(?:T\.)?(.*)\]$", r"\1\2", part) for part in name.split(":"))
 
 
-class _Summary(str):
+class TextSummary(str):
     """Text of a summary; shows as plain text (not a quoted string) at the prompt."""
 
     def __repr__(self) -> str:
         return str(self)
 
 
-class _Family:
-    """The three GLM families we support, each with its canonical link."""
-
-    def __init__(self, name: str):
-        name = str(name).lower()
-        if name not in ("gaussian", "binomial", "poisson"):
-            raise ValueError(f"family must be 'gaussian', 'binomial' or 'poisson', got {name!r}")
-        self.name = name
-
-    def linkinv(self, eta):
-        if self.name == "binomial":
-            return 1.0 / (1.0 + np.exp(-eta))
-        if self.name == "poisson":
-            return np.exp(eta)
-        return eta
-
-    def link(self, mu):
-        if self.name == "binomial":
-            return np.log(mu / (1.0 - mu))
-        if self.name == "poisson":
-            return np.log(mu)
-        return mu
-
-    def mu_eta(self, eta):
-        if self.name == "binomial":
-            mu = self.linkinv(eta)
-            return mu * (1.0 - mu)
-        if self.name == "poisson":
-            return np.exp(eta)
-        return np.ones_like(eta)
-
-    def variance(self, mu):
-        if self.name == "binomial":
-            return mu * (1.0 - mu)
-        if self.name == "poisson":
-            return mu
-        return np.ones_like(mu)
-
-    def check(self, y: np.ndarray, response: str) -> None:
-        if self.name == "binomial" and (np.any(y < 0) or np.any(y > 1)):
-            raise ValueError(f"response {response!r} must lie in [0, 1] (or have two levels) for family='binomial'")
-        if self.name == "poisson" and np.any(y < 0):
-            raise ValueError(f"response {response!r} must be non-negative for family='poisson'")
+def _canonical_family(family: str | Family) -> Family:
+    """The GLM family of the alternatives: gaussian, binomial or poisson with its canonical link
+    (:mod:`mixedmodels.models.family`, the families the mixed models use)."""
+    fam = get_family(family) if isinstance(family, (str, Family)) else None
+    if fam is None or not fam.canonical_for_alternatives:
+        raise ValueError(f"family must be 'gaussian', 'binomial' or 'poisson' with its canonical link, "
+                         f"got {family!r}")
+    return fam
 
 
 def _check_columns(data: pd.DataFrame, roles: dict[str, str]) -> None:
@@ -119,7 +81,8 @@ def _response_values(data: pd.DataFrame, response: str, lhs: pd.DataFrame | None
     if response in data.columns:
         col = data[response]
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == bool or not pd.api.types.is_numeric_dtype(col):
-            levels = list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else sorted(col.dropna().unique())
+            levels = (list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype)
+                      else sorted(col.dropna().unique()))
             if len(levels) != 2:
                 raise ValueError(f"response column {response!r} is not numeric and does not have two levels")
             return (col == levels[1]).to_numpy(dtype=float)
@@ -191,35 +154,34 @@ def _check_rank(X: np.ndarray, names: Sequence[str]) -> None:
         raise ValueError(f"design matrix is rank deficient; aliased column(s): {', '.join(aliased)}")
 
 
-def _irls(y: np.ndarray, X: np.ndarray, family: _Family, maxit: int = 100, tol: float = 1e-12):
+def _irls(y: np.ndarray, X: np.ndarray, family: Family, maxit: int = 100, tol: float = 1e-12):
     """GLM by iteratively reweighted least squares (exact least squares for the Gaussian family).
 
     Returns the coefficients, the means, the working weights and the working residuals.
     """
-    if family.name == "gaussian":
+    if family.linear:
         beta = linalg.lstsq(X, y)[0]
         mu = X @ beta
         return beta, mu, np.ones_like(y), y - mu
-    mu = (y + 0.5) / 2.0 if family.name == "binomial" else y + 0.1  # R's starting values
-    eta = family.link(mu)
+    ones = np.ones_like(y)
+    mu = family.mustart(y, ones)  # R's starting values
+    link = family.link
+    eta = link.link(mu)
     dev_old = np.inf
     for _ in range(maxit):
-        g = family.mu_eta(eta)
+        g = link.mu_eta(eta)
         w = g**2 / family.variance(mu)
         z = eta + (y - mu) / g
         sw = np.sqrt(w)
         beta = linalg.lstsq(X * sw[:, None], z * sw)[0]
         eta = X @ beta
-        mu = family.linkinv(eta)
+        mu = link.inverse(eta)
         with np.errstate(divide="ignore", invalid="ignore"):
-            if family.name == "binomial":
-                dev = -2 * np.sum(y * np.log(mu) + (1 - y) * np.log1p(-mu))
-            else:
-                dev = 2 * np.sum(np.where(y > 0, y * np.log(y / mu), 0.0) - (y - mu))
+            dev = float(np.sum(family.dev_resid(y, mu, ones)))
         if abs(dev - dev_old) / (abs(dev) + 0.1) < tol:
             break
         dev_old = dev
-    g = family.mu_eta(eta)
+    g = link.mu_eta(eta)
     w = g**2 / family.variance(mu)
     return beta, mu, w, (y - mu) / g
 
@@ -326,7 +288,7 @@ class AlternativeResult:
         se = self.bse
         return pd.DataFrame({"lower": self.params - q * se, "upper": self.params + q * se})
 
-    def summary(self) -> _Summary:
+    def summary(self) -> TextSummary:
         """A printable summary: the method, the data sizes and the coefficient table."""
         table = self.coef_table()
         lines = [self.method, f"Number of observations: {self.nobs}", *self._info, ""]
@@ -335,7 +297,7 @@ class AlternativeResult:
             lines.append(f"t tests on {self.df:g} degrees of freedom")
         for note in self.notes:
             lines.append(f"Note: {note}")
-        return _Summary("\n".join(lines))
+        return TextSummary("\n".join(lines))
 
     def __repr__(self) -> str:
         return str(self.summary())
@@ -425,12 +387,12 @@ def cluster_robust(formula: str, data: pd.DataFrame, cluster: str | Sequence[str
     kind = str(type).upper()
     if kind not in _CR_TYPES:
         raise ValueError(f"type must be one of {', '.join(_CR_TYPES)}, got {type!r}")
-    fam = _Family(family)
+    fam = _canonical_family(family)
     clusters = [cluster] if isinstance(cluster, str) else list(cluster)
     if not clusters:
         raise ValueError("cluster must name at least one column")
     y, Xdf, rows, response = _model_frame(formula, data, {c: "cluster" for c in clusters})
-    fam.check(y, response)
+    fam.check_response(y, response)
     X = Xdf.to_numpy()
     names = list(Xdf.columns)
     _check_rank(X, names)
@@ -449,13 +411,13 @@ def cluster_robust(formula: str, data: pd.DataFrame, cluster: str | Sequence[str
         meat *= (n - 1) / (n - k)
     V = bread @ meat @ bread
 
-    if fam.name == "gaussian":
+    if fam.linear:
         sigma2 = float(ew @ ew) / (n - k)
         df = float(min(G for s, _, G in terms if s > 0) - 1)
     else:
         sigma2, df = 1.0, None
     n_clusters = {c: G for c, (_, _, G) in zip(clusters, terms)}
-    label = "OLS" if fam.name == "gaussian" else f"GLM ({fam.name}, canonical link)"
+    label = "OLS" if fam.linear else f"GLM ({fam.name}, canonical link)"
     res = ClusterRobustResult(
         pd.Series(beta, index=names), pd.DataFrame(V, index=names, columns=names),
         method=f"{label} with cluster-robust ({kind}) standard errors: {formula}",
@@ -531,7 +493,8 @@ def fixed_effects(formula: str, data: pd.DataFrame, entity: str, *, cluster: str
     shown = [c for c, keep in zip(shown, within_var) if keep]
     Xt = Xt[:, within_var]
     if not shown:
-        raise ValueError(f"no term of {formula!r} varies within {entity!r}; the within estimator has nothing to estimate")
+        raise ValueError(f"no term of {formula!r} varies within {entity!r}; the within estimator has nothing "
+                         "to estimate")
     if time is not None:
         tcodes, T = _group_codes(rows, time, role="time")
         D = np.zeros((n, T - 1))
@@ -711,7 +674,7 @@ def gee(formula: str, data: pd.DataFrame, groups: str, *, time: str | None = Non
     cs = str(cov_struct).lower()
     if cs not in _COV_STRUCTS:
         raise ValueError(f"cov_struct must be one of {', '.join(_COV_STRUCTS)}, got {cov_struct!r}")
-    fam = _Family(family)
+    fam = _canonical_family(family)
     if cs == "ar1":
         if time is None:
             raise ValueError("cov_struct='ar1' needs `time`: the column that orders observations within each group")
@@ -724,7 +687,7 @@ def gee(formula: str, data: pd.DataFrame, groups: str, *, time: str | None = Non
             raise ValueError(f"time column {time!r} must be numeric for AR(1) (distances are |t_j - t_k|)")
     extra = {n: r for n, r in ((time, "time"), (groups, "groups")) if n}
     y, Xdf, rows, response = _model_frame(formula, data, extra)
-    fam.check(y, response)
+    fam.check_response(y, response)
     codes, G = _group_codes(rows, groups, role="groups")
     names = list(Xdf.columns)
     _check_rank(Xdf.to_numpy(), names)
@@ -739,11 +702,11 @@ def gee(formula: str, data: pd.DataFrame, groups: str, *, time: str | None = Non
         raise ValueError(f"time column {time!r} must be numeric or categorical")
     order = np.lexsort((tvals, codes))
     if cs == "ar1" and np.any((np.diff(codes[order]) == 0) & (np.diff(tvals[order]) == 0)):
-        raise ValueError(f"time column {time!r} repeats a value within a group of {groups!r}; AR(1) needs distinct times")
+        raise ValueError(f"time column {time!r} repeats a value within a group of {groups!r}; AR(1) needs "
+                         "distinct times")
     structure = {"exchangeable": sm_cov.Exchangeable, "independence": sm_cov.Independence,
                  "ar1": _geepack_ar1()}[cs]()
-    sm_family = {"gaussian": sm.families.Gaussian, "binomial": sm.families.Binomial,
-                 "poisson": sm.families.Poisson}[fam.name]()
+    sm_family = fam.statsmodels_family()
     model = sm.GEE(y[order], Xdf.to_numpy()[order], groups=codes[order],
                    time=tvals[order] if time is not None else None,
                    family=sm_family, cov_struct=structure)
@@ -763,175 +726,3 @@ def gee(formula: str, data: pd.DataFrame, groups: str, *, time: str | None = Non
     res.vcov_naive = pd.DataFrame(np.asarray(fit.cov_naive), index=names, columns=names)
     res.statsmodels_result = fit
     return res
-
-
-# --------------------------------------------------------------------------- compare_approaches
-
-
-class ComparisonResult:
-    """Fixed effects under several approaches, side by side (see :func:`compare_approaches`).
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        One row per fixed effect; columns (approach, ``Estimate``/``Std. Error``).
-    results : dict
-        The fitted result of each approach.
-    footnote : str
-        What each approach estimates.
-    """
-
-    def __init__(self, results: dict, footnote: str, formula: str):
-        self.results = results
-        self.footnote = footnote
-        self.formula = formula
-        terms: list[str] = []
-        for r in results.values():
-            for t in _params_of(r).index:
-                if t not in terms:
-                    terms.append(t)
-        blocks = {}
-        for name, r in results.items():
-            tab = _coef_table_of(r)
-            blocks[name] = tab[["Estimate", "Std. Error"]].reindex(terms)
-        self.table = pd.concat(blocks, axis=1)
-
-    def coef_table(self) -> pd.DataFrame:
-        """Long form: index (approach, term); columns ``Estimate``, ``Std. Error``, ``p-value``."""
-        parts = []
-        for name, r in self.results.items():
-            tab = _coef_table_of(r)
-            pcol = [c for c in tab.columns if c.startswith("Pr(")]
-            p = tab[pcol[0]] if pcol else pd.Series(np.nan, index=tab.index)
-            part = pd.DataFrame({"Estimate": tab["Estimate"], "Std. Error": tab["Std. Error"], "p-value": p})
-            part.index = pd.MultiIndex.from_product([[name], tab.index], names=["approach", "term"])
-            parts.append(part)
-        return pd.concat(parts)
-
-    def summary(self) -> _Summary:
-        """The side-by-side table and the footnote."""
-        text = self.table.to_string(float_format=lambda v: f"{v:.5g}", na_rep="-")
-        return _Summary(f"Fixed effects of {self.formula} under different approaches\n\n{text}\n\n{self.footnote}")
-
-    def __repr__(self) -> str:
-        return str(self.summary())
-
-    def plot(self, level: float = 0.95, terms: Sequence[str] | None = None):
-        """Estimates with ``level`` Wald intervals, one panel per term.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        import matplotlib.pyplot as plt
-
-        terms = list(terms) if terms is not None else list(self.table.index)
-        names = list(self.results)
-        fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 0.45 * len(names) + 1.6),
-                                 sharey=True, squeeze=False)
-        for ax, term in zip(axes[0], terms):
-            lo, hi = np.inf, -np.inf
-            for pos, name in enumerate(names):
-                est = self.table.loc[term, (name, "Estimate")]
-                se = self.table.loc[term, (name, "Std. Error")]
-                if not np.isfinite(est):
-                    ax.text(0.02, pos, "not estimable", va="center", fontsize=8, color="grey",
-                            transform=ax.get_yaxis_transform())
-                    continue
-                q = _quantile_of(self.results[name], level)
-                ax.errorbar(est, pos, xerr=q * se, fmt="o", capsize=3)
-                lo, hi = min(lo, est - q * se), max(hi, est + q * se)
-            ax.set_title(term)
-            if lo <= 0.0 <= hi:  # a zero line only where it does not squash the intervals
-                ax.axvline(0.0, color="grey", lw=0.5, ls=":")
-        axes[0][0].set_yticks(range(len(names)))
-        axes[0][0].set_yticklabels(names)
-        axes[0][0].invert_yaxis()
-        fig.suptitle(f"{self.formula}: estimates with {100 * level:g}% intervals", fontsize=10)
-        fig.tight_layout()
-        return fig
-
-
-def _params_of(r) -> pd.Series:
-    return r.fixef if hasattr(r, "fixef") else r.params
-
-
-def _coef_table_of(r) -> pd.DataFrame:
-    tab = r.coef_table()
-    if not any(c.startswith("Pr(") for c in tab.columns):
-        # lmer's table has no p-value: use the normal approximation to its t value.
-        tcol = [c for c in tab.columns if c.endswith("value")]
-        tv = tab[tcol[0]] if tcol else tab["Estimate"] / tab["Std. Error"]
-        tab = tab.assign(**{"Pr(>|z|)": 2 * stats.norm.sf(np.abs(tv))})
-    return tab
-
-
-def _quantile_of(r, level: float) -> float:
-    df = getattr(r, "df", None)
-    if isinstance(df, (int, float)) and np.isfinite(df):
-        return float(stats.t.ppf(0.5 + level / 2, df))
-    return float(stats.norm.ppf(0.5 + level / 2))
-
-
-def compare_approaches(formula: str, data: pd.DataFrame, *, cr_type: str = "CR2",
-                       reml: bool = True) -> ComparisonResult:
-    """Fit OLS, cluster-robust OLS, the within estimator, GEE (exchangeable) and the LMM; tabulate.
-
-    Parameters
-    ----------
-    formula : str
-        A mixed-model formula, e.g. ``"gpa ~ occasion + sex + (1 + occasion | student)"``. The
-        fixed part is used by every approach; the grouping factor of the first random-effects
-        term is the cluster (OLS CR SEs), the entity (within) and the group (GEE).
-    data : pandas.DataFrame
-    cr_type : str, default "CR2"
-        Sandwich type of the cluster-robust OLS column.
-    reml : bool, default True
-        REML (True) or ML for the LMM.
-
-    Returns
-    -------
-    ComparisonResult
-        ``.table`` (estimates and SEs side by side), ``.plot()``, ``.footnote``.
-    """
-    parsed = parse_formula(formula)
-    if not parsed.random:
-        raise ValueError(f"{formula!r} has no random-effects term; compare_approaches needs one to define the clusters")
-    if parsed.response is None:
-        raise ValueError(f"formula {formula!r} needs a response")
-    group = parsed.random[0].group
-    fixed = f"{parsed.response} ~ {parsed.fixed}"
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the within estimator's dropped terms go in the footnote
-        robust = cluster_robust(fixed, data, cluster=group, type=cr_type)
-        ols = AlternativeResult(robust.params, robust.vcov_classical, method=f"OLS: {fixed}",
-                                nobs=robust.nobs, df=float(robust.nobs - len(robust.params)))
-        within = fixed_effects(fixed, data, entity=group, cluster=group)
-        gee_fit = gee(fixed, data, groups=group, cov_struct="exchangeable")
-    lmm = LinearMixedModel(build_design(formula, data), reml=reml).fit()
-    results = {
-        "OLS": ols,
-        f"OLS, cluster-robust ({robust.type})": robust,
-        "Within (fixed effects)": within,
-        "GEE (exchangeable)": gee_fit,
-        "LMM": lmm,
-    }
-    not_within = [t for t in within.dropped if t != "(Intercept)"]
-    footnote = "\n".join([
-        "What each column estimates:",
-        "- OLS, cluster-robust OLS and GEE: marginal (population-averaged) effects. OLS standard errors",
-        f"  ignore the clustering by {group!r}; the cluster-robust and GEE (sandwich) ones allow for it.",
-        f"- LMM: conditional (subject-specific) effects, given the random effects of {group!r}. With an identity",
-        "  link and Gaussian errors the marginal and conditional fixed effects are the same quantity, so",
-        "  differences between columns come from weighting and efficiency, not from different targets;",
-        "  with logit or log links (GLMMs) the conditional effects are larger in magnitude than the marginal ones.",
-        "  A large gap between the LMM and the marginal columns hints at misspecification (e.g. a cluster-level",
-        "  term correlated with the random effects).",
-        f"- Within: the effect of change within a {group!r} only (between-cluster variation removed, robust to",
-        "  confounding by stable cluster characteristics). It cannot estimate the intercept or cluster-level",
-        "  (time-invariant) terms" + (f": {', '.join(not_within)} (shown as missing)." if not_within else "."),
-        "- p-values: t tests for OLS and within, t on G-1 df for cluster-robust OLS, Wald z for GEE,"
-        " normal approximation for the LMM.",
-    ])
-    return ComparisonResult(results, footnote, formula)

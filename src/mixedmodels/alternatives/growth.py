@@ -33,7 +33,7 @@ __all__ = ["growth_curve", "GrowthCurveResult"]
 _LOG2PI = np.log(2 * np.pi)
 
 
-class _Summary(str):
+class TextSummary(str):
     """Text of a summary; shows as plain text at the prompt."""
 
     def __repr__(self) -> str:
@@ -213,8 +213,8 @@ class GrowthCurveResult:
         Parameters
         ----------
         lmm : fitted LMM, optional
-            ``lmer(self.lmm_formula, data, reml=False)``; fitted here 
-            when not given and that module is available.
+            ``lmer(self.lmm_formula, data, reml=False)``; fitted here
+            when not given.
         verbose : bool, default True
             Print the explanation of the equivalence.
 
@@ -266,7 +266,7 @@ class GrowthCurveResult:
             ]
         return "\n".join(lines)
 
-    def summary(self) -> _Summary:
+    def summary(self) -> TextSummary:
         """Fit information and the parameter table."""
         lines = [
             f"Latent growth curve (ML{', FIML for missing time points' if self.n_incomplete else ''}): "
@@ -280,7 +280,7 @@ class GrowthCurveResult:
         ]
         if self.residual == "equal":
             lines.append(f"\nEquals lmer({self.lmm_formula!r}, REML=FALSE); see compare_lmm().")
-        return _Summary("\n".join(lines))
+        return TextSummary("\n".join(lines))
 
     def __repr__(self) -> str:
         return str(self.summary())

@@ -411,7 +411,7 @@ def _dense_lower_factor(factor: BlockedFactor) -> np.ndarray:
     qs = [t.q for t in factor.cp.terms]
     starts = np.concatenate([[0], np.cumsum(qs)])
     L = np.zeros((starts[-1], starts[-1]))
-    for i, t in enumerate(factor.cp.terms):
+    for i in range(len(qs)):
         a, b = starts[i], starts[i + 1]
         Li = factor.L_diag[i]
         if Li.ndim == 3:

@@ -1,7 +1,7 @@
 """Checks run after a fit: scaling, convergence and singular fits, each with a filterable warning.
 
 Every check records its finding on the model and then acts on it according to the level set in
-:class:`~mixedmodels.optimize.Control` (``"ignore"``, ``"warn"`` or ``"raise"``). At most one warning
+:class:`~mixedmodels.models.optim.Control` (``"ignore"``, ``"warn"`` or ``"raise"``). At most one warning
 per class is issued per fit, and each names what was found and what to do, with a pointer to the
 matching section of the troubleshooting guide (``mm.help(topic)``, ``docs/convergence.md``).
 

@@ -22,7 +22,8 @@ from ..exceptions import DataError
 __all__ = [
     "Link", "LogitLink", "ProbitLink", "CloglogLink", "CauchitLink", "LogLink", "InverseLink",
     "IdentityLink", "SqrtLink", "InverseSquareLink", "make_link",
-    "Family", "DevianceResiduals", "Gaussian", "gaussian", "Binomial", "Poisson", "GammaFamily", "InverseGaussian", "NegativeBinomial",
+    "Family", "DevianceResiduals", "Gaussian", "gaussian", "Binomial", "Poisson", "GammaFamily",
+    "InverseGaussian", "NegativeBinomial",
     "binomial", "poisson", "Gamma", "inverse_gaussian", "negative_binomial", "get_family",
 ]
 
@@ -377,6 +378,17 @@ class Family:
     def label(self) -> str:
         return self.name
 
+    # -- the marginal alternatives (cluster-robust GLM, GEE) ----------------------------------
+    @property
+    def canonical_for_alternatives(self) -> bool:
+        """Whether :mod:`mixedmodels.alternatives` supports the family: gaussian, binomial and
+        Poisson with their canonical links."""
+        return False
+
+    def statsmodels_family(self):
+        """The statsmodels family object with the same distribution and link (for GEE)."""
+        raise NotImplementedError(f"no statsmodels family for {self.label} ({self.link.name})")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(link={self.link.name!r})"
 
@@ -469,6 +481,15 @@ class Binomial(Family):
                                       f"with link {self.link.name!r}; use logit, probit or cloglog")
         return float(base / mean_trials if convention == "current" else base)
 
+    @property
+    def canonical_for_alternatives(self) -> bool:
+        return self.link.name == "logit"
+
+    def statsmodels_family(self):
+        import statsmodels.api as sm
+
+        return sm.families.Binomial()
+
     def check_response(self, y, name):
         bad = (y < 0) | (y > 1) | ~np.isfinite(y)
         if bad.any():
@@ -536,6 +557,15 @@ class Poisson(Family):
                                       f"with link {self.link.name!r}; use log or sqrt")
         # lognormal approximation: log(1 + var/mu²) with var = mu (Nakagawa et al. 2017)
         return float(np.log1p(1.0 / null_mean))
+
+    @property
+    def canonical_for_alternatives(self) -> bool:
+        return self.link.name == "log"
+
+    def statsmodels_family(self):
+        import statsmodels.api as sm
+
+        return sm.families.Poisson()
 
     def check_response(self, y, name):
         _check_counts(y, name, self.name)
@@ -625,7 +655,7 @@ class InverseGaussian(Family):
 class NegativeBinomial(Family):
     """Negative binomial counts with variance μ + μ²/θ (MASS's ``negative.binomial(theta)``).
 
-    With ``theta=None``, :func:`~mixedmodels.glmm.glmer` estimates θ as lme4's ``glmer.nb``.
+    With ``theta=None``, :func:`~mixedmodels.glmer` estimates θ as lme4's ``glmer.nb``.
     """
 
     name = "negative_binomial"
@@ -714,6 +744,15 @@ class Gaussian(Family):
     def aic(self, y, n, mu, wt, dev):
         nobs = len(y)
         return float(nobs * (np.log(2.0 * np.pi * dev / nobs) + 1.0) + 2.0 - np.sum(np.log(wt)))
+
+    @property
+    def canonical_for_alternatives(self) -> bool:
+        return self.linear
+
+    def statsmodels_family(self):
+        import statsmodels.api as sm
+
+        return sm.families.Gaussian()
 
     def check_response(self, y, name):
         bad = ~np.isfinite(y)

@@ -3,7 +3,7 @@
 For fixed θ (and β in the second stage), penalized iteratively reweighted least squares
 (PIRLS) finds the conditional modes of the spherical random effects u. Each PIRLS step
 reweights the crossproducts of ``[Z X z]`` (z the working response) and factors them with
-the blocked Cholesky of :mod:`mixedmodels.linalg`. The fit follows lme4's two stages:
+the blocked Cholesky of :mod:`mixedmodels.core.factor`. The fit follows lme4's two stages:
 
 1. ``nAGQ = 0``: optimise θ with β inside PIRLS;
 2. optimise (θ, β) jointly on the Laplace (or AGQ) deviance, started at stage 1's estimates.
@@ -52,7 +52,7 @@ class GeneralizedLinearMixedModel(MixedModel):
     Parameters
     ----------
     design : ModelDesign
-        From :func:`~mixedmodels.design.build_design` with a GLM response.
+        From :func:`~mixedmodels.spec.design.build_design` with a GLM response.
     family : Family
     n_agq : int
         0 (θ only, β inside PIRLS), 1 (Laplace) or more (adaptive Gauss-Hermite; one scalar term).
@@ -291,7 +291,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         eng = self.engine
         theta = np.asarray(theta, dtype=float)
         beta = np.asarray(beta, dtype=float)
-        res = eng.pirls_scalar_u(theta, beta)
+        res = eng.pirls(theta, beta, criterion="step")
         if not res.converged:
             raise FloatingPointError(res.message)
         return float(eng.laplace(res)), eng.gradient_scalar(theta, res)
@@ -384,7 +384,7 @@ class GeneralizedLinearMixedModel(MixedModel):
 
         def fun(x):
             th, b = to_par(x)
-            res = eng.pirls_scalar_u(th, b)
+            res = eng.pirls(th, b, criterion="step")
             if not res.converged:
                 raise FloatingPointError(res.message)
             value = eng.laplace(res)
@@ -476,7 +476,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         self._post_fit_checks(res)
 
     def convergence_objective(self):
-        """The smooth deviance over (θ, β) for :mod:`mixedmodels.checks`' derivative checks.
+        """The smooth deviance over (θ, β) for :mod:`mixedmodels.models.checks`' derivative checks.
 
         Only below ``_HESSIAN_NOBS_MAX`` rows: each evaluation is a PIRLS over all rows, and
         larger fits are optimised with exact gradients whose own test already guards them.
@@ -537,7 +537,7 @@ class GeneralizedLinearMixedModel(MixedModel):
     @property
     def deviance(self) -> float:
         """Sum of squared deviance residuals, as lme4's ``deviance()`` for GLMMs (the summary and
-        :func:`~mixedmodels.compare.anova` show −2 log-likelihood instead)."""
+        :func:`~mixedmodels.postestimation.compare.anova` show −2 log-likelihood instead)."""
         return float(np.sum(self.engine.dev_resid(self._mu)))
 
     @property

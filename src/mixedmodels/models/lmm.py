@@ -33,7 +33,7 @@ class LinearMixedModel(MixedModel):
     Parameters
     ----------
     design : ModelDesign
-        From :func:`~mixedmodels.design.build_design`.
+        From :func:`~mixedmodels.spec.design.build_design`.
     reml : bool
         REML (default) or maximum likelihood.
     control : Control, optional

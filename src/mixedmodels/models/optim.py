@@ -13,7 +13,7 @@ scipy; and Brent's bounded method for one parameter.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -56,7 +56,9 @@ class Control:
         GLMMs: each deviance evaluation runs PIRLS from the same start to this relative change
         of the penalized deviance (lme4's ``tolPwrss``), so the deviance is lme4's.
     pirls_tol_smooth : float
-        GLMMs: the tolerance of the warm-started PIRLS the gradient stages use (a smooth deviance).
+        GLMMs: the tolerance of the warm-started PIRLS the optimizer sees (a smooth deviance).
+    pirls_step_tol : float
+        GLMMs: with exact gradients, PIRLS stops when no mode moves by more than this.
     pirls_maxit, pirls_max_halvings : int
         GLMMs: PIRLS iterations, and step-halvings per iteration.
     dense_backend, row_backend : str
@@ -80,6 +82,7 @@ class Control:
     check_conv_tol: float = 0.01
     pirls_tol: float = 1e-7
     pirls_tol_smooth: float = 1e-11
+    pirls_step_tol: float = 1e-10
     pirls_maxit: int = 100
     pirls_max_halvings: int = 20
     dense_backend: str = "lapack"

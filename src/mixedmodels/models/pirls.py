@@ -155,18 +155,28 @@ class PirlsEngine:
 
     # -- PIRLS -----------------------------------------------------------------------------------
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
-              eta_start: np.ndarray | None = None, tol: float | None = None) -> PirlsResult:
+              eta_start: np.ndarray | None = None, tol: float | None = None, *,
+              criterion: str = "deviance") -> PirlsResult:
         """Conditional modes at θ: with ``beta`` given, u only (β fixed); else β and u jointly.
 
         Follows lme4's ``pwrssUpdate``: from the linear predictor ``eta_start`` (default: the
-        last one used), Fisher-scoring steps on the penalized deviance, stopping when its
-        relative change is below ``tol``; a step that raises it is halved (up to 20 times).
-        log det(L_Z)² comes from the last factorisation, as in lme4.
+        last one used, a warm start), Fisher-scoring steps on the penalized deviance; a step
+        that raises it is halved (up to ``Control.pirls_max_halvings`` times). It stops
+
+        - ``criterion="deviance"`` (lme4's): when the relative change of the penalized deviance
+          is below ``tol`` (default ``Control.pirls_tol``); log det(L_Z)² comes from the last
+          factorisation, as in lme4;
+        - ``criterion="step"``: when the next step moves no mode by more than ``tol`` (default
+          ``Control.pirls_step_tol``), keeping the modes where it was measured, with log det,
+          the weights and the score at them: what the exact gradients need.
         """
         fam, link = self.family, self.family.link
         y, wt = self.y, self.wt
         ctrl = self.control
-        tol = ctrl.pirls_tol if tol is None else tol
+        by_step = criterion == "step"
+        if not by_step and criterion != "deviance":
+            raise ValueError(f"criterion must be 'deviance' or 'step', got {criterion!r}")
+        tol = (ctrl.pirls_step_tol if by_step else ctrl.pirls_tol) if tol is None else tol
         u_only = beta is not None
         fixed = self.offset + self._xbeta(beta) if u_only else self.offset
         warm = eta_start is None
@@ -178,24 +188,32 @@ class PirlsEngine:
         res = PirlsResult()
         res.converged, res.message = False, ""
         for it in range(ctrl.pirls_maxit):
-            w = wt * mu_eta * mu_eta / fam.variance(mu)
+            var = fam.variance(mu)
+            w = wt * mu_eta * mu_eta / var
             z = (eta - fixed) + (y - mu) / mu_eta
             b_new, u_new, logdet, d = self._solve(theta, w, z, u_only)
             if u_only:
                 b_new = beta
+            if by_step:  # the state the gradient is taken at: the current modes
+                res.logdet, res.d, res.w = logdet, d, w
+                res.score, res.mu_eta = wt * (y - mu) * mu_eta / var, mu_eta  # −½ d dev / dη
+                if u_old is not None and np.max(np.abs(u_new - u_old)) < tol:
+                    res.converged = True
+                    break
             eta_new = fixed + self.zb(theta, u_new)
             if not u_only:
                 eta_new = eta_new + self._xbeta(b_new)
             mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
             dev_sum = float(self.dev_resid(mu_new).sum())
             pdev = dev_sum + float(u_new @ u_new)
-            res.logdet, res.d = logdet, d
-            if abs((pdev_old - pdev) / pdev) < tol:
-                history.append((it + 1, pdev, 0))
-                u_old, beta_old, eta, mu, mu_eta = u_new, b_new, eta_new, mu_new, mu_eta_new
-                res.dev_sum, pdev_old = dev_sum, pdev
-                res.converged = True
-                break
+            if not by_step:
+                res.logdet, res.d = logdet, d
+                if abs((pdev_old - pdev) / pdev) < tol:
+                    history.append((it + 1, pdev, 0))
+                    u_old, beta_old, eta, mu, mu_eta = u_new, b_new, eta_new, mu_new, mu_eta_new
+                    res.dev_sum, pdev_old = dev_sum, pdev
+                    res.converged = True
+                    break
             halvings = 0
             if u_old is None and not np.isfinite(pdev):
                 # the first step left the family's range: step back toward the start, read as
@@ -217,7 +235,9 @@ class PirlsEngine:
                 pdev = dev_sum + float(u_new @ u_new)
                 halvings += 1
             history.append((it + 1, pdev, halvings))
-            if not np.isfinite(pdev) or pdev - pdev_old > tol:
+            # by step the deviance may rise by rounding only; by deviance, by the tolerance
+            slack = 1e-10 * abs(pdev) if by_step else tol
+            if not np.isfinite(pdev) or pdev - pdev_old > slack:
                 res.message = ("step-halving failed to reduce the penalized deviance"
                                if np.isfinite(pdev) else "the penalized deviance is not finite")
                 break
@@ -235,7 +255,7 @@ class PirlsEngine:
             self.eta = eta
         return res
 
-    # -- one scalar term, β fixed: Newton per level, with gradients -----------------------------
+    # -- one scalar term, canonical link: exact gradients ---------------------------------------
     def _weights(self, mu, mu_eta):
         var = self.family.variance(mu)
         w = self.wt * mu_eta * mu_eta / var
@@ -244,69 +264,6 @@ class PirlsEngine:
 
     def _per_level(self, values):
         return np.bincount(self._codes, values, minlength=self._m)
-
-    def pirls_scalar_u(self, theta: np.ndarray, beta: np.ndarray, tol: float = 1e-10) -> PirlsResult:
-        """PIRLS for one scalar term with β fixed, warm-started, converged on the Newton step
-        (max |Δu| < ``tol``); log det uses the weights at the returned modes."""
-        link = self.family.link
-        th = float(theta[0])
-        v = self._v
-        fixed = self.offset + self._xbeta(beta)
-        eta = self.eta.copy()
-        mu, mu_eta = link.inverse_and_mu_eta(eta)
-        res = PirlsResult()
-        res.converged, res.message = False, ""
-        history = []
-        u = None
-        pdev_old = np.inf
-        maxit, max_halvings = self.control.pirls_maxit, self.control.pirls_max_halvings
-        for it in range(maxit):
-            w, score = self._weights(mu, mu_eta)
-            wv2 = w if self._v_one else w * v * v
-            d = th * th * self._per_level(wv2) + 1.0
-            if u is None:  # from the warm start: the PIRLS (working response) form
-                z = (eta - fixed) + (self.y - mu) / mu_eta
-                u_new = th * self._per_level(w * z if self._v_one else w * v * z) / d
-            else:
-                g = u - th * self._per_level(score if self._v_one else score * v)
-                step = g / d
-                if np.max(np.abs(step)) < tol:
-                    res.converged = True
-                    break
-                u_new = u - step
-            eta_new = fixed + (th * u_new)[self._codes] if self._v_one else \
-                fixed + th * v * u_new[self._codes]
-            mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
-            dev_sum = float(self._dev(mu_new).sum())
-            pdev = dev_sum + float(u_new @ u_new)
-            halvings = 0
-            while (not np.isfinite(pdev) or pdev > pdev_old) and u is not None \
-                    and halvings < max_halvings:
-                u_new = 0.5 * (u + u_new)
-                eta_new = 0.5 * (eta + eta_new)
-                mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
-                dev_sum = float(self._dev(mu_new).sum())
-                pdev = dev_sum + float(u_new @ u_new)
-                halvings += 1
-            history.append((it + 1, pdev, halvings))
-            if not np.isfinite(pdev) or (u is not None and pdev > pdev_old + 1e-10 * abs(pdev)):
-                res.message = "step-halving failed to reduce the penalized deviance"
-                if u is None:
-                    raise FloatingPointError("PIRLS failed at its first step")
-                w, score = self._weights(mu, mu_eta)
-                d = th * th * self._per_level(wv2) + 1.0
-                break
-            u, eta, mu, mu_eta, pdev_old, res.dev_sum = u_new, eta_new, mu_new, mu_eta_new, \
-                pdev, dev_sum
-        else:
-            res.message = f"no convergence in {maxit} iterations"
-        res.beta, res.u, res.eta, res.mu = beta, u, eta, mu
-        res.logdet, res.d, res.pdev = float(np.log(d).sum()), d, pdev_old
-        res.iterations, res.history = len(history), history
-        res.w, res.score, res.mu_eta = w, score, mu_eta
-        if res.converged:
-            self.eta = eta
-        return res
 
     def gradient_scalar(self, theta: np.ndarray, res: PirlsResult) -> np.ndarray:
         """Gradient of the Laplace deviance in (θ, β) at the mode, for one scalar term and a

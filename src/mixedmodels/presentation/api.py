@@ -87,7 +87,7 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (dispersion estimated, as lme4's
         ``glmer.nb``), ``"Gamma"``, ``"inverse_gaussian"``, or a family object with its link,
-        e.g. ``mixedmodels.family.binomial("probit")``.
+        e.g. ``mixedmodels.binomial("probit")``.
     n_agq : int, default 1
         1: Laplace approximation. >1: adaptive Gauss-Hermite quadrature with that many nodes
         (one scalar random-effects term only). 0: lme4's ``nAGQ = 0`` (faster, β from PIRLS).

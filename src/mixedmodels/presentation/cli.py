@@ -8,18 +8,23 @@ import warnings
 
 import pandas as pd
 
+from ..exceptions import DataError, ModelComparisonWarning
+from ..postestimation.compare import aic_table, anova
+from ..spec.formula import FormulaError
+from .api import lmer
+from .datasets import load_dataset
+from .guide import help as show_help
+
 __all__ = ["main", "demo"]
 
 
 def demo(out=None) -> None:
     """The gpa analysis: three models, both likelihood-ratio tables and the AIC table."""
-    import mixedmodels as mm
-
     out = out or sys.stdout
-    gpa = mm.load_dataset("gpa")
-    gpa_1 = mm.lmer("gpa ~ occasion + (1 + occasion | student)", gpa)
-    gpa_2 = mm.lmer("gpa ~ occasion + sex + (1 + occasion | student)", gpa)
-    gpa_3 = mm.lmer("gpa ~ occasion + (1 | student)", gpa)
+    gpa = load_dataset("gpa")
+    gpa_1 = lmer("gpa ~ occasion + (1 + occasion | student)", gpa)
+    gpa_2 = lmer("gpa ~ occasion + sex + (1 + occasion | student)", gpa)
+    gpa_3 = lmer("gpa ~ occasion + (1 | student)", gpa)
     for model in (gpa_1, gpa_2, gpa_3):
         model.data_name = "gpa"
     with pd.option_context("display.width", 120, "display.max_columns", 20,
@@ -29,14 +34,14 @@ def demo(out=None) -> None:
         print(gpa_2.summary(), file=out)
         print("\n" + "=" * 78, file=out)
         print("Fixed effects: anova(gpa_1, gpa_2, refit=True)  (REML fits refit by ML)", file=out)
-        print(_format_anova(mm.anova(gpa_1, gpa_2, refit=True)), file=out)
+        print(_format_anova(anova(gpa_1, gpa_2, refit=True)), file=out)
         print("\nRandom effects: anova(gpa_3, gpa_1, refit=False)  (REML likelihoods)", file=out)
-        print(_format_anova(mm.anova(gpa_3, gpa_1, refit=False)), file=out)
+        print(_format_anova(anova(gpa_3, gpa_1, refit=False)), file=out)
         print("\nAIC table (as fit; gpa_2 differs in fixed effects, so its REML AIC is only", file=out)
         print("indicative: compare fixed effects with the ML refit above)", file=out)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", mm.ModelComparisonWarning)
-            table = mm.aic_table({"gpa_1": gpa_1, "gpa_2": gpa_2, "gpa_3": gpa_3})
+            warnings.simplefilter("ignore", ModelComparisonWarning)
+            table = aic_table({"gpa_1": gpa_1, "gpa_2": gpa_2, "gpa_3": gpa_3})
         print(table[["npar", "AIC", "dAIC", "weight", "BIC"]].to_string(), file=out)
 
 
@@ -51,15 +56,13 @@ def _format_anova(table: pd.DataFrame) -> str:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    import mixedmodels as mm
-
     data = pd.read_csv(args.data)
     for col in filter(None, (args.categorical or "").split(",")):
         col = col.strip()
         if col not in data.columns:
             raise SystemExit(f"error: --categorical column {col!r} is not in {args.data}")
         data[col] = data[col].astype(str).astype("category")
-    model = mm.lmer(args.formula, data, reml=not args.ml)
+    model = lmer(args.formula, data, reml=not args.ml)
     model.data_name = args.data
     print(model.summary())
     return 0
@@ -78,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     helper = sub.add_parser("help", help="troubleshooting guides (e.g. 'convergence')")
     helper.add_argument("topic", nargs="?", default="convergence")
     args = parser.parse_args(argv)
-    from ..exceptions import DataError
-    from ..spec.formula import FormulaError
 
     try:
         if args.command == "fit":
@@ -88,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
             demo()
             return 0
         if args.command == "help":
-            from .guide import help as show_help
-
             show_help(args.topic)
             return 0
     except (DataError, FormulaError, FileNotFoundError) as err:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from ..models.base import implements
 
 __all__ = ["plot_ranef", "plot_residuals", "plot_trajectories"]

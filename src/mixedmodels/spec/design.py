@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
+from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaError, ModelFormula, parse_formula
-from ..core.terms import ReTermMatrix
 
 __all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "r_column_name", "to_formulaic"]
 
@@ -416,7 +416,7 @@ def build_design(
 
     missing = (data[used].isna().any(axis=1).to_numpy().copy() if used
                else np.zeros(len(data), dtype=bool))
-    for label, arr in extra_cols.items():
+    for arr in extra_cols.values():
         missing |= np.isnan(arr)
     n_dropped = int(missing.sum())
     if n_dropped:

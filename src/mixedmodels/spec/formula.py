@@ -80,7 +80,7 @@ _FUNCTIONS = {
     "I", "C", "log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "scale", "center",
     "standardize", "poly", "offset", "cbind", "np", "bs", "cr", "cc", "te", "lag",
     "sin", "cos", "tan", "Q", "factor", "as_factor", "contr", "Treatment", "Sum",
-    "Poly", "Diff", "Helmert", "T", "S", "D", "H", "Poly",
+    "Poly", "Diff", "Helmert", "T", "S", "D", "H",
 }
 
 
