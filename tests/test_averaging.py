@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.postestimation.averaging import model_average, predict_newdata
 from mixedmodels.exceptions import ModelComparisonWarning
+from mixedmodels.postestimation.averaging import model_average, predict_newdata
 
 F1 = "gpa ~ occasion + (1 + occasion | student)"
 F2 = "gpa ~ occasion + sex + (1 + occasion | student)"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.postestimation.compare import aic_table, anova
 from mixedmodels.exceptions import DataError, ModelComparisonWarning
+from mixedmodels.postestimation.compare import aic_table, anova
 
 GPA = {
     "gpa_1": "gpa ~ occasion + (1 + occasion | student)",

@@ -10,10 +10,15 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from mixedmodels.postestimation.averaging import predict_newdata
-from mixedmodels.postestimation.crossval import (_gaussian_log_score, _predict_rows, _refit, _subset_design,
-                                  cross_validate, grouped_folds)
 from mixedmodels.exceptions import DataError
+from mixedmodels.postestimation.averaging import predict_newdata
+from mixedmodels.postestimation.crossval import (
+    _gaussian_log_score,
+    _predict_rows,
+    _refit,
+    cross_validate,
+    grouped_folds,
+)
 
 F0 = "Reaction ~ Days + (1 | Subject)"
 F1 = "Reaction ~ Days + (Days | Subject)"
@@ -55,8 +60,8 @@ def test_fold_refit_equals_fresh_fit_on_training_rows(sleepstudy):
     model = mm.lmer(F1, sleepstudy)
     fold = grouped_folds(sleepstudy["Subject"].to_numpy(), 5, seed=0)
     train = np.flatnonzero(fold != 2)
-    sub, *_ = _subset_design(model.design, train)
-    fit = _refit(model, sub, train, model.theta, None, model.control)
+    sub, _ = model.design.subset(train)
+    fit = _refit(model, sub, model.theta, None, model.control)
     fresh = mm.lmer(F1, sleepstudy.iloc[train])
     assert fit.loglik == pytest.approx(fresh.loglik, abs=1e-7)
     np.testing.assert_allclose(fit.fixef.to_numpy(), fresh.fixef.to_numpy(), rtol=1e-5)
@@ -67,16 +72,16 @@ def test_held_out_cluster_prediction_and_log_score(sleepstudy):
     model = mm.lmer(F1, sleepstudy)
     fold = grouped_folds(sleepstudy["Subject"].to_numpy(), 6, seed=0)
     train, test = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
-    sub, keep, used, order = _subset_design(model.design, train)
-    fit = _refit(model, sub, train, model.theta, None, model.control)
-    eta, A = _predict_rows(fit, keep, used, order, model.design, test)
+    sub, where = model.design.subset(train)
+    fit = _refit(model, sub, model.theta, None, model.control)
+    eta, A = _predict_rows(fit, where, model.design, test)
     # new subjects: the population line
     np.testing.assert_allclose(eta, model.design.X[test] @ fit.fixef.to_numpy(), rtol=1e-12)
     # joint Gaussian density with the new subjects' random effects integrated out, densely
     y = model.design.y[test]
     days = sleepstudy["Days"].to_numpy()[test]
     subj = sleepstudy["Subject"].to_numpy()[test]
-    cov = fit._term_covariances()[0]
+    cov = fit.term_covariances()[0]
     Z = np.column_stack([np.ones(len(test)), days])
     same = subj[:, None] == subj[None, :]
     V = np.where(same, Z @ cov @ Z.T, 0.0) + fit.sigma ** 2 * np.eye(len(test))
@@ -95,9 +100,9 @@ def test_crossed_factor_keeps_its_conditional_modes():
     # held-out plates are new; samples are seen: prediction = β + sample mode
     fold = res.fold_of_row.to_numpy()
     train, test = np.flatnonzero(fold != 0), np.flatnonzero(fold == 0)
-    sub, keep, used, order = _subset_design(model.design, train)
-    fit = _refit(model, sub, train, model.theta, None, model.control)
-    eta, _ = _predict_rows(fit, keep, used, order, model.design, test)
+    sub, where = model.design.subset(train)
+    fit = _refit(model, sub, model.theta, None, model.control)
+    eta, _ = _predict_rows(fit, where, model.design, test)
     np.testing.assert_allclose(eta, predict_newdata(fit, data.iloc[test]), rtol=1e-12)
     assert np.std(eta) > 0  # the sample effects vary within a plate
 
@@ -112,11 +117,10 @@ def test_bad_inputs(sleepstudy):
 
 
 def test_binomial_glmm_cross_validation():
-    glmm = pytest.importorskip("mixedmodels.models.glmm")
     data = mm.load_dataset("cbpp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = glmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", data,
+        m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", data,
                        family="binomial")
         res = cross_validate({"m": m}, data, folds=5, by="herd")
     f = res.folds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from pathlib import Path
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.presentation import guide
-from mixedmodels.postestimation.diagnostics import all_fit, rePCA, standardize_design, standardized_lmer
+from mixedmodels import lmer
 from mixedmodels.exceptions import ScalingWarning
-from mixedmodels.models.lmm import lmer
+from mixedmodels.models.standardize import standardize_design, standardized_lmer
+from mixedmodels.postestimation.diagnostics import all_fit, rePCA
+from mixedmodels.presentation import guide
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +64,38 @@ def test_all_fit_reports_disagreement(sleepstudy):
     assert not table["ok"].any()
     assert table.verdict.startswith("No optimizer converged")
     assert all("evaluation limit" in msg for msg in table["messages"])
+
+
+def test_all_fit_from_the_estimates(sleepstudy, lme4_ref):
+    """start_from_fit=True refits from the estimates (model.refit): every optimizer stays there."""
+    ref = lme4_ref["sleepstudy_reml"]
+    m = lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    table = all_fit(m, optimizers=("bobyqa", "nelder_mead", "lbfgsb"), start_from_fit=True)
+    assert table["ok"].all()
+    np.testing.assert_allclose(table["loglik"], ref["loglik"], atol=1e-4)
+    # started at the optimum, a 5-evaluation limit is no obstacle
+    m.control = mm.Control(maxfun=5)
+    assert all_fit(m, optimizers=("bobyqa",), start_from_fit=True)["loglik"].iloc[0] == \
+        pytest.approx(ref["loglik"], abs=1e-4)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_all_fit_glmm(lme4_ref, parallel):
+    ref = lme4_ref["cbpp_laplace"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmer(ref["formula"], mm.load_dataset("cbpp"), family="binomial")
+    if parallel:  # the threads run when one fit takes long enough: say it does
+        m.optinfo = dataclasses.replace(m.optinfo, seconds=1.0)
+    before = (m.optinfo.optimizer, m.loglik, m.theta)
+    table = all_fit(m, optimizers=("bobyqa", "nelder_mead", "powell"), parallel=parallel)
+    ok = table[table["ok"]]
+    assert len(ok) >= 2
+    np.testing.assert_allclose(ok["loglik"], ref["loglik"], atol=1e-3)
+    np.testing.assert_allclose(ok["period2"], ref["fixef"]["period2"], atol=2e-3)
+    assert "agree" in table.verdict
+    assert (m.optinfo.optimizer, m.loglik) == before[:2]  # the original fit is untouched
+    np.testing.assert_array_equal(m.theta, before[2])
 
 
 # -- rePCA --------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels.presentation.datasets import load_dataset
+import mixedmodels as mm
+from mixedmodels import lmer
 from mixedmodels.exceptions import DataError
-from mixedmodels.models.lmm import lmer
 from mixedmodels.postestimation.predict import predict, simulate
+from mixedmodels.presentation.datasets import load_dataset
 
 REF = Path(__file__).resolve().parent / "reference"
 LME4 = json.loads((REF / "lme4_reference.json").read_text())
@@ -113,12 +114,110 @@ def test_simulate(sleep):
 
 
 def test_glmm_predict_response_scale():
-    glmm = pytest.importorskip("mixedmodels.models.glmm")
     d = load_dataset("cbpp")
-    m = glmm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", d, family="binomial")
+    m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", d, family="binomial")
     nd = d.head(4)
     eta = predict(m, nd)
     mu = predict(m, nd, type="response")
     np.testing.assert_allclose(mu, 1 / (1 + np.exp(-eta)))
     sims = simulate(m, n=3, seed=1)
     assert ((sims >= 0) & (sims <= 1)).all().all()
+
+
+# --- GLMMs: standard errors and prediction intervals (they used the LMM's crossproducts) -------
+
+CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+@pytest.fixture(scope="module")
+def cbpp_fit():
+    return mm.glmer(CBPP_FORMULA, load_dataset("cbpp"), family="binomial")
+
+
+@pytest.fixture(scope="module")
+def poisson_fit():
+    return mm.glmer("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)", load_dataset("grouseticks"),
+                    family="poisson")
+
+
+@pytest.mark.parametrize("which", ["cbpp_fit", "poisson_fit"])
+def test_glmm_se_fit(which, request):
+    m = request.getfixturevalue(which)
+    nd = m.design.frame.head(6)
+    out = predict(m, nd, se_fit=True)
+    X = m.design.X[:6]
+    se = np.sqrt(np.einsum("ij,jk,ik->i", X, m.vcov.to_numpy(), X))
+    np.testing.assert_allclose(out["se_fit"], se, rtol=1e-12)
+    np.testing.assert_allclose(out["fit"], m.linear_predictor()[:6], rtol=1e-10)
+    # the response scale: the delta method, and the confidence limits mapped through the link
+    resp = predict(m, nd, se_fit=True, interval="confidence", type="response")
+    np.testing.assert_allclose(resp["se_fit"], se * m.family.link.mu_eta(out["fit"].to_numpy()), rtol=1e-12)
+    assert (resp["lower"] < resp["fit"]).all() and (resp["fit"] < resp["upper"]).all()
+
+
+@pytest.mark.parametrize("which", ["cbpp_fit", "poisson_fit"])
+def test_glmm_prediction_interval(which, request):
+    m = request.getfixturevalue(which)
+    nd = m.design.frame.head(6)
+    pi = predict(m, nd, interval="prediction", n_sims=500, seed=4)
+    assert list(pi.columns) == ["fit", "lower", "upper"]
+    assert (pi["lower"] < pi["fit"]).all() and (pi["fit"] < pi["upper"]).all()
+    pd.testing.assert_frame_equal(pi, predict(m, nd, interval="prediction", n_sims=500, seed=4))
+    # wider than the fixed effects' confidence interval: the random effects' conditional spread
+    ci = predict(m, nd, interval="confidence")
+    assert ((pi["upper"] - pi["lower"]) > (ci["upper"] - ci["lower"])).all()
+    resp = predict(m, nd, interval="prediction", n_sims=500, seed=4, type="response")
+    assert (resp["lower"] > 0).all()
+    if m.family.accepts_trials:
+        assert (resp["upper"] < 1).all()
+
+
+def test_glmm_prediction_interval_new_levels(cbpp_fit):
+    nd = pd.DataFrame({"period": ["1", "4"], "herd": ["1", "new herd"]})
+    pi = predict(cbpp_fit, nd, interval="prediction", allow_new_levels=True, n_sims=2000, seed=1)
+    # a new herd draws its effect from N(0, σ_herd²), wider than herd 1's conditional spread
+    width = (pi["upper"] - pi["lower"]).to_numpy()
+    sd_herd = np.sqrt(cbpp_fit.term_covariances()[0][0, 0])
+    condsd = cbpp_fit.ranef_table()["condsd"].iloc[0]
+    assert sd_herd > condsd
+    assert width[1] > 2 * 1.96 * sd_herd * 0.9
+
+
+# --- simulate: the family draws the responses ---------------------------------------------------
+
+def test_simulate_weighted_lmm_residual_sd_is_sigma_over_root_w():
+    d = load_dataset("sleepstudy")
+    w = 1.0 + (d["Days"].to_numpy() % 3)
+    m = lmer("Reaction ~ Days + (Days | Subject)", d, weights=w)
+    sims = simulate(m, n=4, seed=11, use_u=True)          # conditional on b: only the residual is drawn
+    z = np.random.default_rng(11).standard_normal((m.nobs, 4))
+    np.testing.assert_allclose(sims.to_numpy() - m.fitted()[:, None], z * (m.sigma / np.sqrt(w))[:, None],
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_simulate_glmm_binomial_trials_and_poisson_counts(cbpp_fit, poisson_fit):
+    sims = simulate(cbpp_fit, n=20, seed=2)
+    size = cbpp_fit.trials
+    k = sims.to_numpy() * size[:, None]
+    np.testing.assert_allclose(k, np.rint(k), atol=1e-9)         # proportions of whole successes
+    assert ((sims >= 0) & (sims <= 1)).all().all()
+    counts = simulate(poisson_fit, n=5, seed=3, use_u=True).to_numpy()
+    assert (counts >= 0).all() and np.array_equal(counts, np.rint(counts))
+    # use_u: the means are the fitted ones
+    big = simulate(poisson_fit, n=400, seed=3, use_u=True).to_numpy().mean(axis=1)
+    mu = poisson_fit.fitted(type="response")
+    assert np.abs(big - mu).max() < 6 * np.sqrt(mu.max() / 400)
+
+
+def test_simulate_gamma_glmm_uses_the_family():
+    """Families other than gaussian/binomial/Poisson simulate too (a Gamma GLMM)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmer("Reaction ~ Days + (1 | Subject)", load_dataset("sleepstudy"), family=mm.Gamma("log"))
+    sims = simulate(m, n=200, seed=5, use_u=True).to_numpy()
+    assert (sims > 0).all()
+    mu = m.fitted(type="response")
+    # Gamma with dispersion σ²: sd = σ μ
+    np.testing.assert_allclose(sims.std(axis=1).mean() / (m.sigma * mu).mean(), 1.0, atol=0.1)

@@ -77,7 +77,7 @@ def test_slopes_not_in_fixed_effects_warn(sleepstudy):
         out = r2(m)
     # as insight: the slope's variance is left out, only the intercept variance counts
     comp = out.components
-    assert comp["var_random"] == pytest.approx(m._term_covariances()[0][0, 0], rel=1e-10)
+    assert comp["var_random"] == pytest.approx(m.term_covariances()[0][0, 0], rel=1e-10)
 
 
 @pytest.mark.parametrize("formula", FORMULAS)
@@ -92,7 +92,7 @@ def test_r2_beta_sgv_dense_check(sleep_fits):
     """SGV from the determinant lemma equals the dense per-subject determinants."""
     m = sleep_fits[FORMULAS[1]]
     s2 = m.sigma ** 2
-    cov = m._term_covariances()[0]
+    cov = m.term_covariances()[0]
     Z = np.column_stack([np.ones(10), np.arange(10.0)])
     V = Z @ cov @ Z.T + s2 * np.eye(10)
     sgv = np.exp(np.linalg.slogdet(V)[1] / 10)
@@ -115,7 +115,7 @@ def test_r2_beta_partial_terms(gpa):
     assert (table["v1"] == pd.Series({"Model": 2.0, "occasion": 1.0, "sex": 1.0})[table.index]).all()
 
 
-# --- GLMMs (mixedmodels.models.glmm is written alongside) ---------------------------------------------
+# --- GLMMs ---------------------------------------------------------------------------------------------
 
 def _expected_from_lme4(ref: dict, X: np.ndarray, dist_var: float) -> tuple[float, float]:
     beta = np.array(list(ref["fixef"].values()))
@@ -126,11 +126,10 @@ def _expected_from_lme4(ref: dict, X: np.ndarray, dist_var: float) -> tuple[floa
 
 
 def test_binomial_glmm_r2_and_icc(lme4_ref):
-    glmm = pytest.importorskip("mixedmodels.models.glmm")
     ref = lme4_ref["cbpp_laplace"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = glmm.glmer(ref["formula"], mm.load_dataset("cbpp"), family="binomial")
+        m = mm.glmer(ref["formula"], mm.load_dataset("cbpp"), family="binomial")
     out = r2(m)
     marg, cond = _expected_from_lme4(ref, m.design.X, np.pi ** 2 / 3)
     assert out["marginal"] == pytest.approx(marg, abs=1e-4)
@@ -147,12 +146,11 @@ def test_binomial_glmm_r2_and_icc(lme4_ref):
 
 
 def test_poisson_glmm_r2_components(lme4_ref):
-    glmm = pytest.importorskip("mixedmodels.models.glmm")
     ref = lme4_ref["grouseticks"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = glmm.glmer(ref["formula"], mm.load_dataset("grouseticks"), family="poisson")
-        null = glmm.glmer("TICKS ~ 1 + (1 | BROOD) + (1 | LOCATION)", mm.load_dataset("grouseticks"),
+        m = mm.glmer(ref["formula"], mm.load_dataset("grouseticks"), family="poisson")
+        null = mm.glmer("TICKS ~ 1 + (1 | BROOD) + (1 | LOCATION)", mm.load_dataset("grouseticks"),
                           family="poisson")
         comp = variance_components(m, null_model=null)
         out = r2(m, null_model=null)

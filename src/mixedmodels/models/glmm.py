@@ -157,7 +157,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         Parameters
         ----------
         start : array or dict, optional
-            θ start (array), or ``{"theta": ..., "beta": ...}``; with β given, stage 1 is skipped.
+            θ start (array), or ``{"theta": ..., "beta": ..., "eta": ...}``; with β given, stage 1
+            is skipped; ``eta`` is the linear predictor each PIRLS starts from.
         """
         ctrl = self.control
         f = self.factor
@@ -166,6 +167,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         if isinstance(start, dict):
             theta0 = start.get("theta")
             beta0 = start.get("beta", start.get("fixef"))
+            if start.get("eta") is not None:  # where each PIRLS starts (a refit's: the fit's own)
+                self._eta_start = np.asarray(start["eta"], dtype=float).copy()
         elif start is not None:
             theta0 = start
         elif ctrl.start is not None:
@@ -328,7 +331,10 @@ class GeneralizedLinearMixedModel(MixedModel):
         return self._eta.copy()
 
     def warm_start(self):
-        return {"theta": self.theta, "beta": self.beta}
+        """θ, β and the linear predictor every PIRLS of this fit started from: a refit to the
+        same response retraces the fit's last stage and lands on the same estimates."""
+        return {"theta": self.theta, "beta": self.beta,
+                "eta": None if self._eta_start is None else self._eta_start.copy()}
 
     def _with_data(self, y, weights, control) -> "GeneralizedLinearMixedModel":
         design = self.design.with_response(self._y if y is None else y, weights)

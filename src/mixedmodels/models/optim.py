@@ -335,7 +335,8 @@ def _scipy(method: str):
                 res = again if again.fun <= res.fun else res
                 if improved <= options["ftol_abs"]:
                     break
-        hit = "maximum" in str(res.message).lower()
+        # L-BFGS-B says "ITERATIONS REACHED LIMIT" / "EVALUATIONS EXCEEDS LIMIT" (status 1)
+        hit = res.status == 1 if method == "L-BFGS-B" else "maximum" in str(res.message).lower()
         return OptimizerOutput(res.x, float(res.fun), bool(res.success),
                                f"scipy {method}: {res.message}", hit)
     return run

@@ -105,6 +105,8 @@ class PirlsEngine:
     def zb(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Z Λ(θ) u for the concatenated spherical random effects u."""
         if self.scalar:
+            if self._v_one:
+                return (theta[0] * u)[self._codes]
             return (theta[0] * self._v) * u[self._codes]
         out = np.zeros(self.n)
         pos = 0
@@ -134,8 +136,8 @@ class PirlsEngine:
         if self.scalar:
             th = theta[0]
             v, codes, m = self._v, self._codes, self._m
-            wv = w * v
-            d = th * th * np.bincount(codes, wv * v, minlength=m) + 1.0
+            wv = w if self._v_one else w * v  # (1 | g): skip the n-vector products with v = 1
+            d = th * th * np.bincount(codes, wv if self._v_one else wv * v, minlength=m) + 1.0
             cu = th * np.bincount(codes, wv * z, minlength=m)
             logdet = float(np.log(d).sum())
             if u_only:
@@ -195,8 +197,7 @@ class PirlsEngine:
             if u_only:
                 b_new = beta
             if by_step:  # the state the gradient is taken at: the current modes
-                res.logdet, res.d, res.w = logdet, d, w
-                res.score, res.mu_eta = wt * (y - mu) * mu_eta / var, mu_eta  # −½ d dev / dη
+                top = (logdet, d, w, mu, mu_eta, var)
                 if u_old is not None and np.max(np.abs(u_new - u_old)) < tol:
                     res.converged = True
                     break
@@ -223,6 +224,7 @@ class PirlsEngine:
                 eta = fixed + (0.0 if u_only else self._xbeta(beta_old))
                 mu, mu_eta = link.inverse_and_mu_eta(eta)
                 pdev_old = float(self.dev_resid(mu).sum())
+                res.dev_sum = pdev_old
                 if not np.isfinite(pdev_old):
                     u_old = None
             while (not np.isfinite(pdev) or pdev > pdev_old) and u_old is not None \
@@ -247,6 +249,9 @@ class PirlsEngine:
             res.message = f"no convergence in {ctrl.pirls_maxit} iterations"
         if u_old is None:  # failed on the first step: nothing usable
             raise FloatingPointError("PIRLS failed at its first step: " + res.message)
+        if by_step:
+            res.logdet, res.d, res.w, mu_top, res.mu_eta, var = top
+            res.score = wt * (y - mu_top) * res.mu_eta / var  # −½ d dev / dη
         res.beta, res.u, res.eta, res.mu = beta_old, u_old, eta, mu
         res.pdev = pdev_old
         res.iterations = len(history)

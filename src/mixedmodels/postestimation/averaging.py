@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ModelComparisonWarning
+from ..spec.design import design_matrix, fmt_level, r_column_name
+from .compare import aic_table, model_names
 
 __all__ = ["model_average", "ModelAverage", "predict_newdata"]
 
@@ -34,8 +36,6 @@ __all__ = ["model_average", "ModelAverage", "predict_newdata"]
 
 def _group_labels(data: pd.DataFrame, group: str) -> np.ndarray:
     """Level labels of ``group`` for each row, spelled as the design spells them."""
-    from ..spec.design import _fmt_level
-
     parts = [p.strip() for p in group.split(":")]
     pieces = []
     for part in parts:
@@ -46,7 +46,7 @@ def _group_labels(data: pd.DataFrame, group: str) -> np.ndarray:
         if isinstance(col.dtype, pd.CategoricalDtype):
             pieces.append(col.astype(str).to_numpy(dtype=object))
         elif pd.api.types.is_numeric_dtype(col):
-            pieces.append(np.array([_fmt_level(v) for v in col.to_numpy()], dtype=object))
+            pieces.append(np.array([fmt_level(v) for v in col.to_numpy()], dtype=object))
         else:
             pieces.append(col.astype(str).to_numpy(dtype=object))
     if len(pieces) == 1:
@@ -55,8 +55,6 @@ def _group_labels(data: pd.DataFrame, group: str) -> np.ndarray:
 
 
 def _select_columns(matrix, wanted: list[str], what: str) -> np.ndarray:
-    from ..spec.design import r_column_name
-
     names = [r_column_name(c) for c in matrix.columns]
     index = {n: i for i, n in enumerate(names)}
     missing = [w for w in wanted if w not in index]
@@ -85,8 +83,6 @@ def predict_newdata(model, newdata: pd.DataFrame, *, re_form: str = "conditional
     -------
     ndarray
     """
-    from ..spec.design import _design_matrix
-
     if re_form not in ("conditional", "fixed"):
         raise ValueError(f"re_form must be 'conditional' or 'fixed', got {re_form!r}")
     design = model.design
@@ -94,21 +90,24 @@ def predict_newdata(model, newdata: pd.DataFrame, *, re_form: str = "conditional
     X = _select_columns(fixed, list(design.fixef_names), "fixed effects")
     eta = X @ np.asarray(model.fixef, dtype=float)
     for expr in design.formula.offsets:
-        mat = _design_matrix(f"0 + {expr}", newdata, "offset")
+        mat = design_matrix(f"0 + {expr}", newdata, "offset")
         eta = eta + np.asarray(mat, dtype=float).ravel()
     if re_form == "conditional":
-        for term, b in zip(design.terms, model._random_effects_b()):
+        for term, b in zip(design.terms, model.random_effects()):
             values = _select_columns(term.model_spec.get_model_matrix(newdata, na_action="ignore"),
                                      list(term.columns), f"random-effects term ({term.lhs} | {term.group})")
             pos = term.levels.get_indexer(pd.Index(_group_labels(newdata, term.group)).astype(str))
             known = pos >= 0
             if known.any():
                 eta[known] += np.einsum("ij,ij->i", values[known], b[pos[known]])
-    if getattr(model, "family", None) is not None and type == "response":
-        from .crossval import _inverse_link
+    if type not in ("response", "link"):
+        raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+    return _mean(model, eta) if type == "response" else eta
 
-        return _inverse_link(model, eta)
-    return eta
+
+def _mean(model, eta: np.ndarray) -> np.ndarray:
+    """The mean from the linear predictor, through the model family's link (identity for LMMs)."""
+    return np.asarray(model.family.link.inverse(eta), dtype=float)
 
 
 # --- averaging -----------------------------------------------------------------------------------
@@ -153,18 +152,11 @@ class ModelAverage:
         for name, model in self.models.items():
             if newdata is None:
                 if re_form == "fixed":
-                    p = model.design.X @ np.asarray(model.fixef, dtype=float)
-                    if model.design.offset is not None:
-                        p = p + model.design.offset
-                    if getattr(model, "family", None) is not None and type == "response":
-                        from .crossval import _inverse_link
-
-                        p = _inverse_link(model, p)
+                    p = model.design.X @ model.beta + model.offset
+                    if type == "response":
+                        p = _mean(model, p)
                 else:
-                    if getattr(model, "family", None) is not None:
-                        p = np.asarray(model.fitted(type=type), dtype=float)
-                    else:
-                        p = np.asarray(model.fitted(), dtype=float)
+                    p = np.asarray(model.fitted(type=type), dtype=float)
             else:
                 p = predict_newdata(model, newdata, re_form=re_form, type=type)
             total = self.weights[name] * p if total is None else total + self.weights[name] * p
@@ -184,8 +176,6 @@ def _par_avg(est: np.ndarray, se: np.ndarray, w: np.ndarray) -> tuple[float, flo
 def _named(models) -> tuple[list[str], list]:
     if isinstance(models, Mapping):
         return [str(k) for k in models], list(models.values())
-    from .compare import model_names
-
     items = list(models)
     return model_names(items, frame_depth=3), items
 
@@ -203,7 +193,7 @@ def model_average(models: Mapping | Iterable, *, criterion: str = "AICc",
     refit : bool, default True
         When REML fits differ in their fixed effects their REML likelihoods are not comparable:
         refit them by ML first (and average the ML fits). With False they are used as they are
-        and :func:`~mixedmodels.compare.aic_table` warns.
+        and :func:`~mixedmodels.postestimation.compare.aic_table` warns.
 
     Returns
     -------
@@ -214,22 +204,20 @@ def model_average(models: Mapping | Iterable, *, criterion: str = "AICc",
     Examples
     --------
     >>> import mixedmodels as mm
-    >>> from mixedmodels.averaging import model_average
+    >>> from mixedmodels.postestimation.averaging import model_average
     >>> gpa = mm.load_dataset("gpa")
     >>> avg = model_average({"a": mm.lmer("gpa ~ occasion + (1 + occasion | student)", gpa),
     ...                      "b": mm.lmer("gpa ~ occasion + sex + (1 + occasion | student)", gpa)})
     >>> round(float(avg.coefficients.loc["sexmale", "importance"]), 3)
     0.983
     """
-    from .compare import aic_table
-
     names, items = _named(models)
     if not items:
         raise ValueError("model_average needs at least one model")
-    reml_flags = [bool(getattr(m, "reml", False)) for m in items]
+    reml_flags = [bool(m.reml) for m in items]
     differ = len({tuple(m.fixef.index) for m in items}) > 1
     if refit and any(reml_flags) and (differ or not all(reml_flags)) and criterion.upper() != "CAIC":
-        items = [m.refit_ml() if getattr(m, "reml", False) else m for m in items]
+        items = [m.refit_ml() if m.reml else m for m in items]
     named = dict(zip(names, items))
     table = aic_table(named, criterion=criterion)
     weights = table["weight"].reindex(names)

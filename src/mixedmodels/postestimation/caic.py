@@ -14,7 +14,6 @@ so the limit is on q (``max_q``), not on n.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
@@ -38,27 +37,12 @@ def _zero_columns(model, tol: float) -> list[list[int]]:
 
 def _reduced_model(model, zero_cols: list[list[int]]):
     """The model refit without the random-effect columns whose variance is zero (or None)."""
-    from ..core.terms import ReTermMatrix
-    from ..models.lmm import LinearMixedModel
-
-    design = model.design
-    terms = []
-    for term, zeros in zip(design.terms, zero_cols):
-        keep = [j for j in range(term.ncols) if j not in zeros]
-        if not keep:
-            continue
-        if len(keep) == term.ncols:
-            terms.append(term)
-            continue
-        mat = term.matrix
-        new = ReTermMatrix(mat.codes, np.ascontiguousarray(mat.values[:, keep]), mat.nlevels,
-                           correlated=mat.correlated)
-        terms.append(dataclasses.replace(term, columns=[term.columns[j] for j in keep], matrix=new))
-    if not terms:
+    reduced = model.design.drop_re_columns(zero_cols)
+    if not reduced.terms:
         return None
-    reduced = dataclasses.replace(design, terms=terms)
-    refit = LinearMixedModel(reduced, reml=model.reml, control=model.control,
-                             data_name=getattr(model, "data_name", None))
+    refit = model.with_design(reduced)
+    # dropping columns keeps each term's number of levels, so the (stable) re-sort keeps the
+    # terms in their order: the start is the kept blocks of T, term by term
     start = np.concatenate([_term_start(T, zeros) for T, zeros in
                             zip(model.factor.split_theta(model.theta), zero_cols)
                             if len(zeros) < T.shape[0]])
@@ -81,9 +65,8 @@ def _term_start(T: np.ndarray, zeros: list[int]) -> np.ndarray:
 
 
 def _conditional_loglik(model) -> float:
-    design = model.design
-    w = design.weights if design.weights is not None else np.ones(design.nobs)
-    resid = design.y - model.fitted()
+    w = model.prior_weights
+    resid = model.response - model.fitted()
     s2 = float(model.sigma) ** 2
     used = w > 0
     return float(-0.5 * np.sum(_LOG_2PI + np.log(s2 / w[used]) + w[used] * resid[used] ** 2 / s2))
@@ -95,7 +78,7 @@ def _bias_correction(model, max_q: int) -> float:
     n = design.nobs
     X = np.asarray(design.X, dtype=float)
     p = X.shape[1]
-    w = design.weights if design.weights is not None else np.ones(n)
+    w = model.prior_weights
     terms = design.terms
     Ts = model.factor.split_theta(model.theta)
     layouts = model.factor.layouts
@@ -108,7 +91,8 @@ def _bias_correction(model, max_q: int) -> float:
             f"(about {8 * q * q * 6 / 2**30:.1f} GiB)")
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     Z = sp.hstack([t.matrix.sparse() for t in terms]).tocsr()
-    lam = sp.block_diag([sp.kron(sp.identity(t.nlevels), sp.csr_matrix(T)) for t, T in zip(terms, Ts)]).tocsr()
+    lam = sp.block_diag([sp.kron(sp.identity(t.nlevels), sp.csr_matrix(T))
+                         for t, T in zip(terms, Ts)]).tocsr()
     ZL = (Z @ lam).tocsr()
     WZL = sp.diags(w) @ ZL
     U = (ZL.T @ WZL).toarray()
@@ -142,14 +126,15 @@ def _bias_correction(model, max_q: int) -> float:
     Gp = G if model.reml else ZtV0Z
     nprime = n - p if model.reml else n
 
-    e = design.y - model.fitted()      # conditional residuals
-    tye = float(design.y @ e)
+    y = model.response
+    e = y - model.fitted()             # conditional residuals
+    tye = float(y @ e)
     g = np.asarray(Z.T @ e).ravel()
 
     # derivative directions: D_j is the symmetric indicator of θ_j's position(s) in ΛΛᵀ's
     # covariance parametrisation (cAIC4's W_j = Z D_j Zᵀ)
     dirs = []  # (term index, row, col)
-    for ti, (term, (rows, cols)) in enumerate(zip(terms, layouts)):
+    for ti, (rows, cols) in enumerate(layouts):
         for r, c in zip(rows, cols):
             dirs.append((ti, int(r), int(c)))
     k = len(dirs)
@@ -240,14 +225,15 @@ def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 
     Examples
     --------
     >>> import mixedmodels as mm
-    >>> from mixedmodels.caic import caic
+    >>> from mixedmodels.postestimation.caic import caic
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
     >>> round(caic(m)["caic"], 2)
     1711.62
     """
-    if getattr(model, "family", None) is not None:
-        raise NotImplementedError("caic is implemented for linear mixed models; cAIC4 uses a "
-                                  "bootstrap or refits per observation for GLMMs")
+    if not model.family.linear:
+        raise NotImplementedError(f"caic is implemented for linear mixed models, not for this "
+                                  f"{model.family.label} GLMM; cAIC4 uses a bootstrap or refits "
+                                  "per observation for GLMMs")
     if not model.design.terms:
         raise ValueError("the model has no random effects; use AIC")
     zeros = _zero_columns(model, zero_tol)

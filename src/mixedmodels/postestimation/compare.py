@@ -11,6 +11,8 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import DataError, ModelComparisonWarning
+from .bootstrap import bootstrap_lrt
+from .caic import caic
 
 __all__ = ["anova", "aic_table", "model_names"]
 
@@ -44,7 +46,7 @@ def _check_same_data(models: list, names: list[str]) -> None:
                 f"models were not all fit to the same data: {names[0]} uses {base.nobs} "
                 f"observations and {name} uses {model.nobs}. Refit them on the same rows "
                 "(drop missing values for the union of their variables first).")
-        y0, y1 = base.design.y, model.design.y
+        y0, y1 = base.response, model.response
         if y0.shape != y1.shape or not np.allclose(y0, y1, rtol=1e-12, atol=0, equal_nan=True):
             raise DataError(f"models were not all fit to the same response: {names[0]} and "
                             f"{name} differ in their response values.")
@@ -66,9 +68,9 @@ def anova(*models, refit: bool = True, names: list[str] | None = None, test: str
         Row labels; by default the models' variable names.
     test : {"chisq", "bootstrap"}
         ``"bootstrap"`` adds ``Pr(boot)``: a parametric bootstrap p-value of each model
-        against the previous one (:func:`mixedmodels.inference.bootstrap_lrt`), the honest
-        test when a variance is tested at its boundary of zero, where the χ² reference is
-        conservative.
+        against the previous one (:func:`~mixedmodels.postestimation.bootstrap.bootstrap_lrt`),
+        the honest test when a variance is tested at its boundary of zero, where the χ²
+        reference is conservative.
     nsim, seed, parallel
         Simulations, random seed and workers for ``test="bootstrap"``.
 
@@ -88,9 +90,9 @@ def anova(*models, refit: bool = True, names: list[str] | None = None, test: str
     _check_same_data(list(models), labels)
     fitted = list(models)
     if refit:
-        fitted = [m.refit_ml() if getattr(m, "reml", False) else m for m in models]
+        fitted = [m.refit_ml() if m.reml else m for m in models]
     else:
-        reml_flags = {bool(getattr(m, "reml", False)) for m in models}
+        reml_flags = {bool(m.reml) for m in models}
         if len(reml_flags) > 1:
             warnings.warn("comparing REML and ML fits: their likelihoods are not comparable; "
                           "use refit=True.", ModelComparisonWarning, stacklevel=2)
@@ -119,15 +121,13 @@ def anova(*models, refit: bool = True, names: list[str] | None = None, test: str
         if test == "bootstrap":
             row["Pr(boot)"] = np.nan
             if prev is not None:
-                from .inference import bootstrap_lrt
-
                 boot = bootstrap_lrt(prev, m, n=nsim, seed=seed, parallel=parallel)
                 row["Pr(boot)"] = float(boot.loc["PBtest", "p.value"])
         rows.append(row)
         prev = m
     table = pd.DataFrame(rows, index=[labels[i] for i in order])
     table["Df"] = table["Df"].astype("Int64")
-    table.attrs["refit"] = refit and any(getattr(m, "reml", False) for m in models)
+    table.attrs["refit"] = refit and any(m.reml for m in models)
     return table
 
 
@@ -148,9 +148,9 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
     criterion : {"AIC", "AICc", "BIC", "cAIC"}
         The criterion to rank by. Models are taken as fit (REML fits keep their REML
         likelihood, as R's ``AIC``); a warning says when that makes the comparison invalid.
-        ``"cAIC"`` is the conditional AIC of :func:`mixedmodels.caic.caic` (LMMs only); it
-        answers a different question (prediction for the same clusters) and its ``df`` column
-        is the effective degrees of freedom.
+        ``"cAIC"`` is the conditional AIC of :func:`~mixedmodels.postestimation.caic.caic`
+        (LMMs only); it answers a different question (prediction for the same clusters) and
+        its ``df`` column is the effective degrees of freedom.
 
     Returns
     -------
@@ -171,7 +171,7 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
         raise ValueError(f"criterion must be 'AIC', 'AICc', 'BIC' or 'cAIC', got {criterion!r}")
     if len(items) > 1:
         _check_same_data(items, names)
-        reml_flags = {bool(getattr(m, "reml", False)) for m in items}
+        reml_flags = {bool(m.reml) for m in items}
         if crit != "cAIC" and len(reml_flags) > 1:
             warnings.warn("the table mixes REML and ML fits, whose likelihoods are not comparable; "
                           "refit the REML ones with reml=False (m.refit_ml()).",
@@ -188,8 +188,6 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
         row = {"npar": k, "AIC": aic, "AICc": aicc, "BIC": -2 * m.loglik + np.log(n) * k,
                "logLik": m.loglik}
         if crit == "cAIC":
-            from .caic import caic
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ModelComparisonWarning)
                 res = caic(m)

@@ -7,9 +7,10 @@ effects are unknown: the prediction uses the fixed effects (and the conditional 
 other, crossed factor whose levels were seen in training), and the log score integrates the
 unknown random effects out (their variance enters the predictive covariance).
 
-The training designs are row subsets of the model's design (the same model matrices, levels
-re-indexed), so no formula is evaluated again; the crossproducts and the fit are the only work
-per fold.
+The training designs are row subsets of the model's design (:meth:`ModelDesign.subset`: the
+same model matrices, levels re-indexed), fit by a model of the same kind
+(``model.with_design``), so no formula is evaluated again; the crossproducts and the fit are the
+only work per fold.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
+from scipy.sparse.linalg import splu
 
 from ..exceptions import ConvergenceWarning, DataError
+from .compare import model_names
 
 __all__ = ["cross_validate", "CrossValidationResult", "grouped_folds"]
 
@@ -84,40 +86,7 @@ def _cluster_labels(data: pd.DataFrame, by: str | list[str]) -> np.ndarray:
     return data[parts].astype(str).agg(":".join, axis=1).to_numpy()
 
 
-# --- designs on a subset of rows -----------------------------------------------------------------
-
-def _subset_design(design, rows: np.ndarray):
-    """The design restricted to ``rows``: unused levels dropped, aliased columns dropped.
-
-    Returns the design, the kept fixed-effect columns, and per term the original level codes
-    that the new codes stand for.
-    """
-    from ..spec.design import _aliased_columns
-    from ..core.terms import ReTermMatrix
-
-    X = design.X[rows]
-    aliased = set(_aliased_columns(X)) if X.shape[1] else set()
-    keep_cols = np.array([j for j in range(X.shape[1]) if j not in aliased], dtype=np.int64)
-    terms, used_levels = [], []
-    for term in design.terms:
-        mat = term.matrix
-        codes = mat.codes[rows]
-        used, new_codes = np.unique(codes, return_inverse=True)
-        new = ReTermMatrix(new_codes.astype(np.int64), np.ascontiguousarray(mat.values[rows]),
-                           len(used), correlated=mat.correlated)
-        terms.append(dataclasses.replace(term, levels=term.levels[used], matrix=new))
-        used_levels.append(used)
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
-    terms = [terms[i] for i in order]
-    used_levels = [used_levels[i] for i in order]
-    sub = dataclasses.replace(
-        design, y=design.y[rows], X=np.ascontiguousarray(X[:, keep_cols]),
-        fixef_names=[design.fixef_names[j] for j in keep_cols], terms=terms,
-        frame=design.frame.iloc[rows],
-        weights=None if design.weights is None else design.weights[rows],
-        offset=None if design.offset is None else design.offset[rows], extra=dict(design.extra))
-    return sub, keep_cols, used_levels, order
-
+# --- refits on a subset of rows --------------------------------------------------------------------
 
 def _term_key(term) -> tuple:
     return (term.group, tuple(term.columns))
@@ -136,58 +105,33 @@ def _map_theta(theta: np.ndarray, from_terms: list, from_factor, to_terms: list)
     return np.concatenate(out) if out else np.zeros(0)
 
 
-# --- refit and prediction -------------------------------------------------------------------------
-
-def _refit(model, design, rows: np.ndarray, start: np.ndarray, beta: np.ndarray | None, control):
-    """The model refit on ``design`` (its rows ``rows``), started at θ (and β for GLMMs)."""
-    if getattr(model, "family", None) is None:
-        from ..models.lmm import LinearMixedModel
-
-        fit = LinearMixedModel(design, reml=model.reml, control=control)
-        return fit.fit(start=start)
-    from ..models.glmm import GeneralizedLinearMixedModel
-
-    fit = GeneralizedLinearMixedModel(
-        design, model.family, getattr(model, "n_agq", 1), control,
-        y=np.asarray(model._y)[rows], wt=np.asarray(model._wt)[rows],
-        nsize=np.asarray(model._nsize)[rows])
-    # with β given, lme4's first stage (θ with β inside PIRLS) is skipped
+def _refit(model, design, start: np.ndarray, beta: np.ndarray | None, control):
+    """A model of ``model``'s kind fit to ``design`` (a row subset of its design), started at
+    θ (and, for GLMMs, β: with β given, lme4's first stage, θ with β inside PIRLS, is skipped)."""
+    fit = model.with_design(design, control=control)
     return fit.fit(start={"theta": start, "beta": beta} if beta is not None else start)
 
 
-def _family_names(model) -> tuple[str | None, str | None]:
-    fam = getattr(model, "family", None)
-    if fam is None:
-        return None, None
-    link = getattr(fam, "link", None)
-    return str(getattr(fam, "name", fam)).lower(), (str(getattr(link, "name", link)).lower()
-                                                    if link is not None else None)
-
-
-def _inverse_link(model, eta: np.ndarray) -> np.ndarray:
-    """The mean from the linear predictor, through the model family's link."""
-    return np.asarray(model.family.link.inverse(eta), dtype=float)
-
-
-def _predict_rows(fit, keep_cols, used_levels, order, design, rows):
+def _predict_rows(fit, where, design, rows):
     """Linear predictor of ``rows`` of the full design from a fit on other rows.
 
+    ``where`` is the :class:`~mixedmodels.spec.design.DesignSubset` of the fit's design.
     Returns the linear predictor and the relative-scale factor A (rows × q_new, sparse) of the
     random effects of levels unseen in training: their covariance is σ² A Aᵀ.
     """
-    X = design.X[rows][:, keep_cols]
-    eta = X @ np.asarray(fit.fixef, dtype=float)
+    X = design.X[rows][:, where.keep_cols]
+    eta = X @ fit.beta
     if design.offset is not None:
         eta = eta + design.offset[rows]
-    b_all = fit._random_effects_b()
+    b_all = fit.random_effects()
     Ts = fit.factor.split_theta(fit.theta)
     new_blocks = []
-    # fit.design.terms are in the sub-design's order; `order` maps back to the full design's
-    for k, (term_fit, b, T) in enumerate(zip(fit.design.terms, b_all, Ts)):
-        full_term = design.terms[order[k]]
+    # fit.design.terms are in the sub-design's order; `where.order` maps back to the full design's
+    for k, (b, T) in enumerate(zip(b_all, Ts)):
+        full_term = design.terms[where.order[k]]
         codes = full_term.matrix.codes[rows]
         vals = full_term.matrix.values[rows]
-        used = used_levels[k]
+        used = where.used_levels[k]
         pos = np.searchsorted(used, codes)
         pos_clip = np.minimum(pos, len(used) - 1)
         known = used[pos_clip] == codes
@@ -222,28 +166,26 @@ def _gaussian_log_score(resid: np.ndarray, sigma2: float, w: np.ndarray, A: sp.c
             quad -= float(z @ z)
             logdet += 2.0 * float(np.sum(np.log(np.diag(chol))))
         else:
-            from scipy.sparse.linalg import splu
-
             lu = splu(M, diag_pivot_thresh=0.0, permc_spec="MMD_AT_PLUS_A")
             quad -= float(s @ lu.solve(s))
             logdet += float(np.sum(np.log(np.abs(lu.U.diagonal()))))
     return float(-0.5 * (n * _LOG_2PI + logdet + quad / sigma2))
 
 
-def _glmm_log_score(model, y, eta, A, weights, nodes: int = 20) -> float:
-    """Σ_i log ∫ p(y_i | η_i + z) N(z; 0, v_i) dz (pointwise, Gauss-Hermite over unseen levels)."""
-    fam, _ = _family_names(model)
+def _glmm_log_score(fit, y, eta, A, weights, nodes: int = 20) -> float:
+    """Σ_i log ∫ p(y_i | η_i + z) N(z; 0, v_i) dz (pointwise, Gauss-Hermite over unseen levels).
+
+    ``weights`` are the total prior weights of the rows (the binomial trials); NaN for a family
+    without a log density."""
+    fam = fit.family
     v = np.asarray(A.multiply(A).sum(axis=1)).ravel() if A.shape[1] else np.zeros(len(y))
     x, wq = np.polynomial.hermite.hermgauss(nodes)
     etas = eta[:, None] + np.sqrt(2.0 * v)[:, None] * x[None, :]
-    mu = _inverse_link(model, etas.ravel()).reshape(etas.shape)
-    if fam in ("binomial", "bernoulli"):
-        n_trials = np.ones(len(y)) if weights is None else weights
-        k = np.rint(y * n_trials)
-        logp = stats.binom.logpmf(k[:, None], np.rint(n_trials)[:, None], np.clip(mu, 1e-300, 1 - 1e-16))
-    elif fam == "poisson":
-        logp = stats.poisson.logpmf(np.rint(y)[:, None], mu)
-    else:
+    mu = np.asarray(fam.link.inverse(etas.ravel()), dtype=float).reshape(etas.shape)
+    sigma = float(fit.sigma) if fit.has_scale else 1.0
+    try:
+        logp = fam.log_density(y, mu, trials=weights, weights=weights, sigma=sigma)
+    except NotImplementedError:
         return float("nan")
     top = logp.max(axis=1, keepdims=True)
     return float(np.sum(top.ravel() + np.log(np.exp(logp - top) @ wq / np.sqrt(np.pi))))
@@ -287,8 +229,6 @@ def _as_named(models) -> tuple[list[str], list]:
     if hasattr(models, "design"):
         models = [models]
     items = list(models)
-    from .compare import model_names
-
     return model_names(items, frame_depth=3), items
 
 
@@ -365,26 +305,27 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
         ctrl = control
         if ctrl is None:
             ctrl = dataclasses.replace(model.control, check_singular="ignore", start=None)
-        fam, _ = _family_names(model)
+        linear = model.family.linear
         theta, terms_prev, factor_prev = model.theta, design.terms, model.factor
-        beta = np.asarray(model.fixef, dtype=float) if fam is not None else None
+        beta = None if linear else model.beta
+        y_all, w_all = model.response, model.prior_weights
         for f in range(folds):
             test = np.flatnonzero(fold_of == f)
             train = np.flatnonzero(fold_of != f)
             if len(test) == 0:
                 continue
             t0 = time.perf_counter()
-            sub, keep_cols, used_levels, order = _subset_design(design, train)
+            sub, where = design.subset(train)
             start = _map_theta(theta, terms_prev, factor_prev, sub.terms)
             fold_ctrl = ctrl
-            if fam is None and "initial_step" not in ctrl.options and len(start):
+            if linear and "initial_step" not in ctrl.options and len(start):
                 # the optimum moves little between folds: a small first trust region halves the
                 # evaluations (same optimum as a fresh fit, to the optimizer's tolerance)
                 fold_ctrl = dataclasses.replace(
                     ctrl, options={**ctrl.options, "initial_step": 0.05 * np.abs(start) + 0.01})
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                fit = _refit(model, sub, train, start,
+                fit = _refit(model, sub, start,
                              beta if beta is not None and len(beta) == sub.X.shape[1] else None,
                              fold_ctrl)
             for w in caught:
@@ -392,20 +333,16 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
                     warnings.warn(f"{name}, fold {f + 1}: {w.message}", ConvergenceWarning,
                                   stacklevel=2)
             theta, terms_prev, factor_prev = fit.theta, fit.design.terms, fit.factor
-            if fam is not None and len(fit.fixef) == design.X.shape[1]:
-                beta = np.asarray(fit.fixef, dtype=float)
-            eta, A = _predict_rows(fit, keep_cols, used_levels, order, design, test)
-            y = design.y[test]
-            w = None if design.weights is None else design.weights[test]
-            if fam is None:
+            if not linear and len(fit.beta) == design.X.shape[1]:
+                beta = fit.beta
+            eta, A = _predict_rows(fit, where, design, test)
+            y = y_all[test]
+            if linear:
                 pred = eta
-                ww = np.ones(len(test)) if w is None else w
-                log_score = _gaussian_log_score(y - eta, float(fit.sigma) ** 2, ww, A)
+                log_score = _gaussian_log_score(y - eta, float(fit.sigma) ** 2, w_all[test], A)
             else:
-                pred = _inverse_link(model, eta)
-                log_score = _glmm_log_score(model, np.asarray(model._y)[test], eta, A,
-                                            np.asarray(model._wt)[test])
-                y = np.asarray(model._y)[test]
+                pred = np.asarray(fit.family.link.inverse(eta), dtype=float)
+                log_score = _glmm_log_score(fit, y, eta, A, w_all[test])
             err = y - pred
             rows_out.append({
                 "model": name, "fold": f + 1, "n_train": len(train), "n_test": len(test),

@@ -1,7 +1,7 @@
-"""Fit diagnostics: refits with every optimizer, PCA of the random effects, standardized fits.
+"""Fit diagnostics: refits with every optimizer and the PCA of the random effects.
 
 >>> import mixedmodels as mm
->>> from mixedmodels.diagnostics import all_fit, rePCA
+>>> from mixedmodels.postestimation.diagnostics import all_fit, rePCA
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
 >>> all_fit(m).verdict                                             # doctest: +SKIP
 'All 6 optimizers agree: ...'
@@ -9,20 +9,19 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 import warnings
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from ..models.checks import check_scaling, theta_names
+from ..models.checks import theta_names
 from ..models.optim import OPTIMIZERS, Control
 
-__all__ = ["all_fit", "AllFitResult", "rePCA", "RePCA", "standardized_lmer",
-           "standardize_design", "Standardization"]
+__all__ = ["all_fit", "AllFitResult", "rePCA", "RePCA"]
 
 _GUIDE = "docs/convergence.md"
 
@@ -42,32 +41,21 @@ class AllFitResult(pd.DataFrame):
         return super().__repr__() + "\n" + str(getattr(self, "verdict", ""))
 
 
-def _refit(model, control: Control):
-    """A fresh fit of ``model``'s data and formula with another control (no shared mutable state)."""
-    hook = getattr(model, "_refit_with_control", None)
-    if hook is not None:
-        return hook(control)
-    from ..core.factor import BlockedFactor
-    from ..models.lmm import LinearMixedModel
-
-    if isinstance(model, LinearMixedModel):
-        new = copy.copy(model)  # design and crossproducts are read-only: share them
-        new.factor = BlockedFactor(model.crossproducts)
-        new.control = control
-        new.optinfo = None
-        return new.fit()
-    new = copy.deepcopy(model)
-    new.control = control
-    return new.fit()
+def _refit(model, control: Control, start_from_fit: bool):
+    """``model`` fit again with another control: from its estimates (``model.refit``), or from
+    where the original fit started (a fresh fit of the same design)."""
+    if start_from_fit:
+        return model.refit(control=control)
+    return model.with_design(model.design, control=control).fit()
 
 
-def _one_fit(model, name: str) -> dict:
+def _one_fit(model, name: str, start_from_fit: bool) -> dict:
     # keep the user's tolerances, start and maxfun; the checks record rather than warn
     ctrl = replace(model.control, optimizer=name, check_conv="warn", check_singular="warn",
                    check_scale="warn")
     start = time.perf_counter()
     try:
-        fit = _refit(model, ctrl)
+        fit = _refit(model, ctrl, start_from_fit)
     except Exception as err:  # one optimizer failing must not stop the comparison
         return {"optimizer": name, "ok": False, "seconds": time.perf_counter() - start,
                 "messages": f"{type(err).__name__}: {err}", "model": None}
@@ -89,17 +77,20 @@ def _theta_labels(model) -> list[str]:
 
 
 def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = None,
-            tol_loglik: float = 1e-3, tol_fixef: float = 0.01) -> AllFitResult:
+            tol_loglik: float = 1e-3, tol_fixef: float = 0.01, *,
+            start_from_fit: bool = False) -> AllFitResult:
     """Refit a model with every optimizer and compare the results (lme4's ``allFit``).
 
-    Each refit starts where the original fit started (``Control.start`` or the default start),
-    with the model's tolerances and ``maxfun``; only the optimizer changes. Warnings from the
-    refits are not shown: they are in the ``messages`` column. A model from
+    Each refit (LMM or GLMM) starts where the original fit started (``Control.start`` or the
+    default start), or with ``start_from_fit=True`` at the model's estimates
+    (:meth:`~mixedmodels.models.base.MixedModel.refit`, as lme4 ≥ 2.0's ``start_from_mle``);
+    it keeps the model's tolerances and ``maxfun``, only the optimizer changes. Warnings from
+    the refits are not shown: they are in the ``messages`` column. A model from
     ``standardize=True`` is refit on its standardized scale, and the table shows that scale.
 
     Parameters
     ----------
-    model : fitted model
+    model : fitted LMM or GLMM
     parallel : bool, default True
         Run the refits in threads when a single fit takes long enough (0.5 s) to gain from it;
         the linear algebra releases the GIL. Small models run one after the other.
@@ -110,6 +101,10 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
         Largest log-likelihood difference from the best fit still called agreement.
     tol_fixef : float
         Largest fixed-effect difference, in standard errors of the best fit, called agreement.
+    start_from_fit : bool, default False
+        Start each refit at the model's estimates (does each optimizer stay there, or find a
+        better optimum?) rather than at the original start (does each reach the same optimum
+        from there?).
 
     Returns
     -------
@@ -126,12 +121,10 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         if parallel and workers > 1 and single > 0.5:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                rows = list(pool.map(lambda name: _one_fit(model, name), optimizers))
+                rows = list(pool.map(lambda name: _one_fit(model, name, start_from_fit), optimizers))
         else:
-            rows = [_one_fit(model, name) for name in optimizers]
+            rows = [_one_fit(model, name, start_from_fit) for name in optimizers]
 
     fixef_names = list(model.fixef.index)
     th_names = _theta_labels(model)
@@ -233,8 +226,7 @@ def rePCA(model, tol: float | None = None) -> RePCA:
         the number of dimensions used per term and ``.summary()`` a table of them.
     """
     tol = model.control.singular_tol if tol is None else tol
-    has_scale = model.family is None or getattr(model.family, "has_scale", False)
-    scale = model.sigma if has_scale else 1.0
+    scale = model.sigma if model.has_scale else 1.0
     tables, dims, ncols = {}, {}, {}
     for term, T in zip(model.design.terms, model.factor.split_theta(model.theta)):
         d = np.linalg.svd(T, compute_uv=False)
@@ -247,144 +239,3 @@ def rePCA(model, tol: float | None = None) -> RePCA:
         dims[term.name] = int(np.sum(d >= tol))
         ncols[term.name] = len(d)
     return RePCA(tables, dims, ncols)
-
-
-# -- standardized fits ----------------------------------------------------------------------------
-
-@dataclass
-class Standardization:
-    """The linear maps between the original and the standardized model matrices.
-
-    ``X_std = X @ fixed_map`` and, per term, ``Z_std = Z @ term_maps[i]``; so ``beta =
-    fixed_map @ beta_std`` and the original-scale random-effects covariance is
-    ``M Σ_std Mᵀ`` with ``M = term_maps[i]``.
-    """
-
-    table: pd.DataFrame  # one row per transformed column: where, column, center, scale
-    fixed_map: np.ndarray
-    term_maps: list
-
-
-def _column_map(names: list[str], values: np.ndarray, centre: bool, where: str, rows: list):
-    """The map M (X_std = X M) that centres (if allowed) and scales each non-indicator column."""
-    l = values.shape[1]
-    M = np.eye(l)
-    if "(Intercept)" not in names:
-        centre = False
-    icpt = names.index("(Intercept)") if centre else None
-    for j, name in enumerate(names):
-        if name == "(Intercept)":
-            continue
-        col = values[:, j]
-        sd = float(col.std())
-        if sd == 0 or np.all((col == 0) | (col == 1)):
-            continue  # constants and 0/1 indicators stay as they are
-        mean = float(col.mean()) if centre else 0.0
-        M[j, j] = 1.0 / sd
-        if icpt is not None:
-            M[icpt, j] = -mean / sd
-        rows.append((where, name, mean, sd))
-    return M
-
-
-def standardize_design(design):
-    """A copy of ``design`` with centred and scaled numeric columns, and the maps back.
-
-    Fixed-effect columns are centred (when the model has an intercept) and scaled; the columns
-    of a correlated random-effects term with an intercept likewise; other random-effects
-    columns are only scaled, because centring them would change the model. 0/1 indicator and
-    constant columns are left alone. Both fits have the same likelihood (ML exactly; the REML
-    criterion differs by the constant ``2 log|det M|`` of the fixed-effects map).
-
-    Returns
-    -------
-    (ModelDesign, Standardization)
-    """
-    rows: list = []
-    fmap = _column_map(list(design.fixef_names), design.X, True, "fixed", rows)
-    new_terms, tmaps = [], []
-    for term in design.terms:
-        mat = term.matrix
-        centre = mat.correlated and mat.ncols > 1
-        M = _column_map(list(term.columns), mat.values, centre, f"({term.lhs} | {term.group})", rows)
-        tmaps.append(M)
-        new_terms.append(replace(term, matrix=replace(mat, values=mat.values @ M)))
-    table = pd.DataFrame(rows, columns=["where", "column", "center", "scale"])
-    std = replace(design, X=design.X @ fmap, terms=new_terms,
-                  extra={**design.extra, "standardized": True})
-    return std, Standardization(table, fmap, tmaps)
-
-
-def _lower_factor(A: np.ndarray) -> np.ndarray:
-    """Lower-triangular L with non-negative diagonal and L Lᵀ = A Aᵀ (also when A is singular)."""
-    if A.shape[0] == 0:
-        return A
-    R = np.linalg.qr(A.T, mode="r")
-    L = R.T
-    signs = np.where(np.diag(L) < 0, -1.0, 1.0)
-    return L * signs  # flip columns: L Lᵀ unchanged
-
-
-def _theta_from_factors(model, factors: list[np.ndarray]) -> np.ndarray:
-    theta = []
-    for T, (rows, cols) in zip(factors, model.factor.layouts):
-        theta.append(T[rows, cols])
-    return np.concatenate(theta) if theta else np.zeros(0)
-
-
-def standardized_lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
-                      weights=None, offset=None, na_action: str = "drop",
-                      control: Control | None = None):
-    """Fit an LMM on centred and scaled numeric predictors; report it on both scales.
-
-    The fit runs on the standardized model matrices (see :func:`standardize_design`), where the
-    optimizer works well. It is then mapped back exactly: the returned model lives on the
-    original scale (``fixef``, ``vcov``, ``varcorr``, ``predict`` as usual, and the same
-    log-likelihood as a successful fit on the raw predictors), and carries
-
-    - ``standardized``: the fitted model on the standardized scale;
-    - ``standardization``: the centre and scale of every transformed column;
-    - ``standardized_coefficients``: a table of the fixed effects and SEs on both scales.
-
-    No ScalingWarning is issued (that is what the standardizing fixes); the convergence and
-    singular-fit checks run on the standardized fit.
-
-    Parameters
-    ----------
-    formula, data, reml, weights, offset, na_action, control
-        As for :func:`mixedmodels.lmm.lmer`.
-
-    Returns
-    -------
-    LinearMixedModel
-    """
-    from ..spec.design import build_design
-    from ..models.lmm import LinearMixedModel
-
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-    std_design, info = standardize_design(design)
-    control = control or Control()
-    std_control = replace(control, check_scale="ignore")
-    std = LinearMixedModel(std_design, reml=reml, control=std_control)
-    if control.start is not None:  # a start given on the original scale
-        raw = std.factor.split_theta(np.asarray(control.start, dtype=float))
-        std_control.start = _theta_from_factors(
-            std, [_lower_factor(np.linalg.solve(M, T)) for M, T in zip(info.term_maps, raw)])
-    std.fit()
-    factors = [_lower_factor(M @ T) for M, T in zip(info.term_maps, std.factor.split_theta(std.theta))]
-    model = LinearMixedModel(design, reml=reml, control=control)
-    model._set_theta(_theta_from_factors(model, factors))
-    model.optinfo = std.optinfo
-    model.convergence = std.convergence
-    model.is_singular = std.is_singular
-    model._check_messages = list(std._check_messages)
-    model.scaling_problems = check_scaling(design)
-    model.standardized = std
-    model.standardization = info
-    se = np.sqrt(np.diag(model.vcov.to_numpy()))
-    se_std = np.sqrt(np.diag(std.vcov.to_numpy()))
-    model.standardized_coefficients = pd.DataFrame(
-        {"Estimate": model.fixef.to_numpy(), "Std. Error": se,
-         "Estimate (std)": std.fixef.to_numpy(), "Std. Error (std)": se_std},
-        index=model.fixef.index)
-    return model

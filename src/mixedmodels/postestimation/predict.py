@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..spec.design import _factor_codes, r_column_name, to_formulaic
 from ..exceptions import DataError
+from ..models.base import implements
+from ..spec.design import factor_codes, r_column_name, to_formulaic
 from ..spec.formula import FormulaError, expression_names, parse_formula
 
 __all__ = ["predict", "simulate"]
@@ -131,7 +132,7 @@ def _group_codes(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     labels = np.full(len(newdata), None, dtype=object)
     if (~missing).any():
         sub = newdata.loc[~missing, parts]
-        c, levels = _factor_codes(sub, term.group)
+        c, levels = factor_codes(sub, term.group)
         lab = np.asarray(levels, dtype=object)[c]
         codes[~missing] = pd.Index(term.levels).get_indexer(pd.Index(lab.astype(str)))
         labels[~missing] = lab
@@ -197,7 +198,7 @@ def _check_new_levels(model, parts: _Parts, allow_new_levels: bool) -> None:
 
 def _eta(model, parts: _Parts, masks: list[np.ndarray], beta=None, bs=None) -> np.ndarray:
     beta = model.fixef.to_numpy() if beta is None else beta
-    bs = model._random_effects_b() if bs is None else bs
+    bs = model.random_effects() if bs is None else bs
     eta = parts.X @ beta + parts.offset
     for i, codes, values, _ in parts.terms:
         mask = masks[i]
@@ -210,7 +211,7 @@ def _eta(model, parts: _Parts, masks: list[np.ndarray], beta=None, bs=None) -> n
 
 
 def _linkinv(model, eta: np.ndarray, type: str) -> np.ndarray:  # noqa: A002
-    if type == "link" or model.family is None:
+    if type == "link" or model.family.linear:
         return eta
     return model.family.link.inverse(eta)
 
@@ -219,6 +220,7 @@ def _linkinv(model, eta: np.ndarray, type: str) -> np.ndarray:  # noqa: A002
 # predict
 # --------------------------------------------------------------------------------------------
 
+@implements("predict")
 def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = None,
             allow_new_levels: bool = False, se_fit: bool = False, interval: str | None = None,
             level: float = 0.95, n_sims: int = 1000, seed=None,
@@ -273,14 +275,14 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
     V = model.vcov.to_numpy()
     se = np.sqrt(np.einsum("ij,jk,ik->i", parts.X, V, parts.X))
     if se_fit or interval == "confidence":
-        if type == "response" and model.family is not None:
+        if type == "response" and not model.family.linear:
             se = se * np.abs(model.family.link.mu_eta(eta))  # delta method
         out["se_fit"] = se
     if interval == "confidence":
         from scipy import stats
 
         z = stats.norm.ppf(0.5 + level / 2.0)
-        if type == "response" and model.family is not None:
+        if type == "response" and not model.family.linear:
             lo = _linkinv(model, eta - z * np.sqrt(np.einsum("ij,jk,ik->i", parts.X, V, parts.X)), type)
             hi = _linkinv(model, eta + z * np.sqrt(np.einsum("ij,jk,ik->i", parts.X, V, parts.X)), type)
             out["lower"], out["upper"] = np.minimum(lo, hi), np.maximum(lo, hi)
@@ -293,8 +295,6 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
 
 
 def _prediction_interval(model, parts: _Parts, masks, level, n_sims, seed, type):  # noqa: A002
-    from .inference import _cond_cov_blocks
-
     rng = np.random.default_rng(seed)
     nrow = len(parts.index)
     S = int(n_sims)
@@ -302,10 +302,9 @@ def _prediction_interval(model, parts: _Parts, masks, level, n_sims, seed, type)
     V = model.vcov.to_numpy()
     B = rng.multivariate_normal(beta, V, size=S, method="eigh")          # S × p
     sims = parts.X @ B.T + parts.offset[:, None]                          # nrow × S
-    has_scale = model.family is None or getattr(model.family, "has_scale", False)
-    blocks = _cond_cov_blocks(model) if parts.terms else []
-    bs = model._random_effects_b()
-    covs = model._term_covariances()
+    blocks = model.conditional_covariance() if parts.terms else []
+    bs = model.random_effects()
+    covs = model.term_covariances()
     for i, codes, values, labels in parts.terms:
         mask = masks[i]
         if not mask.any():
@@ -326,12 +325,12 @@ def _prediction_interval(model, parts: _Parts, masks, level, n_sims, seed, type)
             draws[k] = rng.multivariate_normal(mean, cov, size=S, method="eigh")
         vals = values * mask[None, :]
         sims += np.einsum("rl,rsl->rs", vals, draws[inv])
-    if has_scale:
+    if model.has_scale:
         sigma = model.sigma
         df = max(model.nobs - len(beta), 1)
         # σ² drawn from its scaled inverse-χ² distribution, as merTools
         sig = np.sqrt(1.0 / rng.gamma(0.5 * df, 1.0 / (0.5 * df * sigma ** 2), size=S))
-        if type == "link" or model.family is None:
+        if type == "link" or model.family.linear:
             sims += rng.standard_normal((nrow, S)) * sig[None, :]
     sims = _linkinv(model, sims, type)
     a = (1.0 - level) / 2.0
@@ -342,6 +341,7 @@ def _prediction_interval(model, parts: _Parts, masks, level, n_sims, seed, type)
 # simulate
 # --------------------------------------------------------------------------------------------
 
+@implements("simulate")
 def simulate(model, n: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
     """Simulate responses from the fitted model (lme4's ``simulate``).
 
@@ -365,17 +365,15 @@ def simulate(model, n: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
     design = model.design
-    N = design.nobs
     beta = model.fixef.to_numpy()
     eta = design.X @ beta
     if design.offset is not None:
         eta = eta + design.offset
     eta = np.repeat(eta[:, None], n, axis=1)
     if use_u:
-        fitted = model.fitted() if model.family is None else model.fitted(type="link")
-        eta = np.repeat(np.asarray(fitted, dtype=float)[:, None], n, axis=1)
+        eta = np.repeat(np.asarray(model.linear_predictor(), dtype=float)[:, None], n, axis=1)
     else:
-        for term, cov in zip(design.terms, model._term_covariances()):
+        for term, cov in zip(design.terms, model.term_covariances()):
             l = term.ncols
             # b_g ~ N(0, Σ) for every level and simulation
             Lc = _psd_root(cov)   # tolerates singular (zero-variance) fits
@@ -384,24 +382,10 @@ def simulate(model, n: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
             m = term.matrix
             eta += np.einsum("il,sil->is", m.values, b[:, m.codes, :])
     fam = model.family
-    if fam is None:
-        w = design.weights
-        scale = model.sigma if w is None else model.sigma / np.sqrt(np.where(w > 0, w, np.inf))
-        scale = np.asarray(scale)
-        y = eta + rng.standard_normal((N, n)) * (scale[:, None] if scale.ndim else scale)
-    else:
-        mu = fam.link.inverse(eta)
-        name = fam.name.lower()
-        if name == "poisson":
-            y = rng.poisson(mu).astype(float)
-        elif name == "binomial":
-            size = np.asarray(getattr(model, "_nsize", np.ones(N)), dtype=float)
-            trials = np.maximum(np.rint(size), 1).astype(np.int64)
-            y = rng.binomial(trials[:, None], np.clip(mu, 0, 1)) / trials[:, None]
-        elif name == "gaussian":
-            y = mu + rng.standard_normal((N, n)) * model.sigma
-        else:
-            raise NotImplementedError(f"simulation is not implemented for the {fam.name} family")
+    mu = eta if fam.linear else fam.link.inverse(eta)
+    # the prior weights scale the dispersion (the LMM's residual sd is σ/√w); binomial trials
+    # are the sizes of the draws
+    y = fam.simulate(mu, rng, trials=model.trials, weights=model.prior_weights, sigma=model.sigma)
     return pd.DataFrame(y, index=design.frame.index, columns=[f"sim_{i + 1}" for i in range(n)])
 
 

@@ -12,14 +12,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy import stats
 
 from ..exceptions import MixedModelsWarning, SingularFitWarning
+from ..spec.design import build_design, r_column_name
+from ..spec.response import Response, response_parser
 
 __all__ = ["r2", "icc", "r2_beta", "variance_components", "VarianceResult"]
 
@@ -42,16 +46,6 @@ class VarianceResult(dict):
 
 
 # --- the variance components -----------------------------------------------------------------
-
-def _family(model):
-    fam = getattr(model, "family", None)
-    if fam is None:
-        return None, None
-    name = str(getattr(fam, "name", fam)).lower()
-    link = getattr(fam, "link", None)
-    link_name = str(getattr(link, "name", link)).lower() if link is not None else None
-    return name, link_name
-
 
 def _fixed_matrix_with_intercept(model) -> tuple[np.ndarray, list[str]]:
     X = np.asarray(model.design.X, dtype=float)
@@ -86,18 +80,10 @@ def _has_random_slopes(model) -> bool:
     return any(c != "(Intercept)" for t in model.design.terms for c in t.columns)
 
 
-def _binomial_trials_factor(model) -> float:
-    """Mean number of trials for a ``cbind(successes, failures)`` response, else 1 (as insight)."""
-    design = model.design
-    resp = str(getattr(design, "response_name", "") or design.formula.response or "")
-    if not resp.replace(" ", "").startswith("cbind("):
-        return 1.0
-    trials = getattr(model, "_nsize", None)
-    if trials is None and isinstance(design.extra, dict):
-        trials = design.extra.get("trials")
-    if trials is None:
-        return 1.0
-    return float(np.mean(trials))
+def _mean_trials(model) -> float:
+    """Mean number of binomial trials of a ``cbind(successes, failures)`` response, else 1 (as
+    insight): the model's trials are ones for other responses."""
+    return float(np.mean(model.trials))
 
 
 def _null_formula(model) -> str:
@@ -110,31 +96,25 @@ def _null_formula(model) -> str:
 
 
 def _fit_null_glmm(model):
-    """The intercept-only GLMM with the same random effects (insight's ``null_model``)."""
-    try:
-        from ..models.glmm import glmer  # written alongside; may be absent in an older checkout
-    except ImportError as err:  # pragma: no cover - depends on the checkout
-        raise NotImplementedError(
-            "the Poisson distribution-specific variance needs the intercept-only model and "
-            "mixedmodels.glmm is not available; pass null_model= (the fitted intercept-only "
-            "model with the same random effects)") from err
+    """The intercept-only GLMM with the same random effects (insight's ``null_model``): a model
+    of ``model``'s kind on the null design, with the same response, weights and offsets."""
     design = model.design
-    kwargs = {"family": model.family, "n_agq": getattr(model, "n_agq", 1),
-              "control": getattr(model, "control", None)}
-    if design.weights is not None:
-        kwargs["weights"] = design.weights
-    if design.offset is not None:
-        # formula and argument offsets together, aligned with the model's rows
-        kwargs["offset"] = design.offset
+    store = Response()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return glmer(_null_formula(model), design.frame, **kwargs)
+        null_design = build_design(_null_formula(model), design.frame, weights=design.weights,
+                                   offset=design.offset,  # formula and argument offsets together
+                                   response=response_parser(model.family, store),
+                                   check_levels=False)
+        if store.trials is not None:
+            null_design = dataclasses.replace(null_design, trials=store.trials)
+        return model.with_design(null_design).fit()
 
 
 def _random_variance(model, X, names, obs_level: bool | None = None) -> float:
     n = X.shape[0]
     total = 0.0
-    for term, cov in zip(model.design.terms, model._term_covariances()):
+    for term, cov in zip(model.design.terms, model.term_covariances()):
         is_obs = term.nlevels == n
         if obs_level is None or is_obs == obs_level:
             total += _term_random_variance(model, X, names, term, cov)
@@ -142,39 +122,24 @@ def _random_variance(model, X, names, obs_level: bool | None = None) -> float:
 
 
 def _distribution_variance(model, convention: str, null_model) -> float:
-    fam, link = _family(model)
-    if fam is None or fam == "gaussian" and link in (None, "identity"):
-        return float(model.sigma) ** 2
-    if fam in ("binomial", "bernoulli", "quasibinomial"):
-        base = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}.get(link)
-        if base is None:
-            raise NotImplementedError(f"no distribution-specific variance for the binomial family "
-                                      f"with link {link!r}; use logit, probit or cloglog")
-        if convention == "current":
-            base /= _binomial_trials_factor(model)
-        return float(base)
-    if fam in ("poisson", "quasipoisson"):
-        if link == "sqrt":
-            return 0.25
-        if link != "log":
-            raise NotImplementedError(f"no distribution-specific variance for the Poisson family "
-                                      f"with link {link!r}; use log or sqrt")
+    """The family's latent-scale observation variance; the intercept-only model's mean where the
+    family needs it (Poisson with the log link)."""
+    fam = model.family
+    null_mean = None
+    if fam.latent_variance_needs_null_mean:
         null = null_model if null_model is not None else _fit_null_glmm(model)
-        beta0 = float(np.asarray(null.fixef)[0])
+        beta0 = float(null.beta[0])
         if convention == "current":
             Xn, nn = _fixed_matrix_with_intercept(null)
             beta0 += 0.5 * _random_variance(null, Xn, nn, obs_level=False)
-        mu = np.exp(beta0)
-        if convention == "classic" and mu < 6:
+        null_mean = float(np.exp(beta0))
+        if convention == "classic" and null_mean < 6:
             warnings.warn(
-                f"the null model's mean count is {mu:.2g}: the lognormal approximation of the "
-                "Poisson variance is unreliable for means below about 6, so R² and the ICC may "
-                "be off. Read them as rough.", MixedModelsWarning, stacklevel=4)
-        # lognormal approximation: log(1 + var/mu²) with var = mu (Nakagawa et al. 2017)
-        return float(np.log1p(1.0 / mu))
-    raise NotImplementedError(
-        f"R² and the ICC are implemented for Gaussian, binomial (logit, probit, cloglog) and "
-        f"Poisson (log, sqrt) models, not family {fam!r} with link {link!r}")
+                f"the null model's mean count is {null_mean:.2g}: the lognormal approximation of "
+                "the Poisson variance is unreliable for means below about 6, so R² and the ICC "
+                "may be off. Read them as rough.", MixedModelsWarning, stacklevel=4)
+    return fam.latent_variance(convention=convention, sigma=float(model.sigma),
+                               mean_trials=_mean_trials(model), null_mean=null_mean)
 
 
 def variance_components(model, *, convention: Literal["classic", "current"] = "classic",
@@ -209,9 +174,8 @@ def variance_components(model, *, convention: Literal["classic", "current"] = "c
     eta_fixed = np.asarray(model.design.X, dtype=float) @ np.asarray(model.fixef, dtype=float)
     var_fixed = float(np.var(eta_fixed, ddof=1)) if len(eta_fixed) > 1 else 0.0
     var_random = _random_variance(model, X, names, obs_level=False)
-    fam, _ = _family(model)
-    var_dispersion = 0.0 if fam in (None, "gaussian") else _random_variance(model, X, names,
-                                                                             obs_level=True)
+    # observation-level random effects are over-dispersion where the family has no scale
+    var_dispersion = 0.0 if model.has_scale else _random_variance(model, X, names, obs_level=True)
     var_distribution = _distribution_variance(model, convention, null_model)
     return {"var_fixed": var_fixed, "var_random": var_random,
             "var_residual": var_distribution + var_dispersion,
@@ -269,7 +233,7 @@ def r2(model, *, convention: Literal["classic", "current"] = "classic",
     Examples
     --------
     >>> import mixedmodels as mm
-    >>> from mixedmodels.variance import r2
+    >>> from mixedmodels.postestimation.variance import r2
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
     >>> {k: round(v, 4) for k, v in r2(m).items()}
     {'marginal': 0.2787, 'conditional': 0.7992}
@@ -320,9 +284,8 @@ def icc(model, *, convention: Literal["classic", "current"] = "classic",
                "within a group. Report the variance components (m.varcorr) instead.")
         warnings.warn(msg, MixedModelsWarning, stacklevel=2)
         notes.append(msg)
-    fam, _ = _family(model)
-    if fam not in (None, "gaussian"):
-        msg = (f"for a {fam} GLMM the ICC is on the latent (link) scale with a fixed "
+    if not model.family.linear:
+        msg = (f"for a {model.family.label} GLMM the ICC is on the latent (link) scale with a fixed "
                "distribution-specific variance; it is not the correlation of the observed "
                "responses.")
         warnings.warn(msg, MixedModelsWarning, stacklevel=2)
@@ -336,8 +299,6 @@ def icc(model, *, convention: Literal["classic", "current"] = "classic",
 
 def _fixed_term_columns(model) -> list[tuple[str, list[int]]]:
     """(term label, indices into the model's fixed effects) for each term of the fixed formula."""
-    from ..spec.design import r_column_name
-
     design = model.design
     spec = design.fixed_spec
     names = list(design.fixef_names)
@@ -370,11 +331,9 @@ def _sgv(model) -> float:
     design = model.design
     n = design.nobs
     s2 = float(model.sigma) ** 2
-    w = design.weights if design.weights is not None else np.ones(n)
+    w = model.prior_weights
     codes, _ = _cluster_blocks(model)
     # ZΛ as a sparse n × q matrix
-    import scipy.sparse as sp
-
     blocks = []
     for term, T in zip(design.terms, model.factor.split_theta(model.theta)):
         zl = term.matrix.values @ T  # row i of Z_t Λ_t for its level
@@ -449,7 +408,7 @@ def r2_beta(model, *, method: Literal["sgv", "nsj"] = "sgv", partial: bool = Tru
     only when the rows are sorted by cluster; here the blocks are the clusters themselves, so
     the result does not depend on the row order.
     """
-    if getattr(model, "family", None) is not None:
+    if not model.family.linear:
         raise NotImplementedError("r2_beta is implemented for linear mixed models; r2glmm uses PQL "
                                   "fits for GLMMs, which this package does not provide")
     method = method.lower()
@@ -471,9 +430,9 @@ def r2_beta(model, *, method: Literal["sgv", "nsj"] = "sgv", partial: bool = Tru
         ddf = n - 1.0 if m <= 0 else mobs * (m + 1) + (mobs - 1) * (mobs - 2) / 2
     else:
         s2 = float(model.sigma) ** 2
-        w = design.weights if design.weights is not None else np.ones(n)
+        w = model.prior_weights
         diag_zgz = np.zeros(n)
-        for term, cov in zip(design.terms, model._term_covariances()):
+        for term, cov in zip(design.terms, model.term_covariances()):
             v = term.matrix.values
             diag_zgz += np.einsum("ij,jk,ik->i", v, cov, v)
         sighat = float(np.mean(diag_zgz + s2 / w))

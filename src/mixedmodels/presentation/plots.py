@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..models.base import implements
+from ..postestimation.ranef import ranef_table
+from ..spec.formula import expression_names
 
 __all__ = ["plot_ranef", "plot_residuals", "plot_trajectories"]
 
@@ -43,8 +45,6 @@ def plot_ranef(model, level: float = 0.95, group: str | None = None, sort: bool 
         One panel per (grouping factor, column).
     """
     from scipy import stats
-
-    from ..postestimation.inference import ranef_table
 
     plt = _plt()
     table = ranef_table(model)
@@ -126,8 +126,6 @@ def plot_residuals(model, figsize: tuple[float, float] = (12.0, 3.8)):
 
 def _default_x(model) -> str:
     """The first numeric predictor in a random-effects slope, else in the fixed effects."""
-    from ..spec.formula import expression_names
-
     frame = model.design.frame
     names = []
     for term in model.design.terms:
@@ -136,7 +134,9 @@ def _default_x(model) -> str:
     for name in names:
         if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
             return name
-    raise ValueError("no numeric predictor to put on the x axis; pass x='column'")
+    raise NotImplementedError("plot_trajectories draws each group's fitted curve over a numeric "
+                              "predictor (time, dose, ...); this model has none. Pass x='column' "
+                              "naming a numeric column of the data, or use plot_ranef()")
 
 
 @implements("plot_trajectories")
