@@ -37,6 +37,12 @@ def sleepstudy():
     return mm.load_dataset("sleepstudy")
 
 
+@pytest.fixture(scope="module")
+def sleep():
+    """The sleepstudy LMM with correlated random slopes (REML), fit once per test module."""
+    return mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
+
+
 EXTRA_REFERENCE = Path(__file__).resolve().parent / "reference" / "extra_reference.json"
 
 

@@ -1,30 +1,16 @@
 """Parametric bootstrap and the bootstrap likelihood-ratio test."""
 
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refs import LME4, MORE
 
 import mixedmodels as mm
 from mixedmodels import lmer
 from mixedmodels.postestimation.bootstrap import bootstrap, bootstrap_lrt
 from mixedmodels.presentation.datasets import load_dataset
-
-REF = Path(__file__).resolve().parent / "reference"
-LME4 = json.loads((REF / "lme4_reference.json").read_text())
-MORE = json.loads((REF / "more_reference.json").read_text())
-
-
-def _values(x):
-    return np.array(list(x.values()) if isinstance(x, dict) else x, dtype=float)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
 
 
 def test_bootstrap_reproducible_and_sensible(sleep):

@@ -1,10 +1,9 @@
 """Small-sample df against R: lmerTest (Satterthwaite) and pbkrtest (Kenward-Roger); contrasts."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from refs import LME4, MORE, values
 
 import mixedmodels as mm
 from mixedmodels import lmer
@@ -17,26 +16,13 @@ from mixedmodels.postestimation.ddf import (
 )
 from mixedmodels.presentation.datasets import load_dataset
 
-REF = Path(__file__).resolve().parent / "reference"
-LME4 = json.loads((REF / "lme4_reference.json").read_text())
-MORE = json.loads((REF / "more_reference.json").read_text())
-
-
-def _values(x):
-    return np.array(list(x.values()) if isinstance(x, dict) else x, dtype=float)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
-
 
 def test_satterthwaite_sleepstudy(sleep):
     ref = MORE["ddf"]["satterthwaite"]
     tab = sleep.coef_table(ddf="satterthwaite")
     assert list(tab.columns) == ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
-    np.testing.assert_allclose(tab["df"], _values(ref["df"]), atol=1e-4)
-    np.testing.assert_allclose(tab["Pr(>|t|)"], _values(ref["p"]), rtol=1e-4)
+    np.testing.assert_allclose(tab["df"], values(ref["df"]), atol=1e-4)
+    np.testing.assert_allclose(tab["Pr(>|t|)"], values(ref["p"]), rtol=1e-4)
 
 
 @pytest.mark.parametrize("key", ["gpa_2", "gpa_1_ml", "gpa_3", "sleepstudy_ml", "sleepstudy_zerocorr",
@@ -45,9 +31,9 @@ def test_satterthwaite_other_models(key):
     r = LME4[key]
     m = lmer(r["formula"], load_dataset(r["data"].removesuffix(".csv")), reml=r["reml"])
     df = satterthwaite_df(m).to_numpy()
-    np.testing.assert_allclose(df, _values(r["satterthwaite_df"]), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(df, values(r["satterthwaite_df"]), rtol=1e-5, atol=1e-4)
     tab = coef_table_ddf(m, "satterthwaite")
-    np.testing.assert_allclose(tab["Pr(>|t|)"], _values(r["p_satterthwaite"]), rtol=1e-3)
+    np.testing.assert_allclose(tab["Pr(>|t|)"], values(r["p_satterthwaite"]), rtol=1e-3)
 
 
 def test_satterthwaite_restores_model_state(sleep):
@@ -61,8 +47,8 @@ def test_satterthwaite_restores_model_state(sleep):
 def test_kenward_roger_sleepstudy(sleep):
     ref = MORE["ddf"]["kenward_roger"]
     tab = sleep.coef_table(ddf="kenward-roger")
-    np.testing.assert_allclose(tab["df"], _values(ref["df"]), atol=1e-4)
-    np.testing.assert_allclose(tab["Std. Error"], _values(ref["se"]), rtol=1e-6)
+    np.testing.assert_allclose(tab["df"], values(ref["df"]), atol=1e-4)
+    np.testing.assert_allclose(tab["Std. Error"], values(ref["se"]), rtol=1e-6)
 
 
 def _kr_dense(model):
@@ -127,7 +113,7 @@ def test_kenward_roger_refuses_huge_models(monkeypatch):
 
 def test_asymptotic_table(sleep):
     tab = coef_table_ddf(sleep, "asymptotic")
-    se = _values(LME4["sleepstudy_reml"]["se"])
+    se = values(LME4["sleepstudy_reml"]["se"])
     np.testing.assert_allclose(tab["Std. Error"], se, rtol=1e-5)
     z = tab["Estimate"] / tab["Std. Error"]
     from scipy import stats

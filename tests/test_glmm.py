@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from refs import values
 from scipy import integrate, special, stats
 
 import mixedmodels as mm
@@ -30,10 +31,6 @@ def fit_case(key: str, ref: dict) -> GeneralizedLinearMixedModel:
     return _FITS[key]
 
 
-def _values(x) -> np.ndarray:
-    return np.atleast_1d(np.asarray(list(x.values()) if isinstance(x, dict) else x, dtype=float))
-
-
 def _rel(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.max(np.abs(a - b) / np.abs(b)))
@@ -46,7 +43,7 @@ def test_loglik_and_fixef_match_lme4(key, lme4_ref):
     ref = lme4_ref[key]
     m = fit_case(key, lme4_ref)
     assert _rel(m.loglik, ref["loglik"]) < 1e-6
-    assert _rel(m.fixef.to_numpy(), _values(ref["fixef"])) < 1e-3
+    assert _rel(m.fixef.to_numpy(), values(ref["fixef"])) < 1e-3
     assert list(m.fixef.index) == list(ref["fixef"])
     assert m.npar == ref["npar"] and m.nobs == ref["nobs"]
     assert m.aic == pytest.approx(ref["aic"], rel=1e-6)
@@ -57,10 +54,10 @@ def test_loglik_and_fixef_match_lme4(key, lme4_ref):
 def test_theta_se_and_deviance_match_lme4(key, lme4_ref):
     ref = lme4_ref[key]
     m = fit_case(key, lme4_ref)
-    assert _rel(m.theta, _values(ref["theta"])) < 1e-3
+    assert _rel(m.theta, values(ref["theta"])) < 1e-3
     # lme4's vcov for GLMMs: the finite-difference Hessian of its deviance over (θ, β)
     se = np.sqrt(np.diag(m.vcov.to_numpy()))
-    assert _rel(se, _values(ref["se"])) < 2e-3
+    assert _rel(se, values(ref["se"])) < 2e-3
     # lme4's deviance() for a GLMM is the sum of squared deviance residuals
     assert m.deviance == pytest.approx(ref["deviance"], rel=1e-4)
     assert np.sum(m.residuals(type="deviance") ** 2) == pytest.approx(ref["deviance"], rel=1e-4)
@@ -74,7 +71,7 @@ def test_objective_equals_lme4_deviance_at_lme4_estimates(lme4_ref):
     for key in CASES:
         ref = lme4_ref[key]
         m = fit_case(key, lme4_ref)
-        value = m.objective(_values(ref["theta"]), _values(ref["fixef"]))
+        value = m.objective(values(ref["theta"]), values(ref["fixef"]))
         assert value == pytest.approx(-2.0 * ref["loglik"], rel=1e-8)
 
 
@@ -90,7 +87,7 @@ def test_bernoulli_rows_and_proportions_give_cbind_estimates(lme4_ref):
     long["herd"] = pd.Categorical(long["herd"], categories=cbpp["herd"].cat.categories)
     long["period"] = pd.Categorical(long["period"], categories=cbpp["period"].cat.categories)
     m = glmer("sick ~ period + (1 | herd)", long, family="binomial")
-    assert _rel(m.fixef.to_numpy(), _values(ref["fixef"])) < 2e-3
+    assert _rel(m.fixef.to_numpy(), values(ref["fixef"])) < 2e-3
     assert _rel(m.theta, [ref["theta"]]) < 2e-3
     # same likelihood up to the binomial coefficients
     const = np.sum(special.gammaln(cbpp["size"] + 1) - special.gammaln(cbpp.incidence + 1)
@@ -100,7 +97,7 @@ def test_bernoulli_rows_and_proportions_give_cbind_estimates(lme4_ref):
     cbpp = cbpp.assign(prop=cbpp.incidence / cbpp["size"])
     mp = glmer("prop ~ period + (1 | herd)", cbpp, family="binomial", weights="size")
     assert mp.loglik == pytest.approx(ref["loglik"], rel=1e-6)
-    assert _rel(mp.fixef.to_numpy(), _values(ref["fixef"])) < 1e-3
+    assert _rel(mp.fixef.to_numpy(), values(ref["fixef"])) < 1e-3
 
 
 def test_agq_equals_numerical_integration():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from refs import values
 
 import mixedmodels as mm
 
@@ -23,10 +24,6 @@ def fit_case(key: str, ref: dict):
         dataset, reml = CASES[key] if key in CASES else ("InstEval", True)
         _FITS[key] = mm.lmer(ref[key]["formula"], mm.load_dataset(dataset), reml=reml)
     return _FITS[key]
-
-
-def _values(x) -> np.ndarray:
-    return np.atleast_1d(np.asarray(list(x.values()) if isinstance(x, dict) else x, dtype=float))
 
 
 @pytest.mark.parametrize("key", list(CASES))
@@ -50,17 +47,17 @@ def test_fixed_effects_and_standard_errors(key, lme4_ref):
     m = fit_case(key, lme4_ref)
     names = list(ref["fixef"]) if isinstance(ref["fixef"], dict) else ["(Intercept)"]
     assert list(m.fixef.index) == names
-    np.testing.assert_allclose(m.fixef.to_numpy(), _values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
     # lme4 stops its optimizer ~1e-5 short of the optimum on some fits (our log-likelihood is
     # equal or higher there); standard errors follow θ, so they agree to a few 1e-5.
-    np.testing.assert_allclose(m.coef_table()["Std. Error"].to_numpy(), _values(ref["se"]), rtol=1e-4)
+    np.testing.assert_allclose(m.coef_table()["Std. Error"].to_numpy(), values(ref["se"]), rtol=1e-4)
 
 
 @pytest.mark.parametrize("key", list(CASES))
 def test_theta_sigma_and_varcorr(key, lme4_ref):
     ref = lme4_ref[key]
     m = fit_case(key, lme4_ref)
-    np.testing.assert_allclose(m.theta, _values(ref["theta"]), atol=1e-3)
+    np.testing.assert_allclose(m.theta, values(ref["theta"]), atol=1e-3)
     assert m.sigma == pytest.approx(ref["sigma"], rel=1e-4)
     vc = m.varcorr
     assert list(vc["group"]) == [r["grp"] for r in ref["varcorr"]]
@@ -73,9 +70,9 @@ def test_insteval_crossed_large(lme4_ref):
     ref = lme4_ref["insteval"]
     m = fit_case("insteval", lme4_ref)
     assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
-    np.testing.assert_allclose(m.fixef.to_numpy(), _values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
     np.testing.assert_allclose(m.theta, ref["theta"], atol=1e-3)
-    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov)), _values(ref["se"]), rtol=2e-4)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov)), values(ref["se"]), rtol=2e-4)
     assert m.ngroups == ref["ngroups"]
 
 
@@ -162,9 +159,9 @@ def test_several_terms_on_one_factor(sleepstudy, lme4_ref):
 def _check_against(m, ref, se_rtol=1e-5):
     assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
     assert list(m.fixef.index) == list(ref["fixef"])
-    np.testing.assert_allclose(m.fixef.to_numpy(), _values(ref["fixef"]), rtol=1e-5, atol=1e-10)
-    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov.to_numpy())), _values(ref["se"]), rtol=se_rtol)
-    np.testing.assert_allclose(m.theta, _values(ref["theta"]), atol=1e-3)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov.to_numpy())), values(ref["se"]), rtol=se_rtol)
+    np.testing.assert_allclose(m.theta, values(ref["theta"]), atol=1e-3)
 
 
 def test_more_lme4_fits(extra_ref):

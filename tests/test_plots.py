@@ -3,17 +3,9 @@
 import numpy as np
 import pytest
 
-from mixedmodels import lmer
-from mixedmodels.presentation.datasets import load_dataset
-
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
 
 
 def test_plot_ranef(sleep):

@@ -1,25 +1,16 @@
 """Prediction and simulation."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from refs import LME4
 
 import mixedmodels as mm
 from mixedmodels import lmer
 from mixedmodels.exceptions import DataError
 from mixedmodels.postestimation.predict import predict, simulate
 from mixedmodels.presentation.datasets import load_dataset
-
-REF = Path(__file__).resolve().parent / "reference"
-LME4 = json.loads((REF / "lme4_reference.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from refs import LME4, MORE, values
 
 import mixedmodels as mm
 from mixedmodels import lmer
 from mixedmodels.postestimation.profile import confint
 from mixedmodels.presentation.datasets import load_dataset
-
-REF = Path(__file__).resolve().parent / "reference"
-LME4 = json.loads((REF / "lme4_reference.json").read_text())
-MORE = json.loads((REF / "more_reference.json").read_text())
-
-
-def _values(x):
-    return np.array(list(x.values()) if isinstance(x, dict) else x, dtype=float)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
 
 
 def test_profile_ci_sleepstudy(sleep):
@@ -34,7 +22,7 @@ def test_profile_ci_sleepstudy(sleep):
     np.testing.assert_allclose(ci["lower"], ref["lower"], rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(ci["upper"], ref["upper"], rtol=2e-3, atol=2e-3)
     # the fitted model is left as it was
-    np.testing.assert_allclose(sleep.fixef, _values(LME4["sleepstudy_reml"]["fixef"]), rtol=1e-6)
+    np.testing.assert_allclose(sleep.fixef, values(LME4["sleepstudy_reml"]["fixef"]), rtol=1e-6)
 
 
 def test_profile_ci_boundary_sd_is_zero():
@@ -51,8 +39,8 @@ def test_profile_ci_boundary_sd_is_zero():
 def test_wald_ci(sleep):
     ci = sleep.confint(method="wald")
     assert ci.loc["sigma"].isna().all()
-    se = _values(LME4["sleepstudy_reml"]["se"])
-    est = _values(LME4["sleepstudy_reml"]["fixef"])
+    se = values(LME4["sleepstudy_reml"]["se"])
+    est = values(LME4["sleepstudy_reml"]["fixef"])
     np.testing.assert_allclose(ci.loc[["(Intercept)", "Days"], "lower"], est - 1.959963984540054 * se,
                                rtol=1e-6)
 

@@ -1,29 +1,15 @@
 """Conditional modes and conditional SDs of the random effects (lme4's condVar)."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from refs import MORE
 from scipy.linalg import block_diag
 
 import mixedmodels as mm
 from mixedmodels import lmer
 from mixedmodels.postestimation.ranef import ranef_table
 from mixedmodels.presentation.datasets import load_dataset
-
-REF = Path(__file__).resolve().parent / "reference"
-LME4 = json.loads((REF / "lme4_reference.json").read_text())
-MORE = json.loads((REF / "more_reference.json").read_text())
-
-
-def _values(x):
-    return np.array(list(x.values()) if isinstance(x, dict) else x, dtype=float)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return lmer("Reaction ~ Days + (Days | Subject)", load_dataset("sleepstudy"))
 
 
 def test_ranef_table_condvar(sleep):
