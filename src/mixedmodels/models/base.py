@@ -395,16 +395,6 @@ class MixedModel:
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
-    # -- pickling -------------------------------------------------------------------------------
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        for key in self._transient:
-            state.pop(key, None)
-        return state
-
-    #: attributes rebuilt after unpickling instead of stored (caches of the engine)
-    _transient: tuple[str, ...] = ()
-
 
 def _dense_lower_factor(factor: BlockedFactor) -> np.ndarray:
     """The Z-part of the blocked factor as one dense lower-triangular q × q matrix."""

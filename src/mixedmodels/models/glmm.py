@@ -63,7 +63,6 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     reml = False
     r_class = "glmerMod"
-    _transient = ("_last",)
 
     def __init__(self, design: ModelDesign, family: Family, n_agq: int = 1,
                  control: Control | None = None, data_name: str | None = None, *,
@@ -120,22 +119,28 @@ class GeneralizedLinearMixedModel(MixedModel):
         As lme4, PIRLS starts from the same linear predictor at every call and stops at a
         relative tolerance of 1e-7, so values agree with lme4's ``devfun`` to ~1e-10.
         """
-        return self._deviance(theta, beta, self._eta_start, self.control.pirls_tol)
+        return self.evaluate(theta, beta)[0]
 
     def _objective_smooth(self, theta: np.ndarray, beta: np.ndarray | None = None) -> float:
         """The same deviance with PIRLS warm-started and converged tightly: smooth in (θ, β),
         which the optimizer needs; it differs from :meth:`objective` by lme4's PIRLS tolerance."""
-        return self._deviance(theta, beta, None, self.control.pirls_tol_smooth)
+        return self.evaluate(theta, beta, smooth=True)[0]
 
-    def _deviance(self, theta, beta, eta_start, tol) -> float:
+    def evaluate(self, theta: np.ndarray, beta: np.ndarray | None = None, *,
+                 smooth: bool = False) -> tuple[float, PirlsResult]:
+        """The deviance at θ (and β) and the PIRLS state it was computed at (the modes, η, μ):
+        lme4's (``smooth=False``: PIRLS from the fit's fixed start, lme4's tolerance) or the
+        smooth one (warm-started, converged tightly)."""
         theta = np.asarray(theta, dtype=float)
         eng = self.engine
         beta = None if beta is None else np.asarray(beta, dtype=float)
-        res = eng.pirls(theta, beta, eta_start=eta_start, tol=tol)
-        self._last = res
+        if smooth:
+            res = eng.pirls(theta, beta, eta_start=None, tol=self.control.pirls_tol_smooth)
+        else:
+            res = eng.pirls(theta, beta, eta_start=self._eta_start, tol=self.control.pirls_tol)
         if beta is None or self.n_agq <= 1:
-            return eng.laplace(res)
-        return eng.agq(theta, beta, res, *self._gh)
+            return eng.laplace(res), res
+        return eng.agq(theta, beta, res, *self._gh), res
 
     def _safe(self, fun):
         def wrapped(x):
@@ -181,9 +186,8 @@ class GeneralizedLinearMixedModel(MixedModel):
             if beta0 is None:
                 # lme4: one PIRLS from the start values of μ; stage 1 starts each PIRLS there
                 self._eta_start = self._eta_init
-                self.objective(theta0)
-                self._eta_start = self._last.eta
-                self.engine.eta = self._last.eta
+                self._eta_start = self.evaluate(theta0)[1].eta
+                self.engine.eta = self._eta_start
                 # stage 1 only provides the start of stage 2: a loose tolerance will do
                 # (looser still when stage 2 has the analytic gradient, which converges from
                 # farther away)
@@ -205,10 +209,10 @@ class GeneralizedLinearMixedModel(MixedModel):
                     self.optinfo = opt1
                     self._finish(theta1, None)
                     return self
-                self.objective(theta1)
-                beta1 = self._last.beta
+                res1 = self.evaluate(theta1)[1]
+                beta1 = res1.beta
                 # stage 2 starts each PIRLS from stage 1's final linear predictor
-                self._eta_start = self._last.eta
+                self._eta_start = res1.eta
             else:
                 theta1 = theta0
                 beta1 = np.asarray(beta0, dtype=float)
@@ -217,8 +221,7 @@ class GeneralizedLinearMixedModel(MixedModel):
                                      f"{self.engine.p} fixed effects")
                 if self._eta_start is None:
                     self._eta_start = self._eta_init
-                    self.objective(theta1, beta1)
-                    self._eta_start = self._last.eta
+                    self._eta_start = self.evaluate(theta1, beta1)[1].eta
             self._fit_stage2(theta1, beta1)
         return self
 
@@ -301,9 +304,8 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     def restore_fit_state(self) -> None:
         """Put the model back in its fitted state after deviance evaluations elsewhere: PIRLS'
-        warm start, its last result and the factor at the fitted weights and θ."""
+        warm start and the factor at the fitted weights and θ."""
         self.engine.eta = self._eta.copy()
-        self._last = self._pirls
         self._factor_at_estimates()
 
     def _factor_at_estimates(self):
@@ -346,9 +348,6 @@ class GeneralizedLinearMixedModel(MixedModel):
         return GeneralizedLinearMixedModel(design, self.family, self.n_agq, control or self.control,
                                            self.data_name)
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._last = self._pirls
 
     def _stage1_with_gradient(self, theta0: np.ndarray, lower: np.ndarray) -> OptSummary | None:
         """Stage 1 (θ only, β in PIRLS) by L-BFGS-B with the analytic derivative; it only
@@ -458,8 +457,7 @@ class GeneralizedLinearMixedModel(MixedModel):
     def _finish(self, theta: np.ndarray, beta: np.ndarray | None) -> None:
         eng = self.engine
         self._theta = np.asarray(theta, dtype=float).copy()
-        value = self.objective(self._theta, beta)
-        res = self._last
+        value, res = self.evaluate(self._theta, beta)
         self._objective_value = value
         self._beta = res.beta.copy()
         self._u_all = res.u.copy()
@@ -517,9 +515,8 @@ class GeneralizedLinearMixedModel(MixedModel):
             def fun(v: np.ndarray) -> float:
                 return self._objective_smooth(v[:nth], v[nth:] * scale)
 
-        def restore() -> None:  # evaluations move PIRLS' warm start and its last result
+        def restore() -> None:  # evaluations move PIRLS' warm start
             self.engine.eta = self._eta.copy()
-            self._last = self._pirls
 
         return self._safe(fun), x, lower, names, restore, None
 
