@@ -212,6 +212,9 @@ def test_cholesky_lower(name, n, order):
     A = _spd(rng, n)
     got = get_dense(name).cholesky_lower(_layout(_with_garbage_upper(rng, A), order))
     np.testing.assert_allclose(np.tril(got), np.linalg.cholesky(A), rtol=1e-12, atol=1e-12)
+    # clean=True: the whole array is the factor (its strict upper triangle zero)
+    clean = get_dense(name).cholesky_lower(_layout(_with_garbage_upper(rng, A), order), clean=True)
+    np.testing.assert_allclose(clean, np.linalg.cholesky(A), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -697,9 +700,9 @@ def test_registered_toy_backend_is_used(monkeypatch):
 
         @register_dense("toy")
         class ToyOps(LapackOps):
-            def cholesky_lower(self, a):
+            def cholesky_lower(self, a, clean=False):
                 calls.append("cholesky_lower")
-                return super().cholesky_lower(a)
+                return super().cholesky_lower(a, clean)
 
             def syrk_lower(self, a):
                 calls.append("syrk_lower")

@@ -27,10 +27,11 @@ class DenseOps(Protocol):
 
     name: str
 
-    def cholesky_lower(self, a: np.ndarray) -> np.ndarray:
+    def cholesky_lower(self, a: np.ndarray, clean: bool = False) -> np.ndarray:
         """The lower Cholesky factor of the symmetric positive definite ``a``, of which only the
-        lower triangle is read. May overwrite ``a``; only the returned array's lower triangle
-        is meaningful. Raises ``numpy.linalg.LinAlgError`` when ``a`` is not positive definite."""
+        lower triangle is read. May overwrite ``a``. Only the returned array's lower triangle
+        is meaningful unless ``clean``, when its strict upper triangle is zero. Raises
+        ``numpy.linalg.LinAlgError`` when ``a`` is not positive definite."""
 
     def syrk_lower(self, a: np.ndarray) -> np.ndarray:
         """``a aᵀ`` (at least its lower triangle)."""

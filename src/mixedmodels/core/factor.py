@@ -408,7 +408,7 @@ class BlockedFactor:
         for j in range(k):
             d -= self.L_xy[j] @ self.L_xy[j].T
         try:
-            chol = np.tril(self.dense.cholesky_lower(np.asfortranarray(d)))
+            chol = self.dense.cholesky_lower(d, clean=True)
         except np.linalg.LinAlgError:
             # a rank-deficient X shows up here; the design step removes aliased columns
             raise np.linalg.LinAlgError("the fixed-effects block is not positive definite") from None

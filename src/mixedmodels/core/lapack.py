@@ -22,8 +22,8 @@ class LapackOps:
 
     name = "lapack"
 
-    def cholesky_lower(self, a: np.ndarray) -> np.ndarray:
-        if a.flags.c_contiguous:
+    def cholesky_lower(self, a: np.ndarray, clean: bool = False) -> np.ndarray:
+        if a.flags.c_contiguous and not clean:
             # a.T is Fortran-ordered and its upper triangle is a's lower one: factor in place
             upper, info = lapack.dpotrf(a.T, lower=0, overwrite_a=1, clean=0)
             if info != 0:

@@ -8,6 +8,7 @@ start values and names of θ, and the maps between θ and the sd/cor scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -49,15 +50,16 @@ class ThetaParametrization:
         """From objects with ``ncols`` and ``correlated`` (term matrices or design terms)."""
         return cls(tuple(int(t.ncols) for t in terms), tuple(bool(t.correlated) for t in terms))
 
-    @property
+    # computed once: split() runs at every objective evaluation
+    @cached_property
     def layouts(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [theta_layout(l, c) for l, c in zip(self.ncols, self.correlated)]
 
-    @property
+    @cached_property
     def sizes(self) -> list[int]:
         return [len(rows) for rows, _ in self.layouts]
 
-    @property
+    @cached_property
     def n_theta(self) -> int:
         return sum(self.sizes)
 
@@ -132,7 +134,9 @@ class ThetaParametrization:
                     sd[a] = v
                 else:
                     corr[a, b] = corr[b, a] = v
-            if np.linalg.eigvalsh(corr)[0] < -1e-10:
+            # a 2 x 2 correlation is valid when |r| <= 1: no eigen-decomposition per evaluation
+            invalid = abs(corr[0, 1]) > 1.0 + 1e-10 if l == 2 else np.linalg.eigvalsh(corr)[0] < -1e-10
+            if invalid:
                 return None, sigma
             T = psd_lower_factor(corr * np.outer(sd, sd)) / sigma
             theta.extend(T[rows, cols])

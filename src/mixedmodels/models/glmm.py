@@ -17,7 +17,6 @@ lme4's does).
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -29,7 +28,7 @@ from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, theta_names
 from .family import Family
-from .optim import Control, OptSummary, minimize
+from .optim import Control, OptSummary, minimize, value_and_gradient
 from .pirls import PirlsEngine, PirlsResult, gh_rule, history_text
 
 __all__ = ["GeneralizedLinearMixedModel", "gh_rule", "check_separation"]
@@ -352,68 +351,42 @@ class GeneralizedLinearMixedModel(MixedModel):
     def _stage1_with_gradient(self, theta0: np.ndarray, lower: np.ndarray) -> OptSummary | None:
         """Stage 1 (θ only, β in PIRLS) by L-BFGS-B with the analytic derivative; it only
         provides stage 2's start, so a loose tolerance does."""
-        from scipy.optimize import minimize as sp_minimize
-
-        log_x, log_f = [], []
-
-        def fun(x):
+        def fg(x):
             value, grad = self.engine.laplace_stage1_scalar(x)
-            log_x.append(np.array(x))
-            log_f.append(value)
             return value, np.array([grad])
 
-        start = time.perf_counter()
+        fun, grad = value_and_gradient(fg)
         try:
             with np.errstate(all="ignore"):
-                out = sp_minimize(fun, theta0, jac=True, method="L-BFGS-B",
-                                  bounds=[(0.0, None)], options={"maxiter": 100, "ftol": 1e-12,
-                                                                 "gtol": 1e-4})
+                opt = minimize(fun, theta0, lower, self.control, grad=grad, optimizer="lbfgsb",
+                               options={"maxiter": 100, "ftol": 1e-12, "gtol": 1e-4})
         except (FloatingPointError, np.linalg.LinAlgError, ValueError):
             return None
-        if not np.all(np.isfinite(out.x)):
-            return None
-        best = int(np.argmin(log_f))
-        return OptSummary("lbfgsb (analytic gradient)", np.asarray(log_x[best], dtype=float),
-                         float(log_f[best]), len(log_f), time.perf_counter() - start,
-                         bool(out.success), str(out.message), log_x, log_f, False)
+        return opt if np.all(np.isfinite(opt.x)) else None
 
     def _minimize_with_gradient(self, to_par, scale, x0, lower, ctrl) -> OptSummary | None:
         """Stage 2 by L-BFGS-B with the analytic gradient (one scalar term, canonical link):
         a handful of evaluations instead of BOBYQA's dozens. None if it does not converge."""
-        from scipy.optimize import minimize as sp_minimize
-
         eng = self.engine
-        nth = self.factor.n_theta
-        jac_scale = np.concatenate([np.ones(nth), scale])
-        log_x, log_f = [], []
+        jac_scale = np.concatenate([np.ones(self.factor.n_theta), scale])
 
-        def fun(x):
+        def fg(x):
             th, b = to_par(x)
             res = eng.pirls(th, b, criterion="step")
             if not res.converged:
                 raise FloatingPointError(res.message)
-            value = eng.laplace(res)
-            log_x.append(np.array(x))
-            log_f.append(value)
-            return value, eng.gradient_scalar(th, res) * jac_scale
+            return eng.laplace(res), eng.gradient_scalar(th, res) * jac_scale
 
-        start = time.perf_counter()
-        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+        fun, grad = value_and_gradient(fg)
         try:
             with np.errstate(all="ignore"):
-                out = sp_minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                  options={"maxiter": 200, "ftol": 1e-15, "gtol": 1e-7,
-                                           "maxcor": 20})
+                opt = minimize(fun, x0, lower, ctrl, grad=grad, optimizer="lbfgsb",
+                               options={"maxiter": 200, "ftol": 1e-15, "gtol": 1e-7, "maxcor": 20})
         except (FloatingPointError, np.linalg.LinAlgError, ValueError):
             return None
-        if not np.all(np.isfinite(out.x)) or (not out.success and out.nit >= 200):
+        if not np.all(np.isfinite(opt.x)) or (not opt.converged and opt.maxfun_reached):
             return None
-        best = int(np.argmin(log_f))
-        x = log_x[best] if log_f[best] < out.fun else out.x
-        return OptSummary("lbfgsb (analytic gradient)", np.asarray(x, dtype=float),
-                         float(min(out.fun, log_f[best])), len(log_f),
-                         time.perf_counter() - start, bool(out.success), str(out.message),
-                         log_x, log_f, False)
+        return opt
 
     def _polish(self, opt: OptSummary, to_par, lower: np.ndarray, ctrl: Control) -> OptSummary:
         """A few small steps on lme4's own deviance (PIRLS from a fixed start, tolerance 1e-7),
