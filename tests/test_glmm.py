@@ -298,3 +298,16 @@ def test_more_glmer_fits_against_lme4(extra_ref, key, dataset, kwargs):
     assert list(m.fixef.index) == list(ref["fixef"])
     np.testing.assert_allclose(m.fixef.to_numpy(), list(ref["fixef"].values()), rtol=1e-3)
     np.testing.assert_allclose(m.theta, ref["theta"], atol=1e-3)
+
+
+def test_optsummary_records_every_tolerance_and_control_reaches_pirls():
+    cbpp = mm.load_dataset("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    m = glmer(formula, cbpp, family="binomial")
+    settings = m.optinfo.settings()
+    assert settings["pirls_tol"] == 1e-7 and settings["pirls_maxit"] == 100   # lme4's tolPwrss
+    assert settings["ftol_abs"] == m.control.ftol_abs
+    tight = glmer(formula, cbpp, family="binomial", control=mm.Control(pirls_tol=1e-10))
+    assert tight.optinfo.settings()["pirls_tol"] == 1e-10
+    # a tighter PIRLS moves lme4's reported deviance by less than its tolerance
+    assert tight.loglik == pytest.approx(m.loglik, abs=1e-4)

@@ -429,6 +429,13 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     def _finish(self, theta: np.ndarray, beta: np.ndarray | None) -> None:
         eng = self.engine
+        ctrl = self.control
+        pirls = {"tol": ctrl.pirls_tol, "tol_smooth": ctrl.pirls_tol_smooth,
+                 "step_tol": ctrl.pirls_step_tol, "maxit": ctrl.pirls_maxit,
+                 "max_halvings": ctrl.pirls_max_halvings}
+        for opt in (self.optinfo, self.optinfo_stage1):  # one record of every tolerance
+            if opt is not None:
+                opt.pirls = dict(pirls)
         self._theta = np.asarray(theta, dtype=float).copy()
         value, res = self.evaluate(self._theta, beta)
         self._objective_value = value
