@@ -309,5 +309,6 @@ def test_optsummary_records_every_tolerance_and_control_reaches_pirls():
     assert settings["ftol_abs"] == m.control.ftol_abs
     tight = glmer(formula, cbpp, family="binomial", control=mm.Control(pirls_tol=1e-10))
     assert tight.optinfo.settings()["pirls_tol"] == 1e-10
-    # a tighter PIRLS moves lme4's reported deviance by less than its tolerance
-    assert tight.loglik == pytest.approx(m.loglik, abs=1e-4)
+    # lme4's reported deviance is PIRLS to its tolerance: tighter, it moves by a few 1e-4 (and up)
+    assert tight.loglik == pytest.approx(m.loglik, abs=1e-3)
+    assert tight.loglik >= m.loglik - 1e-8
