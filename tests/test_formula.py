@@ -58,3 +58,50 @@ def test_syntax_errors_show_the_position(text, position, message):
 def test_missing_tilde():
     with pytest.raises(FormulaError, match="needs a '~'"):
         parse_formula("y x")
+
+
+def test_redundant_parentheses_around_a_bar_term():
+    f = parse_formula("y ~ x + ((1 | g))")
+    assert f.random == [RandomTerm("1", "g")] and f.fixed == "x"
+    assert parse_formula("y ~ (((x | g)))").random == [RandomTerm("x", "g")]
+
+
+def test_dot_is_not_supported():
+    with pytest.raises(FormulaError, match=r"'\.' .*not supported.* at position 4"):
+        parse_formula("y ~ . + (1 | g)")
+    assert parse_formula("y ~ Sepal.Length + 1.5 * x + (1 | g)").fixed  # dots inside names are fine
+
+
+_TOKENS = ["y", "x", "g", "h", "~", "+", "-", "*", "/", ":", "|", "||", "(", ")", "1", "0", " ",
+           "log(", "I(", "factor(", "offset(", "^2", "`a b`", ".", ",", "%in%", "Sepal.Length",
+           "[", "]", "**", "=", "'", '"', "@", "!", "#", "\\", "é"]
+
+
+def test_malformed_formulas_parse_or_raise_formula_error():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None)
+    @hypothesis.given(st.lists(st.sampled_from(_TOKENS), max_size=14))
+    def check(tokens):
+        text = "".join(tokens)
+        try:
+            parse_formula(text)
+        except FormulaError as err:
+            assert err.formula == text
+
+    check()
+    for prefix in ("y ~ ", "y ~ x + ("):  # formula-like starts reach the deeper checks
+        check_prefixed(prefix, hypothesis, st)
+
+
+def check_prefixed(prefix, hypothesis, st):
+    @hypothesis.settings(max_examples=150, deadline=None, database=None)
+    @hypothesis.given(st.lists(st.sampled_from(_TOKENS), max_size=10))
+    def check(tokens):
+        try:
+            parse_formula(prefix + "".join(tokens))
+        except FormulaError:
+            pass
+
+    check()

@@ -10,6 +10,8 @@ mean the same thing as in the fit.
 from __future__ import annotations
 
 import difflib
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +141,63 @@ def _group_codes(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return codes, labels
 
 
+def _categorical_source(key: str, newdata: pd.DataFrame) -> str | None:
+    """The newdata column behind a categorical variable of a model spec (``f`` or ``C(f, ...)``)."""
+    if key in newdata.columns:
+        return key
+    match = re.fullmatch(r"\s*C\(\s*([A-Za-z_.][\w.]*)\s*(,.*)?\)\s*", key)
+    if match and match.group(1) in newdata.columns:
+        return match.group(1)
+    return None
+
+
+def _check_categories(spec, newdata: pd.DataFrame, part: str) -> None:
+    """Unseen levels of a categorical predictor raise (formulaic would code them as the
+    reference level); missing values are left to give NaN predictions."""
+    for key, (kind, state) in getattr(spec, "encoder_state", {}).items():
+        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
+            continue
+        col = _categorical_source(key, newdata)
+        if col is None:
+            continue
+        known = list(state["categories"])
+        seen = {*known, *(str(k) for k in known)}
+        values = newdata[col].dropna()
+        unseen = [v for v in pd.unique(values) if v not in seen and str(v) not in seen]
+        if unseen:
+            shown = ", ".join(repr(v) for v in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+            raise DataError(
+                f"newdata column {col!r} has level(s) {shown} not in the fitted data; the "
+                f"{part} know only the levels {[str(k) for k in known]}. allow_new_levels= "
+                "applies to grouping factors only: a new level of a predictor has no estimate")
+
+
+def _model_matrix(spec, newdata: pd.DataFrame, part: str):
+    """``spec.get_model_matrix(newdata)``, with unseen categories an error rather than
+    formulaic's silent reference-level coding."""
+    _check_categories(spec, newdata, part)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mat = spec.get_model_matrix(newdata)
+    for w in caught:
+        text = str(w.message)
+        if w.category.__name__ == "DataMismatchWarning":
+            if "{nan}" in text:
+                continue  # missing values: those rows predict NaN
+            raise DataError(f"newdata has levels of a categorical variable of the {part} "
+                            f"that are not in the fitted data: {text}")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return mat
+
+
+def _na_rows(newdata: pd.DataFrame, exprs: list[str]) -> np.ndarray:
+    """Rows with a missing value in a column the expressions use (lme4's ``na.pass``: NA)."""
+    names = [n for e in exprs for n in expression_names(e) if n in newdata.columns]
+    if not names:
+        return np.zeros(len(newdata), bool)
+    return newdata[list(dict.fromkeys(names))].isna().any(axis=1).to_numpy()
+
+
 def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Parts:
     design = model.design
     if newdata is None:
@@ -150,7 +209,9 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     _check_columns(model, newdata, masks)
     try:
-        mat = design.fixed_spec.get_model_matrix(newdata)
+        mat = _model_matrix(design.fixed_spec, newdata, "fixed effects")
+    except DataError:
+        raise
     except Exception as err:
         raise DataError(f"cannot build the fixed-effects columns for newdata: {err}") from err
     names = [r_column_name(c) for c in mat.columns]
@@ -158,6 +219,7 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
     if missing:
         raise DataError(f"newdata does not give the fixed-effect column(s) {missing}")
     X = np.asarray(mat, dtype=float)[:, [names.index(n) for n in design.fixef_names]]
+    X[_na_rows(newdata, [design.formula.fixed, *design.formula.offsets])] = np.nan
     offset = np.zeros(len(newdata))
     if design.formula.offsets:
         from formulaic import model_matrix
@@ -169,13 +231,17 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
     for i, (term, mask) in enumerate(zip(design.terms, masks)):
         if not mask.any():
             continue
+        part = f"random-effects term ({term.lhs} | {term.group})"
         try:
-            vmat = term.model_spec.get_model_matrix(newdata)
+            vmat = _model_matrix(term.model_spec, newdata, part)
+        except DataError:
+            raise
         except Exception as err:
             raise DataError(f"cannot build the columns of random-effects term ({term.lhs} | "
                             f"{term.group}) for newdata: {err}") from err
         vnames = [r_column_name(c) for c in vmat.columns]
         values = np.asarray(vmat, dtype=float)[:, [vnames.index(c) for c in term.columns]]
+        values[_na_rows(newdata, [term.lhs])] = np.nan
         codes, labels = _group_codes(term, newdata)
         terms.append((i, codes, values, labels))
     return _Parts(X, offset, terms, newdata.index)
@@ -190,9 +256,11 @@ def _check_new_levels(model, parts: _Parts, allow_new_levels: bool) -> None:
             term = model.design.terms[i]
             vals = pd.unique(pd.Series(labels[new], dtype=object).fillna("NA").astype(str))
             shown = ", ".join(repr(v) for v in vals[:5]) + (", ..." if len(vals) > 5 else "")
+            na = " (NA: a missing grouping value, which lme4 treats as a new level)" \
+                if pd.isna(labels[new]).any() else ""
             raise DataError(
                 f"newdata has {len(vals)} level(s) of {term.group!r} not in the fitted data "
-                f"({shown}); pass allow_new_levels=True to predict them at the population "
+                f"({shown}){na}; pass allow_new_levels=True to predict them at the population "
                 "level (random effects 0), or re_form='~0' for fixed effects only")
 
 
@@ -236,8 +304,15 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
         ``None``: all random effects; ``"~0"``: none (population level); a formula such as
         ``"~(1 | Subject)"``: only those terms/columns (each must be in the model).
     allow_new_levels : bool, default False
-        Levels of a grouping factor not in the fitted data get zero random effects; without it
-        they raise an error naming the factor and the levels.
+        Levels of a grouping factor not in the fitted data (and missing grouping values) get
+        zero random effects; without it they raise an error naming the factor and the levels.
+        It is about grouping factors only: a level of a categorical *predictor* that was not
+        in the fitted data always raises :class:`~mixedmodels.exceptions.DataError` naming
+        the column, the unseen and the known levels (as lme4).
+
+    Missing values in a column the fixed effects (or an included random-effects term's
+    columns) use give NaN predictions for those rows, as lme4's default ``na.pass``; a
+    column the prediction needs that is absent from ``newdata`` raises ``DataError``.
     se_fit : bool
         Add ``se_fit``, the standard error of the fixed-effects part ``x'β̂``.
     interval : {None, "confidence", "prediction"}

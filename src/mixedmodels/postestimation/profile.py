@@ -16,6 +16,7 @@ square-root profile, found by Brent's method (LMMs) or the Illinois method (GLMM
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Callable, Sequence
 
@@ -194,6 +195,34 @@ def _solve_endpoint(zeta: Callable[[float], float], u0: float, direction: int, t
     raise RuntimeError("the profile did not reach the confidence limit; the likelihood is flat")
 
 
+def _check_level(level) -> float:
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real):
+        raise TypeError(f"level must be a number between 0 and 1 (e.g. 0.95), got "
+                        f"{type(level).__name__} {level!r}")
+    level = float(level)
+    if not 0 < level < 1:
+        hint = f"; for {level:g}% write level={level / 100:g}" if 1 < level < 100 else ""
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level:g}{hint}")
+    return level
+
+
+def _check_which(model, which) -> list[str] | None:
+    if which is None:
+        return None
+    if isinstance(which, str):
+        which = [which]
+    try:
+        wanted = list(which)
+    except TypeError:
+        raise TypeError(f"which must be a parameter name or a list of them, got "
+                        f"{type(which).__name__} {which!r}") from None
+    rows = variance_parameter_names(model) + list(model.fixef.index)
+    unknown = [w for w in wanted if w not in rows]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; choose from {rows}")
+    return wanted
+
+
 def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -> pd.DataFrame:
     """Profile-likelihood confidence intervals on lme4's scale (``confint(method="profile")``).
 
@@ -222,8 +251,8 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
         Columns ``lower, upper``; rows ``sd_...|group``, ``cor_...|group``, ``sigma``, then the
         fixed effects.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
+    level = _check_level(level)
+    which = _check_which(model, which)
     if not model.family.linear:
         return _glmm_profile_ci(model, level, which)
     prof = _Profiler(model)
@@ -329,6 +358,9 @@ def confint(model, method: str = "profile", level: float = 0.95, **kwargs) -> pd
         percentile intervals (keywords ``n`` (default 500), ``seed``, ``parallel``,
         ``progress`` go to :func:`bootstrap`).
     level : float, default 0.95
+        Strictly between 0 and 1 (``level=95`` raises, with the hint ``0.95``).
+    which : str or list of str, optional (keyword)
+        Parameter rows to compute; an unknown name raises ``ValueError`` listing the known ones.
 
     Returns
     -------
@@ -336,15 +368,26 @@ def confint(model, method: str = "profile", level: float = 0.95, **kwargs) -> pd
         Columns ``lower, upper``; rows like lme4's ``oldNames=FALSE``: ``sd_(Intercept)|Subject``,
         ``cor_Days.(Intercept)|Subject``, ``sigma``, then the fixed effects.
     """
-    key = str(method).lower()
+    if not isinstance(method, str):
+        raise TypeError(f"method must be 'profile', 'wald' or 'boot', got "
+                        f"{type(method).__name__} {method!r}")
+    level = _check_level(level)
+    key = method.lower()
     if key == "profile":
         return profile_ci(model, level=level, **kwargs)
     if key == "wald":
-        return _wald_ci(model, level)
+        which = _check_which(model, kwargs.pop("which", None))
+        if kwargs:
+            raise TypeError(f"confint(method='wald') got unexpected keyword argument(s) "
+                            f"{sorted(kwargs)}; it takes level= and which=")
+        out = _wald_ci(model, level)
+        return out if which is None else out.loc[which]
     if key in ("boot", "bootstrap"):
         kwargs.setdefault("n", kwargs.pop("nsim", 500))
+        which = _check_which(model, kwargs.pop("which", None))
         res = bootstrap(model, **kwargs)
-        return res.confint(level)
+        out = res.confint(level)
+        return out if which is None else out.loc[[w for w in which if w in out.index]]
     raise ValueError(f"method must be 'profile', 'wald' or 'boot', got {method!r}")
 
 

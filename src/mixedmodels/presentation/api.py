@@ -8,6 +8,8 @@ fit, and the fit checks.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import numbers
 import warnings
 
 import numpy as np
@@ -26,10 +28,130 @@ from ..spec.response import Response, response_parser
 __all__ = ["lmer", "glmer"]
 
 
+# --------------------------------------------------------------------------------------------
+# argument checks: wrong types and values, and R's spellings, raise instead of being ignored
+# --------------------------------------------------------------------------------------------
+
+# R (lme4) argument names → the Python ones
+_R_SPELLINGS = {
+    "REML": "reml", "nAGQ": "n_agq", "na.action": "na_action", "naAction": "na_action",
+    "na_omit": "na_action", "nagq": "n_agq", "nAgq": "n_agq", "Reml": "reml",
+    "weight": "weights", "offsets": "offset", "ctrl": "control", "controls": "control",
+    "glmerControl": "control", "lmerControl": "control", "standardise": "standardize",
+    "scale": "standardize", "subset": None, "contrasts": None, "start": "control",
+    "link": "family",
+    "verbose": None, "devFunOnly": None, "mustart": None, "etastart": None,
+}
+_NA_ACTIONS = {"na.omit": "drop", "na.exclude": "drop", "omit": "drop", "na.fail": "raise",
+               "fail": "raise", "exclude": "drop"}
+
+
+def _unknown_arguments(func: str, kwargs: dict, allowed: list[str]) -> None:
+    if not kwargs:
+        return
+    name = next(iter(kwargs))
+    if func == "lmer" and name == "family":
+        raise TypeError(f"lmer() got an unexpected keyword argument 'family' "
+                        f"(family={kwargs[name]!r}): lmer fits linear (Gaussian) mixed models; "
+                        "use mm.glmer for a GLMM, e.g. mm.glmer(formula, data, family='binomial')")
+    if func == "lmer" and name in ("n_agq", "nAGQ"):
+        raise TypeError(f"lmer() got an unexpected keyword argument {name!r}: n_agq (nAGQ) is an "
+                        "argument of mm.glmer; a linear mixed model needs no quadrature")
+    if func == "glmer" and name in ("reml", "REML"):
+        raise TypeError(f"glmer() got an unexpected keyword argument {name!r}: GLMMs are fit by "
+                        "maximum likelihood only (lme4's glmer has no REML either)")
+    if func == "glmer" and name in ("standardize",):
+        raise TypeError("glmer() got an unexpected keyword argument 'standardize': it is an "
+                        "argument of mm.lmer only")
+    python = _R_SPELLINGS.get(name, "")
+    if name == "start":
+        hint = "; give start values as control=mm.Control(start=...)"
+    elif name == "link":
+        hint = "; give the link inside the family, e.g. family=mm.binomial('probit')"
+    elif python:
+        hint = f"; the Python spelling is {python}="
+    elif name in _R_SPELLINGS:
+        hint = f"; lme4's {name!r} has no counterpart in mm.{func}"
+    else:
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}=?" if close else ""
+    raise TypeError(f"{func}() got an unexpected keyword argument {name!r}{hint} "
+                    f"(its arguments: {', '.join(allowed)})")
+
+
+def _check_bool(name: str, value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    hint = ""
+    if isinstance(value, str) and value.strip().upper() in ("TRUE", "FALSE", "T", "F"):
+        hint = f"; write {name}={value.strip().upper().startswith('T')} (Python's bool), not a string"
+    raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}){hint}")
+
+
+def _check_na_action(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"na_action must be 'drop' or 'raise', got {type(value).__name__} {value!r}")
+    if value in ("drop", "raise"):
+        return value
+    python = _NA_ACTIONS.get(value.strip().lower())
+    hint = f"; R's {value!r} is na_action={python!r}" if python else ""
+    raise ValueError(f"na_action must be 'drop' or 'raise', got {value!r}{hint}")
+
+
+def _check_vector(name: str, value) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, (np.ndarray, pd.Series, pd.Index, list, tuple)):
+        arr = np.asarray(value)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be one-dimensional (one value per row), got shape "
+                             f"{arr.shape}")
+        return
+    raise TypeError(f"{name} must be a column name or an array with one value per row, got "
+                    f"{type(value).__name__} {value!r}")
+
+
+def _check_control(value) -> None:
+    if value is not None and not isinstance(value, Control):
+        hint = " (a dict? use mm.Control(**options))" if isinstance(value, dict) else ""
+        raise TypeError(f"control must be a mm.Control, got {type(value).__name__}{hint}")
+
+
+def _check_n_agq(value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"n_agq must be an integer from 0 to 100, got the bool {value!r}")
+    if not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"n_agq must be an integer from 0 to 100, got {type(value).__name__} "
+                            f"{value!r}")
+    value = int(value)
+    if not 0 <= value <= 100:
+        raise ValueError(f"n_agq must be from 0 to 100 (0: nAGQ=0, 1: Laplace, >1: quadrature "
+                         f"nodes), got {value}")
+    return value
+
+
+def _check_family(value) -> None:
+    if isinstance(value, (str, Family)) or (isinstance(value, type) and issubclass(value, Family)):
+        return
+    if callable(value):
+        raise TypeError(f"family must be a name or a Family object, got the function "
+                        f"{getattr(value, '__name__', value)!r}: call it, e.g. family=mm.binomial(), "
+                        "or give the name, family='binomial'")
+    raise TypeError(f"family must be a name (e.g. 'binomial') or a Family object, got "
+                    f"{type(value).__name__} {value!r}")
+
+
+_LMER_ARGS = ["formula", "data", "reml", "weights", "offset", "na_action", "control", "standardize"]
+_GLMER_ARGS = ["formula", "data", "family", "n_agq", "weights", "offset", "na_action", "control"]
+
+
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
          weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
          na_action: str = "drop", control: Control | None = None,
-         standardize: bool = False) -> LinearMixedModel:
+         standardize: bool = False, **kwargs) -> LinearMixedModel:
     """Fit a linear mixed model with an lme4 formula.
 
     Parameters
@@ -52,6 +174,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         report the coefficients on both scales (``m.standardized_coefficients``); the
         returned model is on the original scale.
 
+    Every argument is checked: a wrong type or value raises ``TypeError``/``ValueError``, and
+    an unknown keyword (such as R's ``REML=``, or ``family=``, which is for :func:`glmer`)
+    raises ``TypeError`` naming the Python spelling.
+
     Returns
     -------
     LinearMixedModel
@@ -64,6 +190,13 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     >>> round(m.loglik, 3)
     -871.814
     """
+    _unknown_arguments("lmer", kwargs, _LMER_ARGS)
+    reml = _check_bool("reml", reml)
+    standardize = _check_bool("standardize", standardize)
+    na_action = _check_na_action(na_action)
+    _check_vector("weights", weights)
+    _check_vector("offset", offset)
+    _check_control(control)
     if standardize:
         return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
                                  na_action=na_action, control=control)
@@ -74,7 +207,8 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
 
 def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial", n_agq: int = 1,
           weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
-          na_action: str = "drop", control: Control | None = None) -> GeneralizedLinearMixedModel:
+          na_action: str = "drop", control: Control | None = None,
+          **kwargs) -> GeneralizedLinearMixedModel:
     """Fit a generalized linear mixed model with an lme4 formula, by maximum likelihood.
 
     Parameters
@@ -98,6 +232,9 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     na_action : {"drop", "raise"}
     control : Control, optional
 
+    Arguments are checked as in :func:`lmer`; R's ``nAGQ=`` raises ``TypeError`` naming
+    ``n_agq=``.
+
     Returns
     -------
     GeneralizedLinearMixedModel
@@ -110,6 +247,13 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     >>> round(m.loglik, 2)
     -92.03
     """
+    _unknown_arguments("glmer", kwargs, _GLMER_ARGS)
+    _check_family(family)
+    n_agq = _check_n_agq(n_agq)
+    na_action = _check_na_action(na_action)
+    _check_vector("weights", weights)
+    _check_vector("offset", offset)
+    _check_control(control)
     fam = get_family(family)
     if fam.linear:
         raise ValueError("family 'gaussian' with the identity link is a linear mixed model: "

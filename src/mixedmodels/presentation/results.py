@@ -50,8 +50,11 @@ def _header_lines(self) -> list[str]:
     if getattr(self, "data_name", None):
         lines.append(f"   Data: {self.data_name}")
     if self.design.n_dropped:
-        lines.append(f"{self.nobs} observations used, {self.design.n_dropped} dropped for "
-                     "missing values")
+        zero = int(self.design.extra.get("zero_weight_rows", 0))
+        why = "missing values" if not zero else (
+            f"missing values or zero weights ({zero} with prior weight 0)"
+            if zero < self.design.n_dropped else "zero prior weights")
+        lines.append(f"{self.nobs} observations used, {self.design.n_dropped} dropped for {why}")
     lines.append("")
     if self.family.linear and self.reml:
         lines.append(f"REML criterion at convergence: {self.reml_criterion:.1f}")

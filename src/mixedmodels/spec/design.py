@@ -19,9 +19,10 @@ from formulaic import model_matrix
 
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
-from .formula import FormulaError, ModelFormula, parse_formula
+from .formula import FormulaError, ModelFormula, dot_position, expression_names, parse_formula, quote_names, unquote
 
-__all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "r_column_name", "to_formulaic"]
+__all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "check_data_frame", "r_column_name",
+           "to_formulaic"]
 
 
 @dataclass
@@ -197,7 +198,9 @@ def r_column_name(name: str) -> str:
 
 
 def to_formulaic(expr: str) -> str:
-    """R spellings that formulaic does not know: ``x^2`` inside ``I()`` becomes ``x**2``."""
+    """R spellings that formulaic does not know: ``x^2`` inside ``I()`` becomes ``x**2``, and
+    ``factor(x)`` (categorical, as R) becomes ``C(x)``."""
+    expr = re.sub(r"(?<![\w.`])factor\s*\(", "C(", expr)
     return re.sub(r"\^", "**", expr)
 
 
@@ -223,7 +226,98 @@ def _check_columns(spec: ModelFormula, data: pd.DataFrame) -> list[str]:
     return used
 
 
+def check_data_frame(data, what: str = "data") -> None:
+    """A TypeError unless ``data`` is a pandas DataFrame, naming what it is instead."""
+    if isinstance(data, pd.DataFrame):
+        return
+    kind = f"{type(data).__module__}.{type(data).__qualname__}"
+    hint = "; convert it with .to_pandas()" if hasattr(data, "to_pandas") else \
+        "; build one with pd.DataFrame(...)" if isinstance(data, (dict, list, tuple, np.ndarray)) else ""
+    raise TypeError(f"{what} must be a pandas DataFrame, got {kind}{hint} "
+                    "(polars and pyarrow users: df.to_pandas())")
+
+
+def _no_random_terms(spec: ModelFormula) -> None:
+    bare = re.search(r"\(\s*([A-Za-z_.][\w.]*(?:\s*[:/]\s*[A-Za-z_.][\w.]*)*)\s*\)", spec.fixed)
+    hint = (f" The term '({bare.group(1)})' has no '|': a random intercept is written "
+            f"(1 | {bare.group(1)}).") if bare else ""
+    raise DataError(
+        f"no random effects terms specified in the formula {spec.text!r}.{hint} A mixed model "
+        "needs at least one term such as (1 | group); for a model without random effects use "
+        "mm.fixed_effects (the within estimator) or statsmodels (OLS, GLM).")
+
+
+def _check_column_types(spec: ModelFormula, data: pd.DataFrame, used: list[str],
+                        extra: tuple = ()) -> None:
+    """Duplicated column names, and date/time columns used as numbers."""
+    names = set(used) | {v for v in extra if isinstance(v, str)}
+    dup = sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in names})
+    if dup:
+        raise DataError(f"the data has more than one column named {', '.join(repr(c) for c in dup)}; "
+                        "column names must be unique (rename or drop the duplicates)")
+    group_only = set()
+    for term in spec.random:
+        group_only.update(expression_names(term.group))
+    exprs = [spec.fixed, *spec.offsets, spec.response or ""] + [t.lhs for t in spec.random]
+    numeric_use = {n for e in exprs for n in expression_names(e)}
+    for name in used:
+        if name in group_only and name not in numeric_use:
+            continue  # a date as a grouping factor is fine: its values are labels
+        dtype = data[name].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
+                or isinstance(dtype, pd.PeriodDtype):
+            raise DataError(
+                f"column {name!r} is a date/time column ({dtype}); the model needs numbers. Convert "
+                f"it, e.g. to days since the first date: (d - d.min()).dt.days, or to a duration in "
+                "days: d.dt.days (timedelta), and use that column.")
+
+
+def _nonfinite_detail(arr: np.ndarray) -> str:
+    bad = ~np.isfinite(arr)
+    kinds = []
+    for label, mask in (("Inf", np.isposinf(arr)), ("-Inf", np.isneginf(arr)), ("NaN", np.isnan(arr))):
+        if mask.any():
+            kinds.append(f"{int(mask.sum())} {label}")
+    rows = np.flatnonzero(bad)[:5]
+    return (f"{int(bad.sum())} non-finite value{'s' if bad.sum() != 1 else ''} ({', '.join(kinds)}; "
+            f"rows {', '.join(map(str, rows))}{', ...' if bad.sum() > 5 else ''})")
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    """Values computed from the data (a transformed response or predictor) must be finite."""
+    values = np.asarray(values, dtype=float)
+    if values.size and not np.isfinite(values).all():
+        raise DataError(f"NA/NaN/Inf in {what}: {_nonfinite_detail(values)} after evaluating the "
+                        "formula (e.g. log(0) or a division by zero); change the transformation or "
+                        "drop those rows.")
+
+
+def _check_finite_inputs(data: pd.DataFrame, used: list[str], extra: dict[str, np.ndarray]) -> None:
+    """±Inf in a column the model uses, and invalid weights: errors (NaN means missing)."""
+    for name in used:
+        col = data[name]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        arr = col.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(arr).any():
+            raise DataError(f"Inf in {name!r}: {_nonfinite_detail(np.where(np.isnan(arr), 0.0, arr))}; "
+                            "NaN is treated as missing, but an infinite value cannot be fitted. "
+                            "Replace or drop those rows.")
+    for label, arr in extra.items():
+        if np.isinf(arr).any():
+            raise DataError(f"Inf in the {label}: {_nonfinite_detail(np.where(np.isnan(arr), 0.0, arr))}; "
+                            f"the {label} must be finite.")
+    w = extra.get("weights")
+    if w is not None and (w < 0).any():
+        neg = np.flatnonzero(w < 0)
+        raise DataError(f"weights must be non-negative: {len(neg)} negative value"
+                        f"{'s' if len(neg) != 1 else ''} (rows {', '.join(map(str, neg[:5]))}"
+                        f"{', ...' if len(neg) > 5 else ''}, e.g. {w[neg[0]]:g})")
+
+
 def _numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    if re.fullmatch(r"`[^`]*`", expr.strip()):
+        expr = unquote(expr.strip())
     if expr in frame.columns:
         col = frame[expr]
         if isinstance(col.dtype, pd.CategoricalDtype) or not (
@@ -259,7 +353,7 @@ def factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]
     Unused levels are dropped, as lme4 does; an interaction's levels are ordered with the
     first factor slowest, as R's ``a:b``.
     """
-    parts = [p.strip() for p in group.split(":")]
+    parts = [unquote(p.strip()) for p in split_top(group, ":")]
     codes = None
     labels: list[np.ndarray] = []
     for part in parts:
@@ -368,6 +462,7 @@ def build_design(
     na_action: str = "drop",
     response: Callable[[str, pd.DataFrame], np.ndarray] | None = None,
     check_levels: bool = True,
+    require_random: bool = True,
 ) -> ModelDesign:
     """Evaluate a parsed formula on data.
 
@@ -386,19 +481,34 @@ def build_design(
         ``response(expr, frame) -> array``; the default requires a numeric response.
     check_levels : bool
         lme4's identifiability checks on the random-effects terms (LMMs).
+    require_random : bool
+        Raise a :class:`~mixedmodels.exceptions.DataError` when the formula has no
+        random-effects term, as lme4 does.
 
     Returns
     -------
     ModelDesign
     """
-    spec = parse_formula(formula) if isinstance(formula, str) else formula
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if isinstance(formula, str):
+        dot = dot_position(formula)
+        if dot is not None and isinstance(data, pd.DataFrame):
+            cols = ", ".join(str(c) for c in list(data.columns)[:12])
+            raise FormulaError("'.' (all other columns) is not supported; list the columns "
+                               f"explicitly (the data has {cols})", formula, dot)
+    if isinstance(formula, str):
+        quoted = quote_names(formula, data.columns) if isinstance(data, pd.DataFrame) else formula
+        spec = replace(parse_formula(quoted), text=formula) if quoted != formula else parse_formula(formula)
+    else:
+        spec = formula
+    check_data_frame(data)
     if na_action not in ("drop", "raise"):
         raise ValueError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
     if spec.response is None:
         raise FormulaError("the formula needs a response on the left of '~'", spec.text, 0)
+    if require_random and not spec.random:
+        _no_random_terms(spec)
     used = _check_columns(spec, data)
+    _check_column_types(spec, data, used, (weights, offset))
 
     extra_cols: dict[str, np.ndarray] = {}
     for label, value in (("weights", weights), ("offset", offset)):
@@ -407,20 +517,25 @@ def build_design(
         if isinstance(value, str):
             if value not in data.columns:
                 raise DataError(f"{label} column {value!r} is not in the data")
-            extra_cols[label] = data[value].to_numpy(dtype=float)
+            if not pd.api.types.is_numeric_dtype(data[value]):
+                raise DataError(f"{label} column {value!r} must be numeric (it is {data[value].dtype})")
+            arr = data[value].to_numpy(dtype=float)
         else:
             arr = np.asarray(value, dtype=float).ravel()
             if len(arr) != len(data):
                 raise DataError(f"{label} has {len(arr)} values but the data has {len(data)} rows")
-            extra_cols[label] = arr
+        extra_cols[label] = arr
+    _check_finite_inputs(data, used, extra_cols)
 
     missing = (data[used].isna().any(axis=1).to_numpy().copy() if used
                else np.zeros(len(data), dtype=bool))
-    for arr in extra_cols.values():
+    per_col = {c: int(data[c].isna().sum()) for c in used if data[c].isna().any()}
+    for label, arr in extra_cols.items():
         missing |= np.isnan(arr)
+        if np.isnan(arr).any():
+            per_col[label] = int(np.isnan(arr).sum())
     n_dropped = int(missing.sum())
     if n_dropped:
-        per_col = {c: int(data[c].isna().sum()) for c in used if data[c].isna().any()}
         detail = ", ".join(f"{c}: {k}" for c, k in per_col.items())
         if na_action == "raise":
             raise DataError(f"{n_dropped} rows have missing values in the model's variables ({detail}); "
@@ -431,18 +546,32 @@ def build_design(
             "rows dropped for missing predictors need them missing completely at random, "
             "otherwise impute them. na_action='raise' makes this an error.",
             MissingDataWarning, stacklevel=3)
+    n_zero = 0
+    if "weights" in extra_cols:
+        zero = (extra_cols["weights"] == 0) & ~missing
+        n_zero = int(zero.sum())
+        if n_zero:  # lm/lmer: a zero prior weight removes the row from the fit
+            warnings.warn(
+                f"{n_zero} of {len(data)} rows have prior weight 0; they are dropped from the fit "
+                "(as absent rows: not counted in the observations or the residual df).",
+                MissingDataWarning, stacklevel=3)
+            missing = missing | zero
+            n_dropped += n_zero
     frame = data.loc[~missing, used] if n_dropped else data[used]
     if len(frame) == 0:
-        raise DataError("no rows left after dropping rows with missing values"
+        raise DataError("no rows left after dropping rows with missing values or zero weights"
                         if n_dropped else "the data has no rows")
     for label in extra_cols:
         extra_cols[label] = extra_cols[label][~missing]
 
     y = (response or _numeric_response)(spec.response, frame)
+    _check_finite(y, f"the response {spec.response!r}")
 
     fixed = design_matrix(_ordered_to_poly(spec.fixed, frame), frame, "fixed-effects design")
     X = np.asarray(fixed, dtype=float)
     names = [r_column_name(c) for c in fixed.columns]
+    for j, name in enumerate(names):
+        _check_finite(X[:, j], f"the fixed-effects column {name!r}")
     dropped: list[str] = []
     if X.shape[1]:
         aliased = aliased_columns(X)
@@ -465,14 +594,13 @@ def build_design(
             offset_total += np.asarray(mat, dtype=float).ravel()
         if "offset" in extra_cols:
             offset_total += extra_cols["offset"]
+        _check_finite(offset_total, "the offset")
 
     w = extra_cols.get("weights")
-    if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
-        raise DataError("weights must be finite and non-negative")
-
     terms = _random_terms(spec, frame, len(y), check_levels)
+    extra = {"zero_weight_rows": n_zero} if n_zero else {}
     return ModelDesign(spec, y, X, names, terms, frame, w, offset_total, n_dropped, dropped,
-                       fixed.model_spec, spec.response)
+                       fixed.model_spec, spec.response, extra)
 
 
 def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels: bool) -> list[ReTerm]:
@@ -481,6 +609,8 @@ def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels:
         mat = design_matrix(term.lhs, frame, f"random-effects term {term}")
         values = np.asarray(mat, dtype=float)
         columns = [r_column_name(c) for c in mat.columns]
+        for j, col in enumerate(columns):
+            _check_finite(values[:, j], f"column {col!r} of the random-effects term {term}")
         if values.shape[1] == 0:
             raise FormulaError(f"random-effects term {term} has no columns", spec.text)
         codes, levels = factor_codes(frame, term.group)
@@ -504,13 +634,13 @@ def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels:
         else:  # (a + b || g): one scalar term per column, as lme4 does
             pieces = [(values[:, [j]], [columns[j]], mat.model_spec) for j in range(values.shape[1])]
         for vals, cols, mspec in pieces:
-            raw.append(ReTerm(term.group, term.group, term.lhs, cols, levels,
+            raw.append(ReTerm(unquote(term.group), unquote(term.group), term.lhs, cols, levels,
                               ReTermMatrix(codes, np.ascontiguousarray(vals), nlev,
                                            correlated=term.correlated),
                               mspec))
     # lme4 orders terms by number of levels, largest first (stable), then names them uniquely
     order = _sorted_term_order(raw)
     terms = [raw[i] for i in order]
-    for term, name in zip(terms, _unique_names([t.group for t in terms])):
+    for term, name in zip(terms, _unique_names([unquote(t.group) for t in terms])):
         term.name = name
     return terms

@@ -8,10 +8,12 @@ double bar splits a term into one uncorrelated scalar term per column, as lme4 d
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["FormulaError", "RandomTerm", "ModelFormula", "parse_formula"]
+__all__ = ["FormulaError", "RandomTerm", "ModelFormula", "dot_position", "parse_formula", "quote_names",
+           "unquote"]
 
 
 class FormulaError(ValueError):
@@ -89,11 +91,18 @@ def expression_names(expr: str) -> list[str]:
     text = expr.replace("^", "**")
     # R's `a/b` and `a:b` are not Python: turn the operators into something parsable.
     text = re.sub(r"(?<![*/])[:/](?![*/])", "+", text)
-    text = re.sub(r"`([^`]*)`", lambda m: "_bq_" + re.sub(r"\W", "_", m.group(1)), text)
+    quoted: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        key = f"_bq{len(quoted)}_"
+        quoted[key] = match.group(1)
+        return key
+
+    text = re.sub(r"`([^`]*)`", placeholder, text)
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
-        return re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", expr)
+        return [quoted.get(n, n) for n in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text)]
     called: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -106,9 +115,33 @@ def expression_names(expr: str) -> list[str]:
                 called.add(base.id)
     names = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in called and node.id not in names:
-            names.append(node.id)
+        if isinstance(node, ast.Name) and node.id not in called:
+            name = quoted.get(node.id, node.id)
+            if name not in names:
+                names.append(name)
     return names
+
+
+def unquote(name: str) -> str:
+    """Backticks removed: a quoted name (or interaction of names) as the data spells it."""
+    return re.sub(r"`([^`]*)`", r"\1", name)
+
+
+_PLAIN = re.compile(r"[^\W\d][\w.]*|\.[^\W\d][\w.]*")
+
+
+def quote_names(formula: str, columns) -> str:
+    """Backtick the column names that are not Python identifiers but unambiguous as written:
+    dotted names (``Sepal.Length``) and keywords (``class``). Names with spaces or other
+    characters need backticks from the user."""
+    special = sorted({str(c) for c in columns
+                      if _PLAIN.fullmatch(str(c)) and (not str(c).isidentifier() or keyword.iskeyword(str(c)))},
+                     key=len, reverse=True)
+    if not special:
+        return formula
+    pattern = re.compile(r"(?<![\w.`])(" + "|".join(map(re.escape, special)) + r")(?![\w.`(])")
+    pieces = re.split(r"(`[^`]*`)", formula)  # leave what is already quoted alone
+    return "".join(p if p.startswith("`") else pattern.sub(r"`\1`", p) for p in pieces)
 
 
 def _check_balance(formula: str) -> None:
@@ -147,6 +180,26 @@ def split_top(text: str, seps: str, offset: int = 0) -> list[tuple[str, str, int
     return pieces
 
 
+def dot_position(formula: str) -> int | None:
+    """Where a bare ``.`` (R's "all other columns") sits in a formula, or None."""
+    text = re.sub(r"`[^`]*`", lambda m: "_" * len(m.group(0)), formula)
+    match = re.search(r"(?<![\w.])\.(?![\w.])", text)
+    return match.start() if match else None
+
+
+def _wrapped(text: str) -> bool:
+    """True when the first '(' of ``text`` closes at its last character."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    depth = 0
+    for pos, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return pos == len(text) - 1
+    return False
+
+
 def _find_top(text: str, token: str) -> int:
     depth = 0
     i = 0
@@ -162,6 +215,9 @@ def _find_top(text: str, token: str) -> int:
     return -1
 
 
+_GROUP_NAME = re.compile(r"[^\W\d][\w.]*|\.[^\W\d][\w.]*|`[^`]+`")
+
+
 def _expand_group(group: str, formula: str, position: int) -> list[str]:
     """``a/b`` -> [a, b:a]; ``a/b/c`` -> [a, b:a, c:b:a]; ``a:b`` stays; ``a + b`` -> [a, b]."""
     group = group.strip()
@@ -172,9 +228,16 @@ def _expand_group(group: str, formula: str, position: int) -> list[str]:
         part = part.strip()
         if not part:
             raise FormulaError("empty grouping factor", formula, position + pos)
+        if "|" in part:
+            raise FormulaError("a random-effects term has one '|' (or '||'): (expr | group)",
+                               formula, position + pos + part.index("|"))
         levels = [p.strip() for p in part.split("/")]
         if any(not p for p in levels):
             raise FormulaError("empty factor in nested grouping 'a/b'", formula, position + pos)
+        for level in levels:
+            if not all(_GROUP_NAME.fullmatch(f.strip()) for f in level.split(":")):
+                raise FormulaError(f"grouping factor '{level}' must be a column name or an "
+                                   "interaction of columns a:b (nested a/b)", formula, position + pos)
         for depth in range(1, len(levels) + 1):
             # lme4 writes the nested factor innermost-first: batch/cask -> batch, cask:batch
             out.append(":".join(reversed(levels[:depth])))
@@ -201,6 +264,10 @@ def parse_formula(formula: str) -> ModelFormula:
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")
     _check_balance(formula)
+    dot = dot_position(formula)
+    if dot is not None:
+        raise FormulaError("'.' (all other columns) is not supported; list the columns explicitly",
+                           formula, dot)
     tilde = _find_top(formula, "~")
     if tilde < 0:
         raise FormulaError("formula needs a '~' between the response and the predictors", formula)
@@ -221,7 +288,10 @@ def parse_formula(formula: str) -> ModelFormula:
             if sign == "+" and pos == tilde + 1:  # "~ -1": empty piece before a leading minus
                 continue
             raise FormulaError("missing term", formula, lead)
-        inner = text[1:-1] if text.startswith("(") and text.endswith(")") else None
+        while _wrapped(text) and _wrapped(text[1:-1].strip()):  # ((1 | g)) is (1 | g)
+            lead += 1 + (len(text[1:-1]) - len(text[1:-1].lstrip()))
+            text = text[1:-1].strip()
+        inner = text[1:-1] if _wrapped(text) else None
         bar = _find_top(inner, "|") if inner is not None else -1
         if inner is not None and bar >= 0:
             if sign == "-":
@@ -239,6 +309,9 @@ def parse_formula(formula: str) -> ModelFormula:
             raise FormulaError("a '|' must sit inside parentheses: (expr | group)", formula,
                                lead + text.index("|"))
         if text.startswith("offset(") and text.endswith(")"):
+            if not text[len("offset(") : -1].strip():
+                raise FormulaError("offset() needs an expression", formula, lead)
+            _validate_expr(text, formula, lead)
             offsets.append(text[len("offset(") : -1].strip())
             continue
         _validate_expr(text, formula, lead)
@@ -259,6 +332,10 @@ def _validate_expr(expr: str, formula: str, position: int) -> None:
     text = re.sub(r"`[^`]*`", "_x", text)
     text = re.sub(r"(?<![*/])[:/](?![*/])", "+", text)
     text = text.replace("%in%", "+")
+    empty = re.search(r"(?<![\w.\s])\s*\(\s*\)|^\s*\(\s*\)", text)
+    if empty:
+        raise FormulaError(f"empty parentheses in '{expr.strip()}'", formula,
+                           position + min(text.index("(", empty.start()), len(expr)))
     try:
         ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:

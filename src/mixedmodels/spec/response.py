@@ -16,12 +16,15 @@ from formulaic import model_matrix
 
 from ..exceptions import DataError
 from .design import split_top, to_formulaic
+from .formula import unquote
 
 __all__ = ["Response", "response_parser", "eval_numeric"]
 
 
 def eval_numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
     expr = expr.strip()
+    if re.fullmatch(r"`[^`]*`", expr):
+        expr = unquote(expr)
     if expr in frame.columns:
         col = frame[expr]
         if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)) or \
