@@ -1,5 +1,5 @@
 """Bad input to the public API raises a clear error: predict's new data (unseen levels of a
-categorical predictor, missing columns), lmer/glmer's arguments (wrong types and values, R's
+categorical predictor, missing columns, ±Inf), refit's zero weights, lmer/glmer's arguments (wrong types and values, R's
 spellings) and confint's. Table-driven: (id, callable, exception class, message fragment)."""
 
 from __future__ import annotations
@@ -50,7 +50,21 @@ def _model(name: str):
                 _MODELS[name] = mm.lmer(SLEEP, _sleep())
             elif name == "cbpp":
                 _MODELS[name] = mm.glmer(CBPP, _cbpp(), family="binomial")
+            elif name == "slope-only":   # Days in the random-effects term only
+                _MODELS[name] = mm.lmer("Reaction ~ 1 + (0 + Days | Subject)", _sleep())
+            elif name == "log":
+                _MODELS[name] = mm.lmer("Reaction ~ log(Days + 1) + (1 | Subject)", _sleep())
     return _MODELS[name]
+
+
+def _days(days: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"Days": days, "Subject": ["308"] * len(days)})
+
+
+def _zero_weights(n: int, rows: list[int]) -> np.ndarray:
+    w = np.ones(n)
+    w[rows] = 0.0
+    return w
 
 
 def _new(**cols) -> pd.DataFrame:
@@ -99,6 +113,41 @@ CASES = [
      "type must be 'link' or 'response'"),
     ("predict-bad-interval", lambda: _model("factor").predict(interval="conf"), ValueError,
      "interval must be None"),
+    # -- issue 17: ±Inf in newdata (an error naming the column and the count, as in the fit) -----
+    ("predict-inf-fixed-column", lambda: _model("sleep").predict(_days([1.0, np.inf])), DataError,
+     "Inf in newdata column 'Days'"),
+    ("predict-inf-count-and-rows", lambda: _model("sleep").predict(_days([np.inf, 1.0, -np.inf])),
+     DataError, "2 infinite values (1 Inf, 1 -Inf; rows 0, 2)"),
+    ("predict-inf-with-nan", lambda: _model("sleep").predict(_days([np.nan, -np.inf])), DataError,
+     "1 infinite value (1 -Inf; rows 1)"),
+    ("predict-inf-fixed-only", lambda: _model("sleep").predict(_days([np.inf]), re_form="~0"),
+     DataError, "Inf in newdata column 'Days'"),
+    ("predict-inf-se-fit", lambda: _model("sleep").predict(_days([np.inf]), se_fit=True), DataError,
+     "Inf in newdata column 'Days'"),
+    ("predict-inf-interval",
+     lambda: _model("sleep").predict(_days([np.inf]), interval="prediction", n_sims=10), DataError,
+     "Inf in newdata column 'Days'"),
+    ("predict-inf-random-only-column", lambda: _model("slope-only").predict(_days([2.0, np.inf])),
+     DataError, "Inf in newdata column 'Days'"),
+    ("predict-inf-factor-model", lambda: _model("factor").predict(_new(x=[np.inf, 0.0])), DataError,
+     "Inf in newdata column 'x': 1 infinite value"),
+    ("predict-inf-computed-column", lambda: _model("log").predict(_days([-1.0, 2.0])), DataError,
+     "Inf in the fixed-effects column"),
+    ("predict-newdata-series", lambda: _model("sleep").predict(_sleep()["Days"]), TypeError,
+     "newdata must be a pandas DataFrame, got pandas"),
+    # -- issue 17: refit with zero weights (lmer drops those rows; refit keeps the fit's rows) ----
+    ("refit-zero-weight", lambda: _model("sleep").refit(weights=_zero_weights(180, [3, 5])),
+     ValueError, "2 of the 180 weights are 0 (observations 3, 5)"),
+    ("refit-zero-weight-advice", lambda: _model("sleep").refit(weights=_zero_weights(180, [0])),
+     ValueError, "Fit the model again without those rows"),
+    ("refit-zero-weight-with-response",
+     lambda: _model("sleep").refit(_sleep()["Reaction"], weights=_zero_weights(180, [7])),
+     ValueError, "1 of the 180 weights are 0"),
+    ("refit-zero-weight-glmm",
+     lambda: _model("cbpp").refit(weights=_zero_weights(56, [1]) * _cbpp()["size"].to_numpy()),
+     ValueError, "weights are 0 (observations 1)"),
+    ("refit-negative-weight", lambda: _model("sleep").refit(weights=-np.ones(180)), ValueError,
+     "finite non-negative"),
     # -- item 5: lmer ------------------------------------------------------------------------
     ("lmer-reml-string", lambda: mm.lmer(SLEEP, _sleep(), reml="FALSE"), TypeError,
      "write reml=False"),
@@ -245,6 +294,33 @@ def test_missing_group_with_allow_new_levels_predicts_population():
     pred = m.predict(_new(g=["a", None]), allow_new_levels=True)
     pop = m.predict(_new(g=["a", None]), re_form="~0")
     assert pred.iloc[1] == pytest.approx(pop.iloc[1])
+
+
+def test_refit_of_a_zero_weight_fit_equals_a_fresh_fit_without_those_rows():
+    """lmer drops rows of prior weight 0; refit of that fit (its 177 observations) with new
+    weights is the fresh lmer on the data without those rows, from the same start."""
+    ss = _sleep()
+    w = np.random.default_rng(3).uniform(0.5, 2.0, size=len(ss))
+    keep = np.ones(len(ss), bool)
+    keep[[0, 17, 40]] = False
+    with pytest.warns(mm.MissingDataWarning, match="3 of 180 rows have prior weight 0"):
+        m = mm.lmer(SLEEP, ss, weights=np.where(keep, w, 0.0))
+    assert m.nobs == 177
+    w2 = w[keep] ** 2
+    new = m.refit(weights=w2)
+    ref = mm.lmer(SLEEP, ss[keep].reset_index(drop=True), weights=w2, control=mm.Control(start=m.theta))
+    assert new.nobs == ref.nobs == 177
+    assert new.loglik == pytest.approx(ref.loglik, abs=1e-8)
+    np.testing.assert_allclose(np.asarray(new.fixef), np.asarray(ref.fixef), atol=1e-8)
+    with pytest.raises(ValueError, match="weights are 0"):
+        m.refit(weights=np.where(np.arange(177) == 9, 0.0, w2))
+
+
+def test_predict_inf_in_an_unused_column_is_ignored():
+    m = _model("sleep")
+    nd = _days([1.0, 2.0]).assign(Reaction=[np.inf, -np.inf], other=[np.inf, 1.0])
+    pred = m.predict(nd)
+    np.testing.assert_allclose(pred.to_numpy(), m.predict(_days([1.0, 2.0])).to_numpy())
 
 
 def test_valid_arguments_still_accepted():

@@ -116,3 +116,59 @@ def test_numeric_grouping_column_and_interaction_levels():
                          "h": np.tile(["a", "b"], 6)})
     d = build_design("y ~ 1 + (1 | g:h)", data)
     assert list(d.terms[0].levels) == ["1:a", "1:b", "2:a", "2:b", "3:a", "3:b"]
+
+
+def test_double_bar_terms_are_lme4s():
+    """lme4's expandDoubleVerts: (1 | g) when there is an intercept, then (0 + t | g) per term label."""
+    from mixedmodels.spec.design import double_bar_terms
+    assert double_bar_terms("Days") == ["1", "0 + Days"]
+    assert double_bar_terms("0 + Days") == double_bar_terms("Days - 1") == ["0 + Days"]
+    assert double_bar_terms("1") == ["1"]
+    assert double_bar_terms("x * f") == ["1", "0 + x", "0 + f", "0 + x:f"]
+    assert double_bar_terms("I(x^2) + poly(x, 2)") == ["1", "0 + I(x^2)", "0 + poly(x, 2)"]
+    assert double_bar_terms("`a.b`") == ["1", "0 + `a.b`"]
+
+
+def _factor_data() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    g = np.repeat([f"g{i}" for i in range(8)], 9)
+    f = np.tile(["a", "b", "c"], 24)
+    x = rng.normal(size=72)
+    return pd.DataFrame({"y": rng.normal(size=72) + x, "x": x, "f": f, "g": g})
+
+
+def test_double_bar_factor_keeps_a_full_covariance():
+    data = _factor_data()
+    d = build_design("y ~ f + (f || g)", data)
+    assert [(t.name, t.lhs, t.columns, t.matrix.correlated) for t in d.terms] == [
+        ("g", "1", ["(Intercept)"], True), ("g.1", "0 + f", ["fa", "fb", "fc"], True)]
+    assert "expand_doublebar" not in d.extra
+    # without an intercept it is the correlated term itself
+    a, b = build_design("y ~ f + (0 + f || g)", data), build_design("y ~ f + (0 + f | g)", data)
+    assert [t.columns for t in a.terms] == [t.columns for t in b.terms] == [["fa", "fb", "fc"]]
+    np.testing.assert_array_equal(a.terms[0].matrix.values, b.terms[0].matrix.values)
+    assert a.terms[0].matrix.correlated
+    # numeric and factor terms mixed: one term per term label
+    mixed = build_design("y ~ x + (x + f || g)", data)
+    assert [t.columns for t in mixed.terms] == [["(Intercept)"], ["x"], ["fa", "fb", "fc"]]
+    assert [t.name for t in mixed.terms] == ["g", "g.1", "g.2"]
+
+
+def test_double_bar_afex_expansion_is_opt_in():
+    data = _factor_data()
+    d = build_design("y ~ f + (f || g)", data, expand_doublebar="afex")
+    assert [t.columns for t in d.terms] == [["(Intercept)"], ["fb"], ["fc"]]
+    assert not any(t.matrix.correlated for t in d.terms)
+    assert d.extra["expand_doublebar"] == "afex"
+    # a single-bar term is not split by either
+    one = build_design("y ~ f + (f | g)", data, expand_doublebar="afex")
+    assert [t.columns for t in one.terms] == [["(Intercept)", "fb", "fc"]]
+    with pytest.raises(ValueError, match="expand_doublebar"):
+        build_design("y ~ f + (f || g)", data, expand_doublebar="split")
+
+
+def test_double_bar_factor_predicts_new_data():
+    data = _factor_data()
+    m = mm.lmer("y ~ f + (f || g)", data, control=mm.Control(check_singular="ignore", check_conv="ignore"))
+    new = data.iloc[[0, 1, 2, 40]].reset_index(drop=True)
+    np.testing.assert_allclose(m.predict(new).to_numpy(), np.asarray(m.fitted())[[0, 1, 2, 40]], rtol=1e-10)

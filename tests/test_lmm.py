@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from refs import values
 
@@ -179,3 +183,118 @@ def test_more_lme4_fits(extra_ref):
                    extra_ref["sleep_weighted"])
     _check_against(mm.lmer(extra_ref["pastes_sample"]["formula"], mm.load_dataset("Pastes"), reml=False),
                    extra_ref["pastes_sample"])
+
+
+# --- (f || g) with a factor f: lme4's (1 | g) + (0 + f | g) (tests/reference/doublebar_reference.json,
+# made by tests/reference/make_doublebar_reference.R from nlme::Machines and lme4::sleepstudy) ---------
+
+_REF_DIR = Path(__file__).resolve().parent / "reference"
+_TIGHT = dict(xtol_rel=1e-12, ftol_abs=1e-14, xtol_abs=1e-12, maxfun=100_000)
+
+
+@pytest.fixture(scope="module")
+def doublebar_ref() -> dict:
+    return json.loads((_REF_DIR / "doublebar_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def machines() -> pd.DataFrame:
+    return pd.read_csv(_REF_DIR / "Machines.csv", dtype={"Worker": str, "Machine": str})
+
+
+def _worker_covariance(varcorr: pd.DataFrame, machines: list[str]) -> np.ndarray:
+    """The covariance of a worker's effects on each machine, τ² J + Σ: the identified part of
+    (1 | Worker) + (0 + Machine | Worker) (the intercept and the indicators span one space)."""
+    tau2 = float(varcorr.loc[(varcorr["group"] == "Worker") & (varcorr["var1"] == "(Intercept)"), "vcov"].iloc[0])
+    k = len(machines)
+    S = np.full((k, k), tau2)
+    for _, row in varcorr[varcorr["group"] == "Worker.1"].iterrows():
+        i = machines.index(row["var1"])
+        j = i if pd.isna(row["var2"]) else machines.index(row["var2"])
+        S[i, j] += row["vcov"]
+        if i != j:
+            S[j, i] += row["vcov"]
+    return S
+
+
+def _ref_varcorr(ref: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"group": r["grp"], "var1": r["var1"], "var2": r["var2"], "vcov": r["vcov"]}
+                         for r in ref["varcorr"]])
+
+
+def _se(m) -> np.ndarray:
+    return np.sqrt(np.diag(m.vcov.to_numpy()))
+
+
+@pytest.mark.parametrize("key, reml", [("machines_doublebar_reml", True), ("machines_doublebar_ml", False)])
+def test_doublebar_factor_is_lme4_model(key, reml, doublebar_ref, machines):
+    """(Machine || Worker) is lme4's (1 | Worker) + (0 + Machine | Worker), not one scalar term per
+    indicator (issue 17). At lme4's settings: the same logLik and fixed effects; the SEs agree to
+    3e-4, not 1e-4, because the optimum is a ridge and nloptwrap (lme4) and we stop at different
+    points of it within xtol_rel = 1e-4 (the tight fits below agree to 1e-5)."""
+    ref = doublebar_ref[key]
+    m = mm.lmer(ref["formula"], machines, reml=reml)
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    assert list(m.fixef.index) == list(ref["fixef"])
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(_se(m), values(ref["se"]), rtol=3e-4)
+    assert [t.columns for t in m.design.terms] == [["(Intercept)"], ["MachineA", "MachineB", "MachineC"]]
+    assert len(m.theta) == len(ref["theta"]) == 7
+    assert m.design.formula.random[0].correlated is False  # still written, and printed, as ||
+
+
+@pytest.mark.parametrize("key, reml", [("machines_doublebar_reml_tight", True), ("machines_doublebar_ml_tight", False)])
+def test_doublebar_factor_at_the_optimum(key, reml, doublebar_ref, machines):
+    """Both fitted to tight tolerances: logLik to 1e-9, SEs to 1e-4, and the identified worker
+    covariance τ² J + Σ to 1e-3 (its split between τ² and Σ is not identified)."""
+    ref = doublebar_ref[key]
+    control = mm.Control(**_TIGHT, check_conv="ignore", check_singular="ignore")
+    m = mm.lmer(ref["formula"], machines, reml=reml, control=control)
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-9)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(_se(m), values(ref["se"]), rtol=1e-4)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-4)
+    levels = ["MachineA", "MachineB", "MachineC"]
+    np.testing.assert_allclose(_worker_covariance(m.varcorr, levels),
+                               _worker_covariance(_ref_varcorr(ref), levels), rtol=1e-3)
+
+
+def test_doublebar_factor_equals_its_expansion(doublebar_ref, machines):
+    """lme4 gives (Machine || Worker) and (1 | Worker) + (0 + Machine | Worker) the same fit; so do we."""
+    ref = doublebar_ref["machines_expanded_reml"]
+    assert ref["loglik"] == doublebar_ref["machines_doublebar_reml"]["loglik"]
+    a = mm.lmer(ref["formula"], machines)
+    b = mm.lmer("score ~ Machine + (Machine || Worker)", machines)
+    assert a.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    assert b.loglik == pytest.approx(a.loglik, rel=1e-12)
+    np.testing.assert_allclose(b.theta, a.theta, rtol=1e-10)
+
+
+def test_doublebar_afex_expansion(doublebar_ref, machines):
+    """expand_doublebar="afex": one scalar term per model-matrix column (afex's expand_re), which
+    lme4 fits as (1 | Worker) + (0 + dummy(Machine, "B") | Worker) + (0 + dummy(Machine, "C") | Worker)."""
+    ref = doublebar_ref["machines_afex_reml"]
+    design = mm.build_design("score ~ Machine + (Machine || Worker)", machines, expand_doublebar="afex")
+    assert [t.columns for t in design.terms] == [["(Intercept)"], ["MachineB"], ["MachineC"]]
+    assert design.extra["expand_doublebar"] == "afex"
+    m = mm.LinearMixedModel(design, reml=True).fit()
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(_se(m), values(ref["se"]), rtol=1e-4)
+    np.testing.assert_allclose(np.sort(m.varcorr["vcov"].to_numpy()),
+                               np.sort([r["vcov"] for r in ref["varcorr"]]), rtol=1e-3)
+
+
+def test_doublebar_numeric_slope_unchanged(doublebar_ref, sleepstudy):
+    """For a numeric x, (x || g) stays (1 | g) + (0 + x | g); the variance components compared as a set."""
+    ref = doublebar_ref["sleepstudy_doublebar_reml"]
+    m = mm.lmer(ref["formula"], sleepstudy)
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(_se(m), values(ref["se"]), rtol=1e-4)
+    ours = sorted((str(r.var1), float(r.vcov)) for r in m.varcorr.itertuples())
+    theirs = sorted((str(r["var1"] if r["var1"] is not None else "nan"), r["vcov"]) for r in ref["varcorr"])
+    assert [k for k, _ in ours] == [k for k, _ in theirs]
+    np.testing.assert_allclose([v for _, v in ours], [v for _, v in theirs], rtol=1e-3)
+    afex = mm.build_design(ref["formula"], sleepstudy, expand_doublebar="afex")
+    assert [t.columns for t in afex.terms] == [t.columns for t in m.design.terms]

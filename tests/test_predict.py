@@ -1,6 +1,8 @@
 """Prediction and simulation."""
 
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,3 +214,13 @@ def test_simulate_gamma_glmm_uses_the_family():
     mu = m.fitted(type="response")
     # Gamma with dispersion σ²: sd = σ μ
     np.testing.assert_allclose(sims.std(axis=1).mean() / (m.sigma * mu).mean(), 1.0, atol=0.1)
+
+
+def test_re_form_with_a_double_bar_factor_term_includes_every_indicator():
+    # lme4 expands (Machine || Worker) to (1 | Worker) + (0 + Machine | Worker): re_form must name
+    # the same columns, MachineA included (tests/reference/Machines.csv, from nlme)
+    machines = pd.read_csv(Path(__file__).resolve().parent / "reference" / "Machines.csv")
+    m = lmer("score ~ Machine + (Machine || Worker)", machines)
+    np.testing.assert_allclose(m.predict(machines, re_form="~(Machine || Worker)"), m.fitted(), rtol=1e-12)
+    written_out = m.predict(machines, re_form="~(1 | Worker) + (0 + Machine | Worker)")
+    np.testing.assert_allclose(written_out, m.fitted(), rtol=1e-12)

@@ -1,5 +1,7 @@
 """Warning and error classes. Each warning class can be filtered on its own.
 
+docs/errors.md describes each class: what it means, its typical causes and the fix.
+
 >>> import warnings, mixedmodels as mm
 >>> warnings.simplefilter("ignore", mm.MissingDataWarning)   # doctest: +SKIP
 """
@@ -19,27 +21,36 @@ __all__ = [
 
 
 class MixedModelsWarning(UserWarning):
-    """Base class of every warning this package raises."""
+    """Base class of every warning this package raises; ``warnings.simplefilter("ignore",
+    MixedModelsWarning)`` silences them all. Used directly for caveats without a class of
+    their own (binomial proportions without weights, R² and ICC caveats, ...)."""
 
 
 class MissingDataWarning(MixedModelsWarning):
-    """Rows were dropped because a variable the model uses was missing."""
+    """Rows were dropped because a variable the model uses was missing, or because their prior
+    weight was 0 (as lme4: not counted as observations). ``na_action="raise"`` makes missing
+    values a :class:`DataError` instead."""
 
 
 class RankDeficiencyWarning(MixedModelsWarning):
-    """Fixed-effect columns were aliased (linear combinations of others) and dropped."""
+    """Fixed-effect columns were aliased (linear combinations of others) and dropped; the
+    message names them (duplicated or collinear predictors, empty cells of an interaction)."""
 
 
 class ConvergenceWarning(MixedModelsWarning):
-    """The optimizer may not have reached the optimum."""
+    """The optimizer may not have reached the optimum (evaluation limit, gradient or Hessian
+    check); also separation in binomial GLMMs and failed bootstrap refits. Raised as an
+    exception with ``Control(check_conv="raise")``."""
 
 
 class SingularFitWarning(MixedModelsWarning):
-    """A variance is (nearly) zero or a correlation is (nearly) ±1."""
+    """A boundary fit: a variance is (nearly) zero or a correlation is (nearly) ±1. Raised as
+    an exception with ``Control(check_singular="raise")``; see ``mm.help("singular")``."""
 
 
 class ScalingWarning(MixedModelsWarning):
-    """Predictors sit on very different scales or far from zero."""
+    """Predictors sit on very different scales or far from zero; centre and scale them (or
+    ``standardize=True``). Raised as an exception with ``Control(check_scale="raise")``."""
 
 
 class ModelComparisonWarning(MixedModelsWarning):
@@ -47,4 +58,6 @@ class ModelComparisonWarning(MixedModelsWarning):
 
 
 class DataError(ValueError):
-    """The data cannot be used for the model as given; the message names the column."""
+    """The data cannot be used for the model as given; the message names the column (and the
+    count and rows where it applies): a missing column, ±Inf values, no random-effects term,
+    unusable grouping factors, new levels or ±Inf in ``predict``'s ``newdata``. A ValueError."""

@@ -126,7 +126,9 @@ class MixedModel:
             The new response on the fit's scale (proportions for binomial trials), one value
             per observation used. Default: the current response.
         weights : array-like, optional
-            New prior weights (LMM), or new total binomial weights (GLMM).
+            New prior weights (LMM), or new total binomial weights (GLMM): finite and
+            positive. A zero weight raises ``ValueError``: lmer/glmer drop such a row from the
+            fit, while refit keeps the fit's observations; fit again without those rows.
         start : optional
             Start values (default: this fit's estimates).
         control : Control, optional
@@ -148,6 +150,16 @@ class MixedModel:
         w = None if weights is None else np.asarray(weights, dtype=float).ravel()
         if w is not None and (len(w) != n or np.any(~np.isfinite(w)) or np.any(w < 0)):
             raise ValueError(f"refit: weights must be {n} finite non-negative values")
+        if w is not None and np.any(w == 0):
+            # lmer/glmer drop a row of prior weight 0 (as absent: not counted in nobs or the
+            # residual df); refit keeps the fit's rows, so it cannot do the same
+            zero = np.flatnonzero(w == 0)
+            shown = ", ".join(map(str, zero[:5])) + (", ..." if len(zero) > 5 else "")
+            raise ValueError(
+                f"refit: {len(zero)} of the {n} weights are 0 (observations {shown}); a zero prior "
+                "weight removes the row from the fit, which refit cannot do (it keeps the fit's "
+                "observations). Fit the model again without those rows, e.g. "
+                "mm.lmer(formula, data[w > 0], weights=w[w > 0]) (or mm.glmer).")
         new = self._with_data(y, w, control or self.control)
         new.name, new.data_name = self.name, self.data_name
         return new.fit(start=self.warm_start() if start is None else start)

@@ -104,7 +104,8 @@ def _theta_from_factors(model, factors: list[np.ndarray]) -> np.ndarray:
 
 def standardized_lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
                       weights=None, offset=None, na_action: str = "drop",
-                      control: Control | None = None):
+                      control: Control | None = None,
+                      expand_doublebar: str = "lme4"):
     """Fit an LMM on centred and scaled numeric predictors; report it on both scales.
 
     The fit runs on the standardized model matrices (see :func:`standardize_design`), where the
@@ -121,14 +122,15 @@ def standardized_lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
 
     Parameters
     ----------
-    formula, data, reml, weights, offset, na_action, control
+    formula, data, reml, weights, offset, na_action, control, expand_doublebar
         As for :func:`mixedmodels.lmer`.
 
     Returns
     -------
     LinearMixedModel
     """
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
+                          expand_doublebar=expand_doublebar)
     std_design, info = standardize_design(design)
     control = control or Control()
     std_control = replace(control, check_scale="ignore")

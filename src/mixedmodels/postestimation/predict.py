@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..models.base import implements
-from ..spec.design import factor_codes, r_column_name, to_formulaic
+from ..spec.design import check_data_frame, double_bar_terms, factor_codes, r_column_name, to_formulaic
 from ..spec.formula import FormulaError, expression_names, parse_formula
 
 __all__ = ["predict", "simulate"]
@@ -55,6 +55,14 @@ def _same_group(a: str, b: str) -> bool:
     return sorted(p.strip() for p in a.split(":")) == sorted(p.strip() for p in b.split(":"))
 
 
+def _requested_columns(model, rt, frame: pd.DataFrame) -> list[str]:
+    """The random-effects columns an re_form term names: ``(f || g)`` as the model expanded it
+    (lme4: ``(1 | g) + (0 + f | g)``, every indicator of a factor f; afex: f's model columns)."""
+    if rt.correlated or model.design.extra.get("expand_doublebar") == "afex":
+        return _term_columns(rt.lhs, frame)
+    return [c for piece in double_bar_terms(rt.lhs) for c in _term_columns(piece, frame)]
+
+
 def _included_columns(model, re_form) -> list[np.ndarray]:
     """Per random-effects term, a boolean mask of its columns that the prediction includes."""
     terms = model.design.terms
@@ -83,7 +91,7 @@ def _included_columns(model, re_form) -> list[np.ndarray]:
             groups = sorted({t.group for t in terms})
             raise ValueError(f"re_form term {rt} uses grouping factor {rt.group!r}, which is not "
                              f"in the model; its grouping factors are {groups}")
-        for col in _term_columns(rt.lhs, frame):
+        for col in _requested_columns(model, rt, frame):
             hit = [(i, terms[i].columns.index(col)) for i in candidates if col in terms[i].columns]
             if not hit:
                 have = sorted({c for i in candidates for c in terms[i].columns})
@@ -106,7 +114,9 @@ class _Parts:
     index: pd.Index
 
 
-def _check_columns(model, newdata: pd.DataFrame, masks: list[np.ndarray]) -> None:
+def _needed_columns(model, masks: list[np.ndarray]) -> list[tuple[str, str]]:
+    """(name, part of the model) for each variable the prediction evaluates: the fixed effects,
+    the offsets and the included random-effects terms (their columns and grouping factors)."""
     spec = model.design.formula
     needed: list[tuple[str, str]] = []
     for expr in [spec.fixed, *spec.offsets]:
@@ -116,14 +126,58 @@ def _check_columns(model, newdata: pd.DataFrame, masks: list[np.ndarray]) -> Non
             needed += [(n, f"random-effects term ({term.lhs} | {term.group})")
                        for n in expression_names(term.lhs) + expression_names(term.group)]
     known = set(model.design.frame.columns)
+    return [(n, part) for n, part in needed if n in known]  # functions and constants are not columns
+
+
+def _check_columns(model, newdata: pd.DataFrame, masks: list[np.ndarray]) -> list[str]:
+    """The newdata columns the prediction uses; a missing one raises, naming the closest."""
     cols = [str(c) for c in newdata.columns]
-    for name, part in needed:
-        if name in newdata.columns or name not in known:
-            continue  # functions and constants are not columns
+    used: list[str] = []
+    for name, part in _needed_columns(model, masks):
+        if name in newdata.columns:
+            used.append(name)
+            continue
         close = difflib.get_close_matches(name, cols, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise DataError(f"newdata lacks column {name!r}, which the {part} of the model use"
                         f"{'s' if part.startswith('random') else ''}{hint}")
+    return list(dict.fromkeys(used))
+
+
+def _infinite_detail(arr: np.ndarray) -> str:
+    """``2 infinite values (1 Inf, 1 -Inf; rows 0, 3)``: counts and the first row positions."""
+    bad = np.isinf(arr)
+    k = int(bad.sum())
+    kinds = [f"{int(m.sum())} {label}" for label, m in (("Inf", np.isposinf(arr)), ("-Inf", np.isneginf(arr)))
+             if m.any()]
+    rows = ", ".join(map(str, np.flatnonzero(bad)[:5])) + (", ..." if k > 5 else "")
+    return f"{k} infinite value{'s' if k != 1 else ''} ({', '.join(kinds)}; rows {rows})"
+
+
+def _check_infinite_columns(newdata: pd.DataFrame, used: list[str]) -> None:
+    """±Inf in a numeric column the prediction uses is an error, as in the fit (NaN is missing
+    and predicts NaN)."""
+    for name in used:
+        col = newdata[name]
+        if isinstance(col, pd.DataFrame):  # duplicated column name
+            raise DataError(f"newdata has more than one column named {name!r}; column names must "
+                            "be unique (rename or drop the duplicates)")
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        arr = col.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(arr).any():
+            raise DataError(f"Inf in newdata column {name!r}: {_infinite_detail(arr)}; NaN is "
+                            "treated as missing (a NaN prediction), but an infinite value cannot "
+                            "be predicted. Replace or drop those rows.")
+
+
+def _check_infinite_values(values: np.ndarray, names: list[str], part: str) -> None:
+    """Columns computed from newdata (``log(x)`` at 0, a division by zero) must not be ±Inf."""
+    for j, name in enumerate(names):
+        if np.isinf(values[:, j]).any():
+            raise DataError(f"Inf in the {part} column {name!r} for newdata: "
+                            f"{_infinite_detail(values[:, j])} after evaluating the formula (e.g. "
+                            "log(0) or a division by zero); change those rows of newdata.")
 
 
 def _group_codes(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -205,9 +259,8 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
         terms = [(i, t.matrix.codes, t.matrix.values, np.asarray(t.levels, dtype=object)[t.matrix.codes])
                  for i, t in enumerate(design.terms)]
         return _Parts(design.X, offset, terms, design.frame.index)
-    if not isinstance(newdata, pd.DataFrame):
-        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    _check_columns(model, newdata, masks)
+    check_data_frame(newdata, "newdata")
+    _check_infinite_columns(newdata, _check_columns(model, newdata, masks))
     try:
         mat = _model_matrix(design.fixed_spec, newdata, "fixed effects")
     except DataError:
@@ -219,6 +272,7 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
     if missing:
         raise DataError(f"newdata does not give the fixed-effect column(s) {missing}")
     X = np.asarray(mat, dtype=float)[:, [names.index(n) for n in design.fixef_names]]
+    _check_infinite_values(X, design.fixef_names, "fixed-effects")
     X[_na_rows(newdata, [design.formula.fixed, *design.formula.offsets])] = np.nan
     offset = np.zeros(len(newdata))
     if design.formula.offsets:
@@ -227,6 +281,7 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
         for expr in design.formula.offsets:
             offset += np.asarray(model_matrix(f"0 + {to_formulaic(expr)}", newdata, na_action="ignore"),
                                  dtype=float).ravel()
+        _check_infinite_values(offset[:, None], ["offset"], "offset")
     terms = []
     for i, (term, mask) in enumerate(zip(design.terms, masks)):
         if not mask.any():
@@ -241,6 +296,7 @@ def _parts(model, newdata: pd.DataFrame | None, masks: list[np.ndarray]) -> _Par
                             f"{term.group}) for newdata: {err}") from err
         vnames = [r_column_name(c) for c in vmat.columns]
         values = np.asarray(vmat, dtype=float)[:, [vnames.index(c) for c in term.columns]]
+        _check_infinite_values(values, term.columns, part)
         values[_na_rows(newdata, [term.lhs])] = np.nan
         codes, labels = _group_codes(term, newdata)
         terms.append((i, codes, values, labels))
@@ -312,7 +368,9 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
 
     Missing values in a column the fixed effects (or an included random-effects term's
     columns) use give NaN predictions for those rows, as lme4's default ``na.pass``; a
-    column the prediction needs that is absent from ``newdata`` raises ``DataError``.
+    column the prediction needs that is absent from ``newdata``, and ±Inf in one it uses (or
+    in a column computed from it, such as ``log(x)`` at 0), raise ``DataError`` naming the
+    column and the count, as the fit does.
     se_fit : bool
         Add ``se_fit``, the standard error of the fixed-effects part ``x'β̂``.
     interval : {None, "confidence", "prediction"}

@@ -105,7 +105,8 @@ def _fit_null_glmm(model):
         null_design = build_design(_null_formula(model), design.frame, weights=design.weights,
                                    offset=design.offset,  # formula and argument offsets together
                                    response=response_parser(model.family, store),
-                                   check_levels=False)
+                                   check_levels=False,
+                                   expand_doublebar=design.extra.get("expand_doublebar", "lme4"))
         if store.trials is not None:
             null_design = dataclasses.replace(null_design, trials=store.trials)
         return model.with_design(null_design).fit()

@@ -144,14 +144,16 @@ def _check_family(value) -> None:
                     f"{type(value).__name__} {value!r}")
 
 
-_LMER_ARGS = ["formula", "data", "reml", "weights", "offset", "na_action", "control", "standardize"]
-_GLMER_ARGS = ["formula", "data", "family", "n_agq", "weights", "offset", "na_action", "control"]
+_LMER_ARGS = ["formula", "data", "reml", "weights", "offset", "na_action", "control", "standardize",
+              "expand_doublebar"]
+_GLMER_ARGS = ["formula", "data", "family", "n_agq", "weights", "offset", "na_action", "control",
+               "expand_doublebar"]
 
 
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
          weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
          na_action: str = "drop", control: Control | None = None,
-         standardize: bool = False, **kwargs) -> LinearMixedModel:
+         standardize: bool = False, expand_doublebar: str = "lme4", **kwargs) -> LinearMixedModel:
     """Fit a linear mixed model with an lme4 formula.
 
     Parameters
@@ -173,6 +175,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         Fit on centred and scaled numeric predictors (the cure for scaling warnings) and
         report the coefficients on both scales (``m.standardized_coefficients``); the
         returned model is on the original scale.
+    expand_doublebar : {"lme4", "afex"}, default "lme4"
+        How ``(f || g)`` is expanded: as lme4, ``(1 | g) + (0 + f | g)`` (a factor ``f`` keeps a
+        full covariance over its indicators), or afex-style, one uncorrelated term per model
+        matrix column.
 
     Every argument is checked: a wrong type or value raises ``TypeError``/``ValueError``, and
     an unknown keyword (such as R's ``REML=``, or ``family=``, which is for :func:`glmer`)
@@ -199,8 +205,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     _check_control(control)
     if standardize:
         return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
-                                 na_action=na_action, control=control)
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+                                 na_action=na_action, control=control,
+                                 expand_doublebar=expand_doublebar)
+    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
+                          expand_doublebar=expand_doublebar)
     model = LinearMixedModel(design, reml=reml, control=control)
     return model.fit()
 
@@ -208,7 +216,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
 def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial", n_agq: int = 1,
           weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
           na_action: str = "drop", control: Control | None = None,
-          **kwargs) -> GeneralizedLinearMixedModel:
+          expand_doublebar: str = "lme4", **kwargs) -> GeneralizedLinearMixedModel:
     """Fit a generalized linear mixed model with an lme4 formula, by maximum likelihood.
 
     Parameters
@@ -231,6 +239,8 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         Added to the linear predictor (and to any ``offset()`` in the formula).
     na_action : {"drop", "raise"}
     control : Control, optional
+    expand_doublebar : {"lme4", "afex"}, default "lme4"
+        How ``(f || g)`` is expanded (see :func:`lmer`).
 
     Arguments are checked as in :func:`lmer`; R's ``nAGQ=`` raises ``TypeError`` naming
     ``n_agq=``.
@@ -260,7 +270,8 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
                          "use mm.lmer")
     store = Response()
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
-                          response=response_parser(fam, store), check_levels=False)
+                          response=response_parser(fam, store), check_levels=False,
+                          expand_doublebar=expand_doublebar)
     y = np.asarray(design.y, dtype=float)
     n = len(y)
     prior = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)

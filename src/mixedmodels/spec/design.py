@@ -8,6 +8,7 @@ on the design so the summary can say so.
 from __future__ import annotations
 
 import difflib
+import keyword
 import re
 import warnings
 from dataclasses import dataclass, field, replace
@@ -15,14 +16,14 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
 
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaError, ModelFormula, dot_position, expression_names, parse_formula, quote_names, unquote
 
-__all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "check_data_frame", "r_column_name",
-           "to_formulaic"]
+__all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "check_data_frame", "double_bar_terms",
+           "r_column_name", "to_formulaic"]
 
 
 @dataclass
@@ -463,6 +464,7 @@ def build_design(
     response: Callable[[str, pd.DataFrame], np.ndarray] | None = None,
     check_levels: bool = True,
     require_random: bool = True,
+    expand_doublebar: str = "lme4",
 ) -> ModelDesign:
     """Evaluate a parsed formula on data.
 
@@ -484,6 +486,12 @@ def build_design(
     require_random : bool
         Raise a :class:`~mixedmodels.exceptions.DataError` when the formula has no
         random-effects term, as lme4 does.
+    expand_doublebar : {"lme4", "afex"}
+        What ``(lhs || g)`` means. ``"lme4"`` (the default, lme4's model): ``(1 | g)`` when
+        ``lhs`` has an intercept, plus one ordinary term ``(0 + t | g)`` per term ``t`` of
+        ``lhs``, so a factor keeps a full covariance over its indicator columns. ``"afex"``
+        (afex's ``expand_re = TRUE``): one uncorrelated scalar term per column of ``lhs``'s
+        model matrix, factor contrasts included. The two agree when every term is numeric.
 
     Returns
     -------
@@ -503,6 +511,8 @@ def build_design(
     check_data_frame(data)
     if na_action not in ("drop", "raise"):
         raise ValueError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
+    if expand_doublebar not in ("lme4", "afex"):
+        raise ValueError(f"expand_doublebar must be 'lme4' or 'afex', got {expand_doublebar!r}")
     if spec.response is None:
         raise FormulaError("the formula needs a response on the left of '~'", spec.text, 0)
     if require_random and not spec.random:
@@ -597,50 +607,95 @@ def build_design(
         _check_finite(offset_total, "the offset")
 
     w = extra_cols.get("weights")
-    terms = _random_terms(spec, frame, len(y), check_levels)
+    terms = _random_terms(spec, frame, len(y), check_levels, expand_doublebar)
     extra = {"zero_weight_rows": n_zero} if n_zero else {}
+    if expand_doublebar != "lme4" and any(not t.correlated for t in spec.random):
+        extra["expand_doublebar"] = expand_doublebar  # for designs rebuilt from the formula
     return ModelDesign(spec, y, X, names, terms, frame, w, offset_total, n_dropped, dropped,
                        fixed.model_spec, spec.response, extra)
 
 
-def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels: bool) -> list[ReTerm]:
+def double_bar_terms(lhs: str) -> list[str]:
+    """The terms lme4 writes ``(lhs || g)`` as (its ``expandDoubleVerts``): ``"1"`` when ``lhs``
+    has an intercept, then ``"0 + t"`` for each of its term labels ``t``, each its own correlated
+    term. A numeric ``x`` is one column, so ``(x || g)`` is ``(1 | g) + (0 + x | g)``; a factor
+    ``f`` keeps a full covariance over all its indicator columns: ``(1 | g) + (0 + f | g)``."""
+    try:
+        parsed = Formula(to_formulaic(lhs))
+    except Exception as err:
+        raise DataError(f"cannot read the random-effects formula '{lhs}': {err}") from err
+    intercept, labels = False, []
+    for term in parsed:
+        if str(term) == "1":
+            intercept = True
+            continue
+        labels.append(":".join(_factor_text(f) for f in term.factors).replace(" ** ", "^"))
+    return (["1"] if intercept else []) + [f"0 + {label}" for label in labels]
+
+
+def _factor_text(factor) -> str:
+    """A formulaic factor written back as formula text (names that need it in backticks)."""
+    text = str(factor.expr)
+    if factor.eval_method.value == "lookup" and not (text.isidentifier() and not keyword.iskeyword(text)):
+        return f"`{text}`"
+    return text
+
+
+def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels: bool,
+                  expand_doublebar: str = "lme4") -> list[ReTerm]:
     raw: list[ReTerm] = []
     for term in spec.random:
-        mat = design_matrix(term.lhs, frame, f"random-effects term {term}")
-        values = np.asarray(mat, dtype=float)
-        columns = [r_column_name(c) for c in mat.columns]
-        for j, col in enumerate(columns):
-            _check_finite(values[:, j], f"column {col!r} of the random-effects term {term}")
-        if values.shape[1] == 0:
-            raise FormulaError(f"random-effects term {term} has no columns", spec.text)
-        codes, levels = factor_codes(frame, term.group)
-        nlev = len(levels)
-        if nlev < 2:
-            raise DataError(
-                f"grouping factor {term.group!r} has only {nlev} level; a random effect needs at "
-                "least 2 (in practice 5 or more) groups. Drop the term or use a fixed effect.")
-        if check_levels and nlev >= n:
-            raise DataError(
-                f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each "
-                "group has one observation, so its random effect is confounded with the residual. "
-                "Drop the term.")
-        if check_levels and nlev * values.shape[1] >= n:
-            raise DataError(
-                f"term {term} has {nlev * values.shape[1]} random effects for {n} observations; "
-                "the random-effects parameters and the residual variance are unidentifiable. "
-                "Simplify the term.")
-        if term.correlated or values.shape[1] == 1:
-            pieces = [(values, columns, mat.model_spec)]
-        else:  # (a + b || g): one scalar term per column, as lme4 does
-            pieces = [(values[:, [j]], [columns[j]], mat.model_spec) for j in range(values.shape[1])]
-        for vals, cols, mspec in pieces:
-            raw.append(ReTerm(unquote(term.group), unquote(term.group), term.lhs, cols, levels,
-                              ReTermMatrix(codes, np.ascontiguousarray(vals), nlev,
-                                           correlated=term.correlated),
-                              mspec))
+        if term.correlated or expand_doublebar == "afex":
+            subterms = [(term.lhs, term.correlated)]
+        else:  # lme4: (1 | g) + (0 + t | g) per term label t, each an ordinary term
+            subterms = [(lhs, True) for lhs in double_bar_terms(term.lhs)]
+            if not subterms:
+                raise FormulaError(f"random-effects term ({term.lhs} || {term.group}) has no columns",
+                                   spec.text)
+        for lhs, correlated in subterms:
+            raw.extend(_evaluate_term(spec, term, lhs, correlated, frame, n, check_levels))
     # lme4 orders terms by number of levels, largest first (stable), then names them uniquely
     order = _sorted_term_order(raw)
     terms = [raw[i] for i in order]
     for term, name in zip(terms, _unique_names([unquote(t.group) for t in terms])):
         term.name = name
     return terms
+
+
+def _evaluate_term(spec: ModelFormula, term, lhs: str, correlated: bool, frame: pd.DataFrame, n: int,
+                   check_levels: bool) -> list[ReTerm]:
+    """The design terms of ``(lhs | term.group)``; an uncorrelated one (afex's expansion of
+    ``||``) is split into one scalar term per column."""
+    shown = f"({lhs} | {term.group})" if lhs != term.lhs else str(term)
+    mat = design_matrix(lhs, frame, f"random-effects term {shown}")
+    values = np.asarray(mat, dtype=float)
+    columns = [r_column_name(c) for c in mat.columns]
+    for j, col in enumerate(columns):
+        _check_finite(values[:, j], f"column {col!r} of the random-effects term {shown}")
+    if values.shape[1] == 0:
+        raise FormulaError(f"random-effects term {shown} has no columns", spec.text)
+    codes, levels = factor_codes(frame, term.group)
+    nlev = len(levels)
+    if nlev < 2:
+        raise DataError(
+            f"grouping factor {term.group!r} has only {nlev} level; a random effect needs at "
+            "least 2 (in practice 5 or more) groups. Drop the term or use a fixed effect.")
+    if check_levels and nlev >= n:
+        raise DataError(
+            f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each "
+            "group has one observation, so its random effect is confounded with the residual. "
+            "Drop the term.")
+    if check_levels and nlev * values.shape[1] >= n:
+        raise DataError(
+            f"term {shown} has {nlev * values.shape[1]} random effects for {n} observations; "
+            "the random-effects parameters and the residual variance are unidentifiable. "
+            "Simplify the term.")
+    if correlated or values.shape[1] == 1:
+        pieces = [(values, columns)]
+    else:  # afex's (a + b || g): one scalar term per column
+        pieces = [(values[:, [j]], [columns[j]]) for j in range(values.shape[1])]
+    group = unquote(term.group)
+    return [ReTerm(group, group, lhs, cols, levels,
+                   ReTermMatrix(codes, np.ascontiguousarray(vals), nlev, correlated=correlated),
+                   mat.model_spec)
+            for vals, cols in pieces]

@@ -1,8 +1,9 @@
 """lme4 formula syntax to a model specification.
 
 The fixed part is handed to ``formulaic``; the bar terms ``(expr | group)`` and
-``(expr || group)`` are ours. Nested ``a/b`` groups expand to ``a`` and ``a:b``, and the
-double bar splits a term into one uncorrelated scalar term per column, as lme4 does.
+``(expr || group)`` are ours. Nested ``a/b`` groups expand to ``a`` and ``a:b``; a double bar
+term is kept as written (``correlated=False``) and expanded on the data by
+:func:`mixedmodels.spec.design.build_design`: lme4's ``(1 | g) + (0 + t | g)`` per term ``t``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class RandomTerm:
     group : str
         The grouping factor, ``"g"`` or an interaction ``"a:b"``.
     correlated : bool
-        False for terms produced by ``||``.
+        False for terms written with ``||`` (which the design expands as lme4 does).
     """
 
     lhs: str
