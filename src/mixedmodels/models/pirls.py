@@ -21,6 +21,8 @@ from .optim import Control
 
 __all__ = ["PirlsEngine", "PirlsResult", "gh_rule", "history_text"]
 
+_NO_BETA = np.zeros(0)  # the β of a u-only solve (shared, never written)
+
 
 def gh_rule(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Hermite nodes and weights for the standard normal density (lme4's ``GHrule``).
@@ -139,9 +141,9 @@ class PirlsEngine:
             wv = w if self._v_one else w * v  # (1 | g): skip the n-vector products with v = 1
             d = th * th * np.bincount(codes, wv if self._v_one else wv * v, minlength=m) + 1.0
             cu = th * np.bincount(codes, wv * z, minlength=m)
-            logdet = float(np.log(d).sum())
+            logdet = None  # log det = Σ log d: computed once, for the state PIRLS ends in
             if u_only:
-                return np.zeros(0), cu / d, logdet, d
+                return _NO_BETA, cu / d, logdet, d
             B = th * np.asarray(self._zt @ (self.X * w[:, None]))
             Bd = B / d[:, None]
             S = self._xtwx(w) - B.T @ Bd
@@ -252,6 +254,8 @@ class PirlsEngine:
         if by_step:
             res.logdet, res.d, res.w, mu_top, res.mu_eta, var = top
             res.score = wt * (y - mu_top) * res.mu_eta / var  # −½ d dev / dη
+        if res.logdet is None:  # one scalar term: every block of L_Z is its d
+            res.logdet = float(np.log(res.d).sum())
         res.beta, res.u, res.eta, res.mu = beta_old, u_old, eta, mu
         res.pdev = pdev_old
         res.iterations = len(history)
