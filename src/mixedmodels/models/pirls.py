@@ -136,7 +136,7 @@ class PirlsEngine:
     def _solve(self, theta, w, z, u_only):
         """One penalized weighted least-squares solve: (β, u, log det L_Z², d)."""
         if self.scalar:
-            th = theta[0]
+            th = float(theta[0])  # a Python float: cheaper than a NumPy scalar in the products
             v, codes, m = self._v, self._codes, self._m
             wv = w if self._v_one else w * v  # (1 | g): skip the n-vector products with v = 1
             d = th * th * np.bincount(codes, wv if self._v_one else wv * v, minlength=m) + 1.0
@@ -200,7 +200,7 @@ class PirlsEngine:
                 b_new = beta
             if by_step:  # the state the gradient is taken at: the current modes
                 top = (logdet, d, w, mu, mu_eta, var)
-                if u_old is not None and np.max(np.abs(u_new - u_old)) < tol:
+                if u_old is not None and np.abs(u_new - u_old).max() < tol:
                     res.converged = True
                     break
             eta_new = fixed + self.zb(theta, u_new)
