@@ -222,13 +222,10 @@ class MixedModel:
         Ts = factor.split_theta(self._theta)
         s2 = self.residual_variance_scale
         terms = self.design.terms
-        if len(terms) == 1:  # C is block diagonal: invert its l×l blocks
-            L = factor.L_diag[0]
+        if len(terms) == 1 and factor.diag_is_bd[0]:  # C is block diagonal: invert its l×l blocks
             Linv = factor.L_inv_bd[0]
-            Ci = np.einsum("gba,gbc->gac", Linv, Linv) if L.ndim == 3 else None
-            if Ci is not None:
-                T = Ts[0]
-                return [s2 * np.einsum("ab,gbc,dc->gad", T, Ci, T)]
+            Ci = np.einsum("gba,gbc->gac", Linv, Linv)
+            return [s2 * np.einsum("ab,gbc,dc->gad", Ts[0], Ci, Ts[0])]
         q = sum(t.nlevels * t.ncols for t in terms)
         if q > max_q:
             raise ValueError(f"conditional variances need a dense inverse of order q = {q}; "

@@ -19,7 +19,15 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..models.base import implements
-from ..spec.design import check_data_frame, double_bar_terms, factor_codes, r_column_name, to_formulaic
+from ..spec.design import (
+    check_data_frame,
+    double_bar_terms,
+    factor_codes,
+    infinite_column,
+    nonfinite_detail,
+    r_column_name,
+    to_formulaic,
+)
 from ..spec.formula import FormulaError, expression_names, parse_formula
 
 __all__ = ["predict", "simulate"]
@@ -145,30 +153,23 @@ def _check_columns(model, newdata: pd.DataFrame, masks: list[np.ndarray]) -> lis
 
 
 def _infinite_detail(arr: np.ndarray) -> str:
-    """``2 infinite values (1 Inf, 1 -Inf; rows 0, 3)``: counts and the first row positions."""
-    bad = np.isinf(arr)
-    k = int(bad.sum())
-    kinds = [f"{int(m.sum())} {label}" for label, m in (("Inf", np.isposinf(arr)), ("-Inf", np.isneginf(arr)))
-             if m.any()]
-    rows = ", ".join(map(str, np.flatnonzero(bad)[:5])) + (", ..." if k > 5 else "")
-    return f"{k} infinite value{'s' if k != 1 else ''} ({', '.join(kinds)}; rows {rows})"
+    """``2 infinite values (1 Inf, 1 -Inf; rows 0, 3)``: NaN in newdata means missing."""
+    return nonfinite_detail(arr, count_nan=False, noun="infinite value")
 
 
 def _check_infinite_columns(newdata: pd.DataFrame, used: list[str]) -> None:
     """±Inf in a numeric column the prediction uses is an error, as in the fit (NaN is missing
     and predicts NaN)."""
     for name in used:
-        col = newdata[name]
-        if isinstance(col, pd.DataFrame):  # duplicated column name
+        if isinstance(newdata[name], pd.DataFrame):  # duplicated column name
             raise DataError(f"newdata has more than one column named {name!r}; column names must "
                             "be unique (rename or drop the duplicates)")
-        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            continue
-        arr = col.to_numpy(dtype=float, na_value=np.nan)
-        if np.isinf(arr).any():
-            raise DataError(f"Inf in newdata column {name!r}: {_infinite_detail(arr)}; NaN is "
-                            "treated as missing (a NaN prediction), but an infinite value cannot "
-                            "be predicted. Replace or drop those rows.")
+    found = infinite_column(newdata, used)
+    if found is not None:
+        name, arr = found
+        raise DataError(f"Inf in newdata column {name!r}: {_infinite_detail(arr)}; NaN is "
+                        "treated as missing (a NaN prediction), but an infinite value cannot "
+                        "be predicted. Replace or drop those rows.")
 
 
 def _check_infinite_values(values: np.ndarray, names: list[str], part: str) -> None:

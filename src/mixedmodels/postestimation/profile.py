@@ -260,10 +260,7 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
     vnames = variance_parameter_names(model)
     fnames = list(model.fixef.index)
     rows = vnames + fnames
-    wanted = rows if which is None else list(which)
-    unknown = [w for w in wanted if w not in rows]
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; choose from {rows}")
+    wanted = _check_which(model, which) or rows
     lower = np.full(len(rows), np.nan)
     upper = np.full(len(rows), np.nan)
     base = prof.base
@@ -582,10 +579,7 @@ def _glmm_profile_ci(model, level: float, which: Sequence[str] | None) -> pd.Dat
     others, as lme4; the model's fitted state is restored afterwards."""
     target = float(stats.norm.ppf(0.5 + level / 2.0))
     rows = variance_parameter_names(model) + list(model.fixef.index)
-    wanted = rows if which is None else list(which)
-    unknown = [w for w in wanted if w not in rows]
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; choose from {rows}")
+    wanted = _check_which(model, which) or rows
     lower = np.full(len(rows), np.nan)
     upper = np.full(len(rows), np.nan)
     nevals = 0

@@ -23,7 +23,7 @@ from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaError, ModelFormula, dot_position, expression_names, parse_formula, quote_names, unquote
 
 __all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "check_data_frame", "double_bar_terms",
-           "r_column_name", "to_formulaic"]
+           "infinite_column", "nonfinite_detail", "r_column_name", "to_formulaic"]
 
 
 @dataclass
@@ -273,40 +273,48 @@ def _check_column_types(spec: ModelFormula, data: pd.DataFrame, used: list[str],
                 "days: d.dt.days (timedelta), and use that column.")
 
 
-def _nonfinite_detail(arr: np.ndarray) -> str:
-    bad = ~np.isfinite(arr)
-    kinds = []
-    for label, mask in (("Inf", np.isposinf(arr)), ("-Inf", np.isneginf(arr)), ("NaN", np.isnan(arr))):
-        if mask.any():
-            kinds.append(f"{int(mask.sum())} {label}")
-    rows = np.flatnonzero(bad)[:5]
-    return (f"{int(bad.sum())} non-finite value{'s' if bad.sum() != 1 else ''} ({', '.join(kinds)}; "
-            f"rows {', '.join(map(str, rows))}{', ...' if bad.sum() > 5 else ''})")
+def nonfinite_detail(arr: np.ndarray, *, count_nan: bool = True, noun: str = "non-finite value") -> str:
+    """``2 non-finite values (1 Inf, 1 NaN; rows 0, 3)``: the count, the kinds and the first rows
+    (NaN left out with ``count_nan=False``, where NaN means missing)."""
+    bad = ~np.isfinite(arr) if count_nan else np.isinf(arr)
+    kinds = [("Inf", np.isposinf(arr)), ("-Inf", np.isneginf(arr))] + ([("NaN", np.isnan(arr))] if count_nan else [])
+    k = int(bad.sum())
+    rows = ", ".join(map(str, np.flatnonzero(bad)[:5])) + (", ..." if k > 5 else "")
+    shown = ", ".join(f"{int(mask.sum())} {label}" for label, mask in kinds if mask.any())
+    return f"{k} {noun}{'s' if k != 1 else ''} ({shown}; rows {rows})"
+
+
+def infinite_column(frame: pd.DataFrame, names: list[str]) -> tuple[str, np.ndarray] | None:
+    """The first numeric column among ``names`` holding ±Inf, with its values; else None."""
+    for name in names:
+        col = frame[name]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        arr = col.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(arr).any():
+            return name, arr
+    return None
 
 
 def _check_finite(values: np.ndarray, what: str) -> None:
     """Values computed from the data (a transformed response or predictor) must be finite."""
     values = np.asarray(values, dtype=float)
     if values.size and not np.isfinite(values).all():
-        raise DataError(f"NA/NaN/Inf in {what}: {_nonfinite_detail(values)} after evaluating the "
+        raise DataError(f"NA/NaN/Inf in {what}: {nonfinite_detail(values)} after evaluating the "
                         "formula (e.g. log(0) or a division by zero); change the transformation or "
                         "drop those rows.")
 
 
 def _check_finite_inputs(data: pd.DataFrame, used: list[str], extra: dict[str, np.ndarray]) -> None:
     """±Inf in a column the model uses, and invalid weights: errors (NaN means missing)."""
-    for name in used:
-        col = data[name]
-        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            continue
-        arr = col.to_numpy(dtype=float, na_value=np.nan)
-        if np.isinf(arr).any():
-            raise DataError(f"Inf in {name!r}: {_nonfinite_detail(np.where(np.isnan(arr), 0.0, arr))}; "
-                            "NaN is treated as missing, but an infinite value cannot be fitted. "
-                            "Replace or drop those rows.")
+    found = infinite_column(data, used)
+    if found is not None:
+        name, arr = found
+        raise DataError(f"Inf in {name!r}: {nonfinite_detail(arr, count_nan=False)}; NaN is treated "
+                        "as missing, but an infinite value cannot be fitted. Replace or drop those rows.")
     for label, arr in extra.items():
         if np.isinf(arr).any():
-            raise DataError(f"Inf in the {label}: {_nonfinite_detail(np.where(np.isnan(arr), 0.0, arr))}; "
+            raise DataError(f"Inf in the {label}: {nonfinite_detail(arr, count_nan=False)}; "
                             f"the {label} must be finite.")
     w = extra.get("weights")
     if w is not None and (w < 0).any():
