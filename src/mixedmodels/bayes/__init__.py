@@ -1,0 +1,1 @@
+"""Fully Bayesian fits of mixed models (posterior draws), comparable with the penalized (blme) fits."""

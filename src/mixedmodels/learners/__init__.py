@@ -1,0 +1,1 @@
+"""Random effects inside machine learning: mixed-effects estimators around any scikit-learn learner."""
