@@ -78,7 +78,10 @@ def test_glmm_profile_ci_against_lme4(key):
     (Intercept) lower limit (3.4e-5 in absolute terms: lme4's PIRLS tolerance, not ours)."""
     ref = GLMM_PROFILE[key]
     m = _glmm_for(key)
-    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    # equal or better for Laplace: on cbpp lme4 stops 2.8e-4 below the exact optimum (glmmTMB's).
+    # lme4's AGQ value at its loose PIRLS can sit either side of the exact one (1.6e-7 above here)
+    slack = 1e-6 * abs(ref["loglik"]) if "agq" in key else 1e-9
+    assert ref["loglik"] - slack <= m.loglik < ref["loglik"] + 1e-5 * abs(ref["loglik"])
     loglik, fixef, theta = m.loglik, m.fixef.copy(), m.theta
     ci = confint(m, "profile")
     assert list(ci.index) == ref["rows"]
@@ -99,9 +102,10 @@ def test_glmm_profile_restores_state_and_repeats():
     assert m.loglik == loglik
     pd.testing.assert_series_equal(m.fixef, fixef, check_exact=True)
     np.testing.assert_array_equal(m.engine.eta, eta)
-    assert m.objective(m.theta, m.beta) == pytest.approx(-2.0 * loglik, rel=1e-12)
     # the same again: nothing of the first profile leaks into the second
     again = m.confint(method="profile", which=["sd_(Intercept)|BROOD", "cHEIGHT"])
+    assert m.smooth_objective(m.theta, m.beta) == pytest.approx(-2.0 * loglik, rel=1e-12)
+    m.restore_fit_state()
     pd.testing.assert_frame_equal(ci, again)
     assert ci.attrs["deviance_evaluations"] > 0
     ref = GLMM_PROFILE["grouseticks"]

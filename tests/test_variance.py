@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from refs import TMB
 
 import mixedmodels as mm
 from mixedmodels.exceptions import MixedModelsWarning, SingularFitWarning
@@ -126,10 +127,14 @@ def _expected_from_lme4(ref: dict, X: np.ndarray, dist_var: float) -> tuple[floa
 
 
 def test_binomial_glmm_r2_and_icc(lme4_ref):
-    ref = lme4_ref["cbpp_laplace"]
+    # at the exact Laplace optimum (glmmTMB's estimates): lme4 stops short of it on cbpp, by
+    # 1e-3 SE in β, which moves R² by ~5e-4 relative
+    tmb = TMB["cbpp_laplace"]
+    ref = {"fixef": dict(enumerate(tmb["beta"])),
+           "varcorr": [{"vcov": tmb["sd"] ** 2, "var2": None}]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = mm.glmer(ref["formula"], mm.load_dataset("cbpp"), family="binomial")
+        m = mm.glmer(lme4_ref["cbpp_laplace"]["formula"], mm.load_dataset("cbpp"), family="binomial")
     out = r2(m)
     marg, cond = _expected_from_lme4(ref, m.design.X, np.pi ** 2 / 3)
     assert out["marginal"] == pytest.approx(marg, abs=1e-4)
@@ -170,16 +175,20 @@ def test_glmm_r2_and_icc_against_performance(extra_ref):
     m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     ref = extra_ref["cbpp_r2"]
     got = r2(m)
-    assert got["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-4)
-    assert got["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-4)
+    # performance's values are at lme4's estimates, which stop short of the exact Laplace optimum
+    # on cbpp (β 1e-3 SE, θ 3e-4 relative away; see tests/test_small_binary.py): R² moves 6e-4
+    assert got["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-3)
+    assert got["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         ic = icc(m)
-    assert ic["adjusted"] == pytest.approx(ref["icc_adjusted"], rel=1e-4)
-    assert ic["unadjusted"] == pytest.approx(ref["icc_unadjusted"], rel=1e-4)
+    assert ic["adjusted"] == pytest.approx(ref["icc_adjusted"], rel=1e-3)
+    assert ic["unadjusted"] == pytest.approx(ref["icc_unadjusted"], rel=1e-3)
     ref = extra_ref["grouse_r2"]
     g = mm.glmer(ref["formula"], mm.load_dataset("grouseticks"), family="poisson")
     with pytest.warns(MixedModelsWarning, match="mean count is 1.7"):  # performance warns too
         got = r2(g)
-    assert got["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-4)
-    assert got["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-4)
+    # performance's null model is lme4's, which stops 3.8e-3 in logLik short of the optimum
+    # (glmmTMB's, which ours matches: tests/test_glmm.py); its intercept moves R² by 5e-4
+    assert got["marginal"] == pytest.approx(ref["r2_marginal"], rel=1e-3)
+    assert got["conditional"] == pytest.approx(ref["r2_conditional"], rel=1e-3)

@@ -200,7 +200,8 @@ class PirlsEngine:
                 b_new = beta
             if by_step:  # the state the gradient is taken at: the current modes
                 top = (logdet, d, w, mu, mu_eta, var)
-                if u_old is not None and np.abs(u_new - u_old).max() < tol:
+                if u_old is not None and np.abs(u_new - u_old).max() < tol and (
+                        u_only or np.abs(b_new - beta_old).max() < tol * max(1.0, np.abs(b_new).max())):
                     res.converged = True
                     break
             eta_new = fixed + self.zb(theta, u_new)

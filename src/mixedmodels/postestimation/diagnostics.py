@@ -58,15 +58,17 @@ def _one_fit(model, name: str, start_from_fit: bool) -> dict:
         fit = _refit(model, ctrl, start_from_fit)
     except Exception as err:  # one optimizer failing must not stop the comparison
         return {"optimizer": name, "ok": False, "seconds": time.perf_counter() - start,
-                "messages": f"{type(err).__name__}: {err}", "model": None}
+                "messages": f"{type(err).__name__}: {err}", "model": None, "limited": False}
     seconds = time.perf_counter() - start
     conv = getattr(fit, "convergence", None)
     ok = bool(conv.ok) if conv is not None else bool(fit.optinfo.converged)
     messages = list(conv.messages) if conv is not None else []
     if getattr(fit, "is_singular", False):
         messages.append("singular")
+    # stopped by the evaluation limit and not verified by the derivatives: no evidence either way
+    limited = not ok and bool(getattr(fit.optinfo, "maxfun_reached", False))
     return {"optimizer": name, "ok": ok, "seconds": seconds, "messages": "; ".join(messages),
-            "model": fit}
+            "model": fit, "limited": limited}
 
 
 def _theta_labels(model) -> list[str]:
@@ -129,6 +131,7 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
     fixef_names = list(model.fixef.index)
     th_names = _theta_labels(model)
     records = []
+    limited = {row["optimizer"] for row in rows if row["limited"]}
     for row in rows:
         fit = row.pop("model")
         rec = {"optimizer": row["optimizer"], "ok": row["ok"],
@@ -143,43 +146,61 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
         rec.update(zip(th_names, th))
         records.append(rec)
     table = AllFitResult(pd.DataFrame.from_records(records))
-    table.verdict = _verdict(table, model, fixef_names, th_names, tol_loglik, tol_fixef)
+    table.verdict = _verdict(table, model, fixef_names, th_names, tol_loglik, tol_fixef, limited)
     return table
 
 
-def _verdict(table: pd.DataFrame, model, fixef_names, th_names, tol_loglik, tol_fixef) -> str:
-    ok = table[table["ok"] & np.isfinite(table["loglik"])]
-    failed = table.loc[~table.index.isin(ok.index), "optimizer"].tolist()
-    note = f" ({', '.join(failed)} did not converge: see the messages column)" if failed else ""
-    if ok.empty:
-        return ("No optimizer converged: simplify the model, centre and scale predictors, or raise "
-                f"maxfun. See mm.help('all_fit') ({_GUIDE}#all_fit).")
-    best = ok.loc[ok["loglik"].idxmax()]
+def _verdict(table: pd.DataFrame, model, fixef_names, th_names, tol_loglik, tol_fixef,
+             limited: set[str] = frozenset()) -> str:
+    """One line on whether the optimizers agree. Every fit that produced estimates is compared,
+    whether or not its derivative checks passed: each row's log-likelihood is the model's own
+    objective at that row's estimates, so the rows are comparable, and agreement among fits the
+    checks flagged is the evidence that the flags are false alarms. Fits stopped by the
+    evaluation limit (``limited``) and not verified are no evidence and are left out."""
+    fitted = table[np.isfinite(table["loglik"]) & ~table["optimizer"].isin(limited)]
+    if fitted.empty and limited:
+        return ("No optimizer converged: every one stopped at its evaluation limit; raise maxfun, "
+                "simplify the model, or centre and scale predictors. See mm.help('all_fit') "
+                f"({_GUIDE}#all_fit).")
+    errors = table.loc[~table.index.isin(fitted.index), "optimizer"].tolist()
+    flagged = fitted.loc[~fitted["ok"].astype(bool), "optimizer"].tolist()
+    error_note = (f" ({', '.join(errors)} failed or stopped at the evaluation limit: see the messages "
+                  "column)") if errors else ""
+    if fitted.empty:
+        return ("No optimizer produced a fit: simplify the model, centre and scale predictors, or "
+                f"raise maxfun. See mm.help('all_fit') ({_GUIDE}#all_fit).")
+    best = fitted.loc[fitted["loglik"].idxmax()]
     se = np.sqrt(np.diag(model.vcov.to_numpy())) if len(fixef_names) else np.zeros(0)
-    d_ll = (best["loglik"] - ok["loglik"]).to_numpy()
-    fe = ok[fixef_names].to_numpy(dtype=float)
+    d_ll = (best["loglik"] - fitted["loglik"]).to_numpy()
+    fe = fitted[fixef_names].to_numpy(dtype=float)
     d_fe = np.abs(fe - best[fixef_names].to_numpy(dtype=float)) / np.where(se > 0, se, 1.0)
-    d_th = np.abs(ok[th_names].to_numpy(dtype=float) - best[th_names].to_numpy(dtype=float))
-    max_fe = d_fe.max(axis=1) if d_fe.size else np.zeros(len(ok))
+    d_th = np.abs(fitted[th_names].to_numpy(dtype=float) - best[th_names].to_numpy(dtype=float))
+    max_fe = d_fe.max(axis=1) if d_fe.size else np.zeros(len(fitted))
     max_th = float(d_th.max()) if d_th.size else 0.0
     differ = (d_ll > tol_loglik) | (max_fe > tol_fixef)
-    if len(ok) == 1:
-        return f"Only {best['optimizer']} converged{note}; nothing to compare."
+    if len(fitted) == 1:
+        state = "passed" if not flagged else "did not pass"
+        return (f"Only {best['optimizer']} produced a fit (its convergence checks {state}){error_note}; "
+                "nothing to compare.")
     if not differ.any():
-        return (f"All {len(ok)} converged optimizers agree: log-likelihood within {d_ll.max():.2g}, "
-                f"fixed effects within {max_fe.max():.2g} SE, θ within {max_th:.2g}{note}. The fit "
-                "does not depend on the optimizer.")
+        line = (f"All {len(fitted)} optimizers agree: log-likelihood within {d_ll.max():.2g}, fixed "
+                f"effects within {max_fe.max():.2g} SE, θ within {max_th:.2g}{error_note}.")
+        if flagged:
+            return line + (f" The convergence checks flagged {', '.join(flagged)} (messages column), but "
+                           "every optimizer reaches the same optimum: the warnings are false alarms.")
+        return line + " The fit does not depend on the optimizer."
     parts = []
     for pos in np.flatnonzero(differ):
-        name = ok["optimizer"].iloc[pos]
+        name = fitted["optimizer"].iloc[pos]
         detail = f"{name}: log-likelihood {d_ll[pos]:.3g} lower"
         if d_fe.size:
             j = int(np.argmax(d_fe[pos]))
             detail += f", '{fixef_names[j]}' off by {d_fe[pos, j]:.2g} SE"
         parts.append(detail)
+    flag_note = f" (convergence checks flagged {', '.join(flagged)})" if flagged else ""
     return (f"Optimizers disagree: the best log-likelihood is {best['loglik']:.6g} "
-            f"({best['optimizer']}); " + "; ".join(parts) + f"{note}. Trust the best fit only if "
-            "several optimizers reach it; otherwise simplify the model or rescale. See "
+            f"({best['optimizer']}); " + "; ".join(parts) + f"{flag_note}{error_note}. Trust the best "
+            "fit only if several optimizers reach it; otherwise simplify the model or rescale. See "
             f"mm.help('all_fit') ({_GUIDE}#all_fit).")
 
 
