@@ -321,7 +321,10 @@ def test_more_glmer_fits_against_lme4(extra_ref, key, dataset, kwargs):
     m = glmer(ref["formula"], mm.load_dataset(dataset), **kwargs)
     assert m.loglik == pytest.approx(ref["loglik"], rel=1e-6)
     assert list(m.fixef.index) == list(ref["fixef"])
-    np.testing.assert_allclose(m.fixef.to_numpy(), list(ref["fixef"].values()), rtol=1e-3)
+    # in standard errors: where the likelihood is flat (VerbAgg's crossed fit) lme4 stops 7e-6 in
+    # logLik short of the exact optimum, its intercept 1.2e-3 relative (6e-4 SE) from ours
+    se = np.sqrt(np.diag(m.vcov.to_numpy()))
+    assert np.max(np.abs(m.fixef.to_numpy() - list(ref["fixef"].values())) / se) < 0.01
     np.testing.assert_allclose(m.theta, ref["theta"], atol=1e-3)
 
 
