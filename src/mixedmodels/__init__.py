@@ -27,6 +27,7 @@ from .postestimation.compare import aic_table, anova
 from .postestimation.crossval import cross_validate, grouped_folds
 from .postestimation.ddf import contrast, kenward_roger, satterthwaite_df
 from .postestimation.diagnostics import all_fit, rePCA
+from .postestimation.emmeans import EMMeans, emmeans
 from .postestimation.predict import predict, simulate
 from .postestimation.profile import confint
 from .postestimation.ranef import ranef_table
@@ -56,4 +57,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
+    "emmeans", "EMMeans",
 ]
