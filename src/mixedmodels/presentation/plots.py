@@ -340,8 +340,24 @@ def plot_residuals_by_group(model, group: str | None = None, figsize: tuple[floa
     n = len(levels)
     fig, axes = axes_for(ax, 1, figsize or (6.0, min(MAX_HEIGHT, max(3.0, 0.16 * n + 1.2))))
     a = axes[0]
-    a.boxplot([data[i] for i in order], vert=False, widths=0.6, showfliers=n <= 60,
-              medianprops={"color": "C3"}, flierprops={"markersize": 2})
+    import matplotlib
+
+    # matplotlib 3.10 renamed vert= to orientation=
+    horizontal = {"orientation": "horizontal"} if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) \
+        >= (3, 10) else {"vert": False}
+    if n <= 60:
+        a.boxplot([data[i] for i in order], widths=0.6, medianprops={"color": "C3"},
+                  flierprops={"markersize": 2}, **horizontal)
+    else:
+        # too many groups for boxes: median with the interquartile range and the extremes
+        q = np.array([np.percentile(data[i], [0, 25, 50, 75, 100]) for i in order])
+        pos = np.arange(1, n + 1)
+        a.hlines(pos, q[:, 0], q[:, 4], color="0.8", lw=0.5)
+        a.hlines(pos, q[:, 1], q[:, 3], color="C0", lw=1.2)
+        a.plot(q[:, 2], pos, "o", ms=1.5, color="C3")
+        a.set_ylim(0, n + 1)
+        a.annotate("median, IQR (blue) and range (grey)", xy=(0.0, 1.0), xycoords="axes fraction",
+                   ha="left", va="bottom", fontsize=6, color="grey")
     a.axvline(0.0, color="grey", lw=0.8, ls="--")
     _thin_labels(a, np.arange(1, n + 1), [levels[i] for i in order])
     a.set_xlabel("scaled residuals" if model.family.linear else "Pearson residuals")

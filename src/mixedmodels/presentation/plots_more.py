@@ -79,12 +79,15 @@ def plot_effects(model, x: str, by: str | None = None, at: dict | None = None, t
         label = None if lev is None else f"{by} = {lev}"
         if numeric:
             xs = sub[x].to_numpy(dtype=float)
-            a.plot(xs, sub[value], "-", color=color, lw=1.6, label=label)
-            a.fill_between(xs, sub["lower.CL"], sub["upper.CL"], color=color, alpha=0.2, lw=0)
+            a.plot(xs, sub[value].to_numpy(dtype=float), "-", color=color, lw=1.6, label=label)
+            a.fill_between(xs, sub["lower.CL"].to_numpy(dtype=float), sub["upper.CL"].to_numpy(dtype=float),
+                           color=color, alpha=0.2, lw=0)
         else:
             shift = 0.0 if len(groups) == 1 else (k - (len(groups) - 1) / 2) * width / len(groups)
             xs = pd.Index(cats).get_indexer(sub[x].astype(str)) + shift
-            a.errorbar(xs, sub[value], yerr=[sub[value] - sub["lower.CL"], sub["upper.CL"] - sub[value]],
+            est = sub[value].to_numpy(dtype=float)
+            a.errorbar(xs, est, yerr=[est - sub["lower.CL"].to_numpy(dtype=float),
+                                      sub["upper.CL"].to_numpy(dtype=float) - est],
                        fmt="o", color=color, capsize=3, label=label)
     if show_data:
         y = model.response
