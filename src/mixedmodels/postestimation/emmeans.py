@@ -321,14 +321,9 @@ class EMMeans:
         return _pairs(self, adjust, reverse)
 
     def _notes(self) -> list[str]:
-        notes = []
-        if self.by and not self.specs:
-            pass
+        notes = [f"Confidence level used: {self.level:g}"]
         if self._transformed:
-            notes.append(f"Confidence level used: {self.level:g}")
             notes.append(f"Intervals are back-transformed from the {self.model.family.link.name} scale")
-        else:
-            notes.append(f"Confidence level used: {self.level:g}")
         if self.regridded:
             notes.insert(0, "Means regridded to the response scale (delta-method SE)")
         notes.insert(0, f"Degrees-of-freedom method: {self.method}")
@@ -558,7 +553,7 @@ def emmeans(model, specs: str | Sequence[str], by: str | Sequence[str] | None = 
         se.append(float(res["Std. Error"]))
         df.append(float(res["DenDF"]) if "DenDF" in res.index else np.inf)
     V = L @ model.vcov.to_numpy() @ L.T
-    covs = [n for n in names if n not in factors]
+    covs = [n for n in names if n not in factors and n not in keys]
     at_note = ""
     if covs:
         at_note = "Covariates at: " + ", ".join(
