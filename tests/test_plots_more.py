@@ -71,6 +71,10 @@ def test_ax_is_used(sleep):
     assert sleep.plot_forest(ax=axes[0]) is fig
     assert len(axes[0].lines) > 0
     assert sleep.plot_ranef(ax=axes) is fig
+    fig2, grid = plt.subplots(2, 2)                      # a 2-d array of Axes is taken row by row
+    assert sleep.plot_ranef_qq(ax=grid[0]) is fig2
+    assert len(grid[0, 1].lines) > 0
+    plt.close(fig2)
     with pytest.raises(ValueError, match="2 panel"):
         sleep.plot_ranef(ax=axes[0])
     with pytest.raises(ValueError, match="ncols"):

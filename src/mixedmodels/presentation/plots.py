@@ -44,7 +44,7 @@ def axes_for(ax, n: int, figsize: tuple[float, float], ncols: int | None = None,
         for extra in flat[n:]:
             extra.set_visible(False)
         return fig, flat[:n]
-    axes = [ax] if hasattr(ax, "plot") else list(ax)
+    axes = [ax] if hasattr(ax, "plot") else list(np.ravel(np.asarray(ax, dtype=object)))
     if len(axes) != n:
         raise ValueError(f"this plot draws {n} panel(s); ax= has {len(axes)} Axes")
     return axes[0].figure, axes
