@@ -27,14 +27,17 @@ from .postestimation.compare import aic_table, anova
 from .postestimation.crossval import cross_validate, grouped_folds
 from .postestimation.ddf import contrast, kenward_roger, satterthwaite_df
 from .postestimation.diagnostics import all_fit, rePCA
+from .postestimation.emmeans import EMMeans, emmeans
 from .postestimation.predict import predict, simulate
 from .postestimation.profile import confint
 from .postestimation.ranef import ranef_table
+from .postestimation.simulated_residuals import SimulatedResiduals, simulate_residuals
 from .postestimation.variance import icc, r2, r2_beta, variance_components
 from .alternatives.compare import compare_approaches
 from .alternatives.estimators import cluster_robust, fixed_effects, gee
 from .alternatives.growth import growth_curve
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
+from .presentation.plots_more import plot_all_fit
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
 from .presentation.api import glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
@@ -56,4 +59,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
+    "emmeans", "EMMeans", "simulate_residuals", "SimulatedResiduals", "plot_all_fit",
 ]

@@ -66,8 +66,16 @@ class ComparisonResult:
     def __repr__(self) -> str:
         return str(self.summary())
 
-    def plot(self, level: float = 0.95, terms: Sequence[str] | None = None):
-        """Estimates with ``level`` Wald intervals, one panel per term.
+    def plot(self, level: float = 0.95, terms: Sequence[str] | None = None, ax=None):
+        """Estimates with ``level`` Wald intervals, one panel per term; each approach keeps
+        one colour in every panel.
+
+        Parameters
+        ----------
+        level : float
+        terms : list of str, optional
+        ax : sequence of Axes, optional
+            One per term, to draw into instead of a new figure.
 
         Returns
         -------
@@ -77,9 +85,17 @@ class ComparisonResult:
 
         terms = list(terms) if terms is not None else list(self.table.index)
         names = list(self.results)
-        fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 0.45 * len(names) + 1.6),
-                                 sharey=True, squeeze=False)
-        for ax, term in zip(axes[0], terms):
+        own = ax is None
+        if own:
+            fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 0.45 * len(names) + 1.6),
+                                     sharey=True, squeeze=False)
+        else:
+            given = [ax] if hasattr(ax, "plot") else list(ax)
+            if len(given) != len(terms):
+                raise ValueError(f"this plot draws {len(terms)} panel(s); ax= has {len(given)} Axes")
+            fig, axes = given[0].figure, [given]
+        for ax_, term in zip(axes[0], terms):
+            ax = ax_
             lo, hi = np.inf, -np.inf
             for pos, name in enumerate(names):
                 est = self.table.loc[term, (name, "Estimate")]
@@ -89,16 +105,19 @@ class ComparisonResult:
                             transform=ax.get_yaxis_transform())
                     continue
                 q = _quantile_of(self.results[name], level)
-                ax.errorbar(est, pos, xerr=q * se, fmt="o", capsize=3)
+                ax.errorbar(est, pos, xerr=q * se, fmt="o", capsize=3, color=f"C{pos % 10}")
                 lo, hi = min(lo, est - q * se), max(hi, est + q * se)
             ax.set_title(term)
+            ax.set_xlabel(f"estimate ± {100 * level:g}% interval", fontsize=8)
             if lo <= 0.0 <= hi:  # a zero line only where it does not squash the intervals
                 ax.axvline(0.0, color="grey", lw=0.5, ls=":")
         axes[0][0].set_yticks(range(len(names)))
         axes[0][0].set_yticklabels(names)
-        axes[0][0].invert_yaxis()
-        fig.suptitle(f"{self.formula}: estimates with {100 * level:g}% intervals", fontsize=10)
-        fig.tight_layout()
+        for a in axes[0]:
+            a.set_ylim(len(names) - 0.5, -0.5)   # first approach on top, in every panel
+        if own:
+            fig.suptitle(f"{self.formula}: estimates with {100 * level:g}% intervals", fontsize=10)
+            fig.tight_layout()
         return fig
 
 

@@ -37,6 +37,10 @@ _PROVIDERS = {
     "repr": "mixedmodels.presentation.results", "plot_ranef": "mixedmodels.presentation.plots",
     "plot_residuals": "mixedmodels.presentation.plots",
     "plot_trajectories": "mixedmodels.presentation.plots",
+    "plot_ranef_qq": "mixedmodels.presentation.plots", "plot_forest": "mixedmodels.presentation.plots",
+    "plot_residuals_by_group": "mixedmodels.presentation.plots",
+    "plot_effects": "mixedmodels.presentation.plots_more", "plot_profile": "mixedmodels.presentation.plots_more",
+    "plot_simulated_residuals": "mixedmodels.presentation.plots_more",
 }
 
 
@@ -383,6 +387,26 @@ class MixedModel:
     def plot_trajectories(self, **kwargs):
         """Fitted trajectories per group over the raw data; returns the figure."""
         return extension("plot_trajectories")(self, **kwargs)
+
+    def plot_ranef_qq(self, **kwargs):
+        """Normal QQ plot of the random effects with pointwise bands; returns the figure."""
+        return extension("plot_ranef_qq")(self, **kwargs)
+
+    def plot_forest(self, **kwargs):
+        """Forest plot of the fixed effects with their intervals; returns the figure."""
+        return extension("plot_forest")(self, **kwargs)
+
+    def plot_residuals_by_group(self, **kwargs):
+        """Box plots of the residuals per level of a grouping factor; returns the figure."""
+        return extension("plot_residuals_by_group")(self, **kwargs)
+
+    def plot_effects(self, x: str, **kwargs):
+        """Predicted effect of ``x`` with confidence bands (as ggeffects); returns the figure."""
+        return extension("plot_effects")(self, x, **kwargs)
+
+    def plot_profile(self, **kwargs):
+        """ζ profile plots of the fixed effects; returns the figure."""
+        return extension("plot_profile")(self, **kwargs)
 
     def summary(self, **kwargs):
         """A summary printed like lme4's ``summary(m)``; keyword arguments go to :meth:`coef_table`."""
