@@ -48,10 +48,10 @@ def test_loglik_and_fixef_match_lme4(key, lme4_ref):
         # lme4 stops short here: the exact Laplace optimum is glmmTMB's, and ours equals it; lme4's
         # logLik is below it (equal or better, never worse), its β a fraction of an SE away
         tmb = TMB[key]
-        assert _rel(m.loglik, tmb["loglik"]) < 1e-9
-        assert _rel(m.fixef.to_numpy(), tmb["beta"]) < 1e-5
-        assert ref["loglik"] <= m.loglik < ref["loglik"] + 1e-5 * abs(ref["loglik"])
         se = np.sqrt(np.diag(m.vcov.to_numpy()))
+        assert _rel(m.loglik, tmb["loglik"]) < 1e-9
+        assert np.max(np.abs(m.fixef.to_numpy() - tmb["beta"]) / se) < 1e-3
+        assert ref["loglik"] <= m.loglik < ref["loglik"] + 1e-5 * abs(ref["loglik"])
         assert np.max(np.abs(m.fixef.to_numpy() - values(ref["fixef"])) / se) < 0.01
         assert m.aic == pytest.approx(-2 * tmb["loglik"] + 2 * m.npar, rel=1e-9)
         assert m.aic <= ref["aic"] and m.bic <= ref["bic"]
@@ -67,9 +67,15 @@ def test_theta_se_and_deviance_match_lme4(key, lme4_ref):
     ref = lme4_ref[key]
     m = fit_case(key, lme4_ref)
     assert _rel(m.theta, values(ref["theta"])) < 1e-3
-    # lme4's vcov for GLMMs: the finite-difference Hessian of its deviance over (θ, β)
+    # the vcov: the inverse Hessian of the exact deviance over (θ, β), glmmTMB's (TMB's exact
+    # Hessian) to 1e-5; lme4 differences its PIRLS-tolerance deviance at a step of 1e-4, which
+    # puts its SEs up to 1.3% off (cbpp's period4: 0.42205 against 0.42744)
     se = np.sqrt(np.diag(m.vcov.to_numpy()))
-    assert _rel(se, values(ref["se"])) < 2e-3
+    if key in TMB:
+        assert _rel(se, TMB[key]["se"]) < 2e-5
+        assert _rel(se, values(ref["se"])) < 2e-2
+    else:
+        assert _rel(se, values(ref["se"])) < 2e-3
     # lme4's deviance() for a GLMM is the sum of squared deviance residuals
     assert m.deviance == pytest.approx(ref["deviance"], rel=1e-4)
     assert np.sum(m.residuals(type="deviance") ** 2) == pytest.approx(ref["deviance"], rel=1e-4)

@@ -8,11 +8,13 @@ suppressPackageStartupMessages({library(glmmTMB); library(lme4); library(jsonlit
 fit <- function(formula, d, family = binomial) {
   m <- glmmTMB(formula, data = d, family = family)
   list(loglik = as.numeric(logLik(m)), beta = unname(fixef(m)$cond),
+       se = unname(sqrt(diag(vcov(m)$cond))),
        sd = unname(attr(VarCorr(m)$cond[[1]], "stddev")))
 }
 out <- list(cbpp_laplace = fit(cbind(incidence, size - incidence) ~ period + (1 | herd), lme4::cbpp))
 grouse <- read.csv("src/mixedmodels/presentation/datasets/grouseticks.csv")
-grouse$BROOD <- factor(grouse$BROOD); grouse$LOCATION <- factor(grouse$LOCATION)
+grouse$BROOD <- factor(grouse$BROOD); grouse$LOCATION <- factor(grouse$LOCATION); grouse$YEAR <- factor(grouse$YEAR)
+out$grouseticks <- fit(TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION), grouse, family = poisson)
 out$grouseticks_null <- fit(TICKS ~ 1 + (1 | BROOD) + (1 | LOCATION), grouse, family = poisson)
 for (k in 0:29) {
   f <- sprintf("sim_%02d", k)
