@@ -1,1 +1,9 @@
 """Missing data: the report, one-off (forest) imputation, multilevel multiple imputation and pooling."""
+
+from .fits import MIFits, fit_imputations, mi_anova, pool
+from .imputations import Imputations
+from .impute import impute
+from .report import MissingReport, missing_report
+
+__all__ = ["Imputations", "MIFits", "pool", "fit_imputations", "mi_anova", "impute", "missing_report",
+           "MissingReport"]
