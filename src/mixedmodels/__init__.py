@@ -34,7 +34,7 @@ from .postestimation.variance import icc, r2, r2_beta, variance_components
 from .alternatives.compare import compare_approaches
 from .alternatives.estimators import cluster_robust, fixed_effects, gee
 from .alternatives.growth import growth_curve
-from .missing import Imputations, MIFits, impute, missing_report, pool
+from .missing import Imputations, MIFits, compare_missing, impute, missing_report, pool
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
 from .presentation.api import glmer, lmer
@@ -57,5 +57,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
-    "missing_report", "impute", "pool", "Imputations", "MIFits",
+    "missing_report", "impute", "pool", "compare_missing", "Imputations", "MIFits",
 ]

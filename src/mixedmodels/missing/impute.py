@@ -116,7 +116,7 @@ def _warn_rhat(diag: pd.DataFrame, knob: str) -> None:
 
 
 def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "forest", m: int | None = None,
-           seed=None, n_burn: int = 1000, n_iter: int = 100, maxit: int = 10, group: str | None = None,
+           seed=None, n_burn: int = 1000, n_iter: int = 100, maxit: int = 20, group: str | None = None,
            columns: list[str] | None = None, max_iter: int = 10, n_estimators: int = 100,
            **forest_options) -> pd.DataFrame | Imputations:
     """Impute missing values: once (missForest), or m times with a two-level imputation model.

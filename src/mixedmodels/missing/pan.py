@@ -78,9 +78,17 @@ class PanSampler:
         self.xtx_inv_chol = np.linalg.cholesky(self.xtx_inv)
         self.beta = self.xtx_inv @ X.T @ self.Y
         res = self.Y - X @ self.beta
-        self.sigma = np.cov(res.T).reshape(self.r, self.r) + 1e-8 * np.eye(self.r)
-        self.psi = np.eye(self.r * self.q) * 0.1 * np.mean(np.diag(self.sigma))
+        # start near the moment estimates, so the slow-mixing variance of b need not travel far: b from
+        # the per-cluster least-squares fit of the residuals (shrunk by half), Ψ their covariance
         self.b = np.zeros((self.J, self.q, self.r))
+        counts = np.bincount(codes, minlength=self.J)
+        for j in np.flatnonzero(counts > self.q):
+            rows = codes == j
+            self.b[j] = 0.5 * np.linalg.lstsq(Z[rows], res[rows], rcond=None)[0]
+        vb = self.b.transpose(0, 2, 1).reshape(self.J, self.r * self.q)
+        self.psi = np.cov(vb.T).reshape(self.r * self.q, self.r * self.q) + 1e-6 * np.eye(self.r * self.q)
+        e = res - self._zb()
+        self.sigma = np.cov(e.T).reshape(self.r, self.r) + 1e-8 * np.eye(self.r)
         # per cluster Zⱼᵀ Zⱼ (J, q, q), by bincount over the rows
         zz = Z[:, :, None] * Z[:, None, :]
         self.ztz = np.stack([np.bincount(codes, weights=zz[:, i, k], minlength=self.J)
