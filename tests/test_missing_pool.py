@@ -121,3 +121,24 @@ def test_d3_ml_fits_match_without_refit(imps):
     one = mm.lmer("ReadAchiev ~ ReadDis + (1 | ID)", imps, reml=False)
     res = mm.anova(full, one, test="D3", refit=False).iloc[0]
     np.testing.assert_allclose(res["F value"], R["tests"]["D3_one"]["F"], rtol=1e-6)
+
+
+def test_reused_design_equals_separate_fits_when_an_imputed_variable_has_a_random_slope(imps):
+    import warnings
+    formula = "ReadAchiev ~ ReadDis + (1 + ReadDis | ID)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.MixedModelsWarning)
+        fast = mm.lmer(formula, imps)
+        slow = [mm.lmer(formula, d) for d in imps]
+    for a, b in zip(fast.fits, slow):
+        np.testing.assert_allclose(a.loglik, b.loglik, rtol=1e-7)
+        np.testing.assert_allclose(a.fixef.to_numpy(), b.fixef.to_numpy(), rtol=1e-4)
+
+
+def test_help_prints_the_missing_data_guide():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "missing-data.md").read_text("utf-8")
+    from mixedmodels.presentation.guide import text
+    assert text("missing-data") == doc
+    pkg = Path(mm.__file__).resolve().parent / "docs" / "missing-data.md"
+    assert pkg.read_text("utf-8") == doc            # the package copy is the repository's
