@@ -165,6 +165,12 @@ def test_compare_missing_table_and_text():
     assert {"var: g (Intercept)", "var: Residual "} <= set(t.index)
     # the one-off imputation's SE is the smallest: it treats imputed values as observed
     assert t.loc["x", ("forest", "SE")] < t.loc["x", ("pan", "SE")]
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = c.plot()
+    assert len(ax.get_yticklabels()) == 2          # (Intercept) and x
+    import matplotlib.pyplot as plt
+    plt.close("all")
 
 
 # -- bad input ------------------------------------------------------------------------------------

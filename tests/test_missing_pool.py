@@ -142,3 +142,46 @@ def test_help_prints_the_missing_data_guide():
     assert text("missing-data") == doc
     pkg = Path(mm.__file__).resolve().parent / "docs" / "missing-data.md"
     assert pkg.read_text("utf-8") == doc            # the package copy is the repository's
+
+
+def test_unseen_categorical_levels_across_imputations_raise(imps):
+    sets = [d.assign(Grp=np.where(d.index % 2 == 0, "a", "b")) for d in imps]
+    sets[2].loc[0, "Grp"] = "c"
+    with pytest.raises(ValueError, match=r"column 'Grp' has other levels in imputed data set 3.*new: \['c'\]"):
+        mm.lmer("ReadAchiev ~ ReadDis + Grp + (1 | ID)", Imputations(sets))
+
+
+def test_glmer_on_imputations_pools_and_d3_refuses():
+    import warnings
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(20), 10)
+    x = rng.normal(size=200)
+    y = (rng.random(200) < 1 / (1 + np.exp(-(0.3 + x + rng.normal(size=20)[g])))).astype(float)
+    sets = []
+    for k in range(3):  # three "imputations" of a few x values
+        xk = x.copy()
+        xk[:15] = rng.normal(size=15)
+        sets.append(pd.DataFrame({"y": y, "x": xk, "g": g}))
+    imps = Imputations(sets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.MixedModelsWarning)
+        full = mm.glmer("y ~ x + (1 | g)", imps, family="binomial")
+        null = mm.glmer("y ~ 1 + (1 | g)", imps, family="binomial")
+    each = [mm.glmer("y ~ x + (1 | g)", d, family="binomial") for d in sets]
+    np.testing.assert_allclose(full.coef_table()["Estimate"].to_numpy(),
+                               np.mean([f.fixef.to_numpy() for f in each], axis=0), rtol=1e-6)
+    assert mm.anova(full, null, test="D2").iloc[0]["df1"] == 1
+    with pytest.raises(ValueError, match="linear mixed models"):
+        mm.anova(full, null, test="D3")
+
+
+def test_imputations_object():
+    long = pd.read_csv(REF / "missing_imputations.csv")
+    imps = Imputations.from_long(long)
+    back = imps.to_long()
+    assert len(back) == len(long) and set(back[".imp"]) == set(range(1, 6))
+    assert "m=5" in repr(imps)
+    with pytest.raises(TypeError, match="list of DataFrames"):
+        Imputations(long)
+    with pytest.raises(ValueError, match="imputation number"):
+        Imputations.from_long(long, imp="nope")

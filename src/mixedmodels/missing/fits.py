@@ -240,6 +240,20 @@ def _fast_design(design0, frame: pd.DataFrame, changed: set[str]):
     return dataclasses.replace(design0, y=y, X=X, terms=terms, frame=frame)
 
 
+def _check_levels(imputations: Imputations, cols: list[str]) -> None:
+    """Categorical columns must have one set of levels in every imputed data set (else the fits differ
+    in their fixed effects and cannot be pooled)."""
+    for c in cols:
+        first = set(imputations[0][c].dropna().unique())
+        for k, d in enumerate(imputations.datasets[1:], start=2):
+            other = set(d[c].dropna().unique())
+            if other != first:
+                new, gone = sorted(map(str, other - first)), sorted(map(str, first - other))
+                raise ValueError(f"column {c!r} has other levels in imputed data set {k} than in data set 1 "
+                                 f"(new: {new}, absent: {gone}): the fits would have different fixed effects. "
+                                 "Impute categorical variables with their observed levels only, or merge rare levels")
+
+
 def fit_imputations(fit_function: Callable, formula: str, imputations: Imputations, *,
                     df_com: float | None = None, **kwargs) -> MIFits:
     """Fit ``fit_function(formula, data, **kwargs)`` (``mm.lmer``/``mm.glmer``) to each imputed data set.
@@ -264,6 +278,7 @@ def fit_imputations(fit_function: Callable, formula: str, imputations: Imputatio
     rows = first.design.frame.index
     base = imputations[0]
     cols = list(first.design.frame.columns)
+    _check_levels(imputations, [c for c in cols if not pd.api.types.is_numeric_dtype(base[c])])
     fast = hasattr(first, "refit") and type(first).__name__ == "LinearMixedModel" and not kwargs.get("standardize")
     for data in imputations.datasets[1:]:
         design = None

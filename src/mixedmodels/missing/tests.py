@@ -142,6 +142,9 @@ def _pooled_loglik(fits: list) -> tuple[np.ndarray, np.ndarray]:
 
 def d3(full: list, null: list) -> dict:
     """D3: Meng & Rubin's pooled likelihood-ratio test (maximum-likelihood fits)."""
+    if not all(getattr(f.family, "linear", False) for f in list(full) + list(null)):
+        raise ValueError("D3 evaluates the Gaussian likelihood at pooled estimates: it is available for linear "
+                         "mixed models (lmer); use D1 or D2 for GLMMs")
     if any(f.reml for f in list(full) + list(null)):
         raise ValueError("D3 pools likelihood ratios, which need maximum-likelihood fits: these are REML "
                          "fits. Fit with reml=False, or use mm.anova(..., refit=True) to refit them by ML")
