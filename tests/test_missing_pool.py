@@ -158,7 +158,7 @@ def test_glmer_on_imputations_pools_and_d3_refuses():
     x = rng.normal(size=200)
     y = (rng.random(200) < 1 / (1 + np.exp(-(0.3 + x + rng.normal(size=20)[g])))).astype(float)
     sets = []
-    for k in range(3):  # three "imputations" of a few x values
+    for _ in range(3):  # three "imputations" of a few x values
         xk = x.copy()
         xk[:15] = rng.normal(size=15)
         sets.append(pd.DataFrame({"y": y, "x": xk, "g": g}))
