@@ -201,3 +201,11 @@ def test_bad_inputs_get_clear_errors_or_reported_decisions():
         warnings.simplefilter("ignore", mm.ConvergenceWarning)
         imps = mm.impute(d3, IMP, method="pan", m=2, seed=1, n_burn=30, n_iter=2)
     assert imps.info["rows_dropped"] == 5 and len(imps[0]) == 745
+
+
+def test_inverse_wishart_draws_have_the_right_mean():
+    from mixedmodels.missing.pan import inv_wishart
+    rng = np.random.default_rng(0)
+    scale = np.array([[2.0, 0.5], [0.5, 1.0]])
+    mean = np.mean([inv_wishart(rng, 10.0, scale) for _ in range(4000)], axis=0)
+    np.testing.assert_allclose(mean, scale / (10 - 2 - 1), rtol=0.05)   # E[IW(ν, S)] = S/(ν − d − 1)

@@ -18,19 +18,42 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
-__all__ = ["PanSampler", "gelman_rubin", "gelman_rubin_chains", "rhat_table"]
+__all__ = ["PanSampler", "gelman_rubin", "gelman_rubin_chains", "rhat_table", "inv_wishart"]
 
 
-def _inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.ndarray:
-    """One draw of W⁻¹ with W ~ Wishart(df, scale⁻¹) (Bartlett decomposition)."""
+def _chol(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a small SPD matrix (LAPACK directly: numpy's per-call overhead
+    dominates on the 2 × 2 matrices of a Gibbs sweep)."""
+    c, info = lapack.dpotrf(a, lower=1, clean=1)
+    if info != 0:
+        return np.linalg.cholesky(a)  # raises LinAlgError with numpy's message
+    return c
+
+
+def _spd_inv(a: np.ndarray) -> np.ndarray:
+    """Inverse of a small SPD matrix."""
+    c, info = lapack.dpotrf(a, lower=1, clean=1)
+    if info != 0:
+        return np.linalg.inv(a)
+    inv, _ = lapack.dpotri(c, lower=1)
+    return np.tril(inv) + np.tril(inv, -1).T
+
+
+def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.ndarray:
+    """One draw of W⁻¹ with W ~ Wishart(df, scale⁻¹) (Bartlett decomposition).
+
+    With scale = LLᵀ and W = L⁻ᵀAAᵀL⁻¹ (A Bartlett's lower-triangular factor), W⁻¹ = (LA⁻ᵀ)(LA⁻ᵀ)ᵀ.
+    """
     d = scale.shape[0]
-    chol = np.linalg.cholesky(np.linalg.inv(scale))
+    low = _chol(scale)
     a = np.zeros((d, d))
     a[np.diag_indices(d)] = np.sqrt(rng.chisquare(df - np.arange(d)))
     a[np.tril_indices(d, -1)] = rng.standard_normal(d * (d - 1) // 2)
-    la = chol @ a
-    return np.linalg.inv(la @ la.T)
+    ainv, _ = lapack.dtrtri(a, lower=1)
+    f = low @ ainv.T
+    return f @ f.T
 
 
 def gelman_rubin(chain: np.ndarray, pieces: int = 3) -> np.ndarray:
@@ -129,10 +152,10 @@ class PanSampler:
     def sweep(self) -> None:
         rng, r, q = self.rng, self.r, self.q
         # b_j | β, Σ, Ψ, Y: precision Ψ⁻¹ + Σ⁻¹ ⊗ ZⱼᵀZⱼ, on vec(bⱼ) (columns stacked)
-        sinv = np.linalg.inv(self.sigma)
+        sinv = _spd_inv(self.sigma)
         res = self.Y - self.X @ self.beta
         ztr = (self.G @ (self.Z[:, :, None] * res[:, None, :]).reshape(self.n, q * r)).reshape(self.J, q, r)
-        prec = np.linalg.inv(self.psi)[None] + (sinv[None, :, None, :, None] * self.ztz[:, None, :, None, :]
+        prec = _spd_inv(self.psi)[None] + (sinv[None, :, None, :, None] * self.ztz[:, None, :, None, :]
                                                 ).reshape(self.J, r * q, r * q)
         rhs = (ztr @ sinv).transpose(0, 2, 1).reshape(self.J, r * q)  # vec(Zᵀ R Σ⁻¹), columns stacked
         cov = np.linalg.inv(prec)
@@ -143,25 +166,25 @@ class PanSampler:
         zb = self._zb()
         # β | b, Σ, Y: matrix normal around the least-squares fit of Y − Zb
         bhat = self.xtx_inv @ (self.X.T @ (self.Y - zb))
-        lsig = np.linalg.cholesky(self.sigma)
+        lsig = _chol(self.sigma)
         self.beta = bhat + self.xtx_inv_chol @ rng.standard_normal((self.p, r)) @ lsig.T
         # Σ | β, b, Y and Ψ | b: inverse Wisharts
         e = self.Y - self.X @ self.beta - zb
-        self.sigma = _inv_wishart(rng, self.prior_a + self.n, self.prior_B + e.T @ e)
+        self.sigma = inv_wishart(rng, self.prior_a + self.n, self.prior_B + e.T @ e)
         vb = self.b.transpose(0, 2, 1).reshape(self.J, r * q)
-        self.psi = _inv_wishart(rng, self.prior_c + self.J, self.prior_D + vb.T @ vb)
+        self.psi = inv_wishart(rng, self.prior_c + self.J, self.prior_D + vb.T @ vb)
         # Y_mis | Y_obs, β, b, Σ: the conditional normal of each row's missing cells
         mu = self.X @ self.beta + zb
         for i_mm, i_mo, i_oo, r_mis, r_obs, has_obs, k in self.patterns:
             s_mm = self.sigma[i_mm]
             if has_obs:
                 s_mo = self.sigma[i_mo]
-                coef = s_mo @ np.linalg.inv(self.sigma[i_oo])
+                coef = s_mo @ _spd_inv(self.sigma[i_oo])
                 cmean = mu[r_mis] + (self.Y[r_obs] - mu[r_obs]) @ coef.T
                 ccov = s_mm - coef @ s_mo.T
             else:
                 cmean, ccov = mu[r_mis], s_mm
-            lc = np.linalg.cholesky(ccov + 1e-12 * np.eye(k))
+            lc = _chol(ccov + 1e-12 * np.eye(k))
             self.Y[r_mis] = cmean + rng.standard_normal(cmean.shape) @ lc.T
 
     def parameters(self) -> np.ndarray:
