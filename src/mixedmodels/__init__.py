@@ -36,6 +36,7 @@ from .postestimation.variance import icc, r2, r2_beta, variance_components
 from .alternatives.compare import compare_approaches
 from .alternatives.estimators import cluster_robust, fixed_effects, gee
 from .alternatives.growth import growth_curve
+from .missing import Imputations, MIFits, compare_missing, impute, missing_report, pool
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation.plots_more import plot_all_fit
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
@@ -60,4 +61,5 @@ __all__ = [
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
     "emmeans", "EMMeans", "simulate_residuals", "SimulatedResiduals", "plot_all_fit",
+    "missing_report", "impute", "pool", "compare_missing", "Imputations", "MIFits",
 ]

@@ -52,8 +52,17 @@ def _check_same_data(models: list, names: list[str]) -> None:
                             f"{name} differ in their response values.")
 
 
+#: anova for model objects of the layers above (pooled multiple-imputation fits), by their type
+_ANOVA_HANDLERS: dict[type, object] = {}
+
+
+def register_anova(cls: type, handler) -> None:
+    """Make :func:`anova` of ``cls`` objects return ``handler(*models, refit=, names=, test=, ...)``."""
+    _ANOVA_HANDLERS[cls] = handler
+
+
 def anova(*models, refit: bool = True, names: list[str] | None = None, test: str = "chisq",
-          nsim: int = 500, seed=None, parallel: int | None = None) -> pd.DataFrame:
+          nsim: int = 500, seed=None, parallel: int | None = None, **options) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models, as lme4's ``anova``.
 
     Parameters
@@ -79,7 +88,18 @@ def anova(*models, refit: bool = True, names: list[str] | None = None, test: str
     pandas.DataFrame
         One row per model, sorted by number of parameters, with columns ``npar, AIC,
         BIC, logLik, deviance, Chisq, Df, Pr(>Chisq)`` (and ``Pr(boot)``).
+
+    Pooled fits of multiply imputed data (``mm.lmer(formula, imputations)``) take ``test="D1"``,
+    ``"D2"`` or ``"D3"`` (and ``df_com=`` for D1), as mitml's ``testModels``.
     """
+    first = models[0][0] if len(models) == 1 and isinstance(models[0], (list, tuple)) and models[0] else \
+        (models[0] if models else None)
+    for cls, handler in _ANOVA_HANDLERS.items():
+        if isinstance(first, cls):
+            return handler(*models, refit=refit, names=names, test=test, nsim=nsim, seed=seed,
+                           parallel=parallel, **options)
+    if options:
+        raise TypeError(f"anova() got an unexpected keyword argument {next(iter(options))!r}")
     if test not in ("chisq", "bootstrap"):
         raise ValueError(f"test must be 'chisq' or 'bootstrap', got {test!r}")
     if len(models) == 1 and isinstance(models[0], (list, tuple)):

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError, MixedModelsWarning
+from ..missing.fits import fit_imputations
+from ..missing.imputations import Imputations
 from ..models.family import Family, NegativeBinomial, get_family
 from ..models.glmm import GeneralizedLinearMixedModel, check_separation
 from ..models.lmm import LinearMixedModel
@@ -161,7 +163,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     formula : str
         lme4 syntax, e.g. ``"y ~ x + (1 + x | g)"``, ``"y ~ 1 + (1 | a) + (1 | b)"``,
         ``"y ~ 1 + (1 | a/b)"``, ``"y ~ x + (x || g)"``.
-    data : pandas.DataFrame
+    data : pandas.DataFrame or Imputations
+        With :class:`~mixedmodels.missing.imputations.Imputations` (``mm.impute``), one fit per
+        imputed data set, returned pooled as :class:`~mixedmodels.missing.fits.MIFits`
+        (``df_com=`` gives Barnard–Rubin's df).
     reml : bool, default True
         REML estimates (as lme4's default); False for maximum likelihood.
     weights : array-like or column name, optional
@@ -196,6 +201,10 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     >>> round(m.loglik, 3)
     -871.814
     """
+    if isinstance(data, Imputations):  # one fit per imputed data set, pooled (mixedmodels.missing)
+        return fit_imputations(lmer, formula, data, reml=reml, weights=weights, offset=offset,
+                               na_action=na_action, control=control, standardize=standardize,
+                               expand_doublebar=expand_doublebar, **kwargs)
     _unknown_arguments("lmer", kwargs, _LMER_ARGS)
     reml = _check_bool("reml", reml)
     standardize = _check_bool("standardize", standardize)
@@ -257,6 +266,10 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     >>> round(m.loglik, 2)
     -92.03
     """
+    if isinstance(data, Imputations):  # one fit per imputed data set, pooled (mixedmodels.missing)
+        return fit_imputations(glmer, formula, data, family=family, n_agq=n_agq, weights=weights,
+                               offset=offset, na_action=na_action, control=control,
+                               expand_doublebar=expand_doublebar, **kwargs)
     _unknown_arguments("glmer", kwargs, _GLMER_ARGS)
     _check_family(family)
     n_agq = _check_n_agq(n_agq)

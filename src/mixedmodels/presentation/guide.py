@@ -25,17 +25,22 @@ _ALIASES = {
 }
 
 
-def _read() -> str:
+# guides of their own file (the package copy of docs/<file>), by topic
+_GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "impute": "missing-data.md",
+           "multiple_imputation": "missing-data.md", "mi": "missing-data.md"}
+
+
+def _read(name: str = "convergence.md") -> str:
     try:
-        return resources.files("mixedmodels").joinpath("docs", "convergence.md").read_text("utf-8")
+        return resources.files("mixedmodels").joinpath("docs", name).read_text("utf-8")
     except (FileNotFoundError, OSError):
         # an installation without the package data: the repository copy, if there is one
-        root = Path(__file__).resolve().parents[3] / "docs" / "convergence.md"
+        root = Path(__file__).resolve().parents[3] / "docs" / name
         if root.exists():
             return root.read_text("utf-8")
         raise FileNotFoundError(
-            "the troubleshooting guide mixedmodels/docs/convergence.md is not installed; "
-            "read it at docs/convergence.md in the source repository") from None
+            f"the guide mixedmodels/docs/{name} is not installed; "
+            f"read it at docs/{name} in the source repository") from None
 
 
 def _sections(doc: str) -> dict[str, str]:
@@ -64,6 +69,8 @@ def text(topic: str | None = "convergence") -> str:
     ValueError
         For an unknown topic; the message lists the topics.
     """
+    if topic is not None and topic.strip().lower().replace(" ", "_").replace("-", "_") in _GUIDES:
+        return _read(_GUIDES[topic.strip().lower().replace(" ", "_").replace("-", "_")])
     doc = _read()
     if topic is None:
         return doc
@@ -75,8 +82,8 @@ def text(topic: str | None = "convergence") -> str:
     sections = _sections(doc)
     name = _ALIASES.get(key, key)
     if name not in sections:
-        raise ValueError(f"no help topic {topic!r}; choose one of: "
-                         f"{', '.join(['convergence'] + [s for s in sections if s != 'convergence'])}")
+        names = ['convergence'] + [s for s in sections if s != 'convergence'] + ['missing-data']
+        raise ValueError(f"no help topic {topic!r}; choose one of: {', '.join(names)}")
     return sections[name]
 
 
@@ -89,6 +96,7 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         ``"convergence"`` (the whole guide), or a section: ``"scaling"``, ``"singular"``,
         ``"optimizers"``, ``"all_fit"``, ``"repca"``, ``"simplify"``, ``"regularized"``,
         ``"control"``, ``"missing"``, ``"checklist"``. Warning messages name the section to read.
+        ``"missing-data"`` prints the guide to missing data and multiple imputation.
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 

@@ -1,0 +1,223 @@
+""":func:`impute`: one call for the one-off (forest) and the multilevel multiple imputations (pan, fcs)."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ConvergenceWarning, DataError, MissingDataWarning
+from ..spec.design import design_matrix, to_formulaic
+from ..spec.formula import parse_formula
+from .fcs import fcs_impute
+from .forest import forest_impute
+from .imputations import Imputations
+from .pan import PanSampler, rhat_table
+from .report import formula_roles
+
+__all__ = ["impute", "imputation_model"]
+
+_METHODS = ("forest", "pan", "fcs")
+
+
+def _check_m(m) -> int:
+    if isinstance(m, bool) or not isinstance(m, numbers.Integral):
+        raise TypeError(f"m (the number of imputations) must be an integer, got {type(m).__name__} {m!r}")
+    if m < 1:
+        raise ValueError(f"m (the number of imputations) must be at least 1, got {m}")
+    return int(m)
+
+
+def _check_count(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
+    return int(value)
+
+
+def _drop_missing_groups(data: pd.DataFrame, groups: list[str]) -> tuple[pd.DataFrame, int]:
+    if not groups:
+        return data, 0
+    bad = data[groups].isna().any(axis=1).to_numpy()
+    k = int(bad.sum())
+    if k:
+        warnings.warn(f"{k} of {len(data)} rows have a missing grouping factor ({', '.join(groups)}) and are "
+                      "dropped: a cluster cannot be imputed. Recover the cluster of those rows if you can.",
+                      MissingDataWarning, stacklevel=4)
+        data = data.loc[~bad]
+    return data, k
+
+
+def _entirely_missing(data: pd.DataFrame, cols: list[str]) -> None:
+    for c in cols:
+        if data[c].isna().all():
+            raise DataError(f"column {c!r} is entirely missing: there is nothing to impute it from; "
+                            "drop it from the imputation model")
+
+
+def imputation_model(formula: str, data: pd.DataFrame) -> dict:
+    """The pieces of a joint imputation formula ``"y1 + y2 ~ x1 + x2 + (1 | g)"``: the variables to
+    impute (left), the complete predictors (fixed part) and random-effects columns, the grouping factor."""
+    spec = parse_formula(formula)
+    lhs, preds, groups = formula_roles(formula, data)
+    if not lhs:
+        raise ValueError(f"the imputation formula {formula!r} needs the variables to impute on its left, "
+                         "e.g. 'ReadDis + SES ~ ReadAchiev + (1 | ID)'")
+    if len(spec.random) != 1 or len(groups) != 1:
+        raise ValueError(f"the imputation formula {formula!r} needs exactly one random-effects term with one "
+                         "grouping factor, e.g. (1 | ID) or (1 + x | ID) (two-level imputation)")
+    return {"spec": spec, "targets": lhs, "predictors": preds, "group": groups[0]}
+
+
+def _pan(data: pd.DataFrame, formula: str, m: int, seed, n_burn: int, n_iter: int) -> Imputations:
+    model = imputation_model(formula, data)
+    targets, group, spec = model["targets"], model["group"], model["spec"]
+    data, dropped = _drop_missing_groups(data, [group])
+    _entirely_missing(data, targets)
+    for c in targets:
+        if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c]):
+            raise DataError(f"column {c!r} is {data[c].dtype}: the joint normal model (pan) imputes numeric "
+                            "variables; impute categorical ones with method='forest' (or code them as numbers)")
+    needed = model["predictors"]
+    incomplete = [c for c in needed if data[c].isna().any()]
+    if incomplete:
+        raise DataError(f"the predictors {', '.join(map(repr, incomplete))} of the imputation model have missing "
+                        "values; put them on the left of '~' to impute them too")
+    fixed = design_matrix(to_formulaic(spec.fixed), data, "imputation model")
+    X = np.asarray(fixed, dtype=float)
+    zmat = design_matrix(to_formulaic(spec.random[0].lhs), data, "imputation model's random effects")
+    Z = np.asarray(zmat, dtype=float)
+    codes = pd.factorize(data[group])[0]
+    rng = np.random.default_rng(seed)
+    sampler = PanSampler(data[targets].to_numpy(dtype=float), X, Z, codes, rng)
+    draws, trace = sampler.run(m, n_burn, n_iter)
+    names = sampler.parameter_names([str(c) for c in fixed.columns], [str(c) for c in zmat.columns], targets)
+    diag = rhat_table(trace, names)
+    sets = []
+    mask = data[targets].isna()
+    for y in draws:
+        d = data.copy()
+        for j, c in enumerate(targets):
+            rows = mask[c].to_numpy()
+            d.loc[rows, c] = y[rows, j]
+        sets.append(d)
+    info = {"formula": formula, "seed": seed, "n_burn": n_burn, "n_iter": n_iter, "rows_dropped": dropped}
+    _warn_rhat(diag, "n_burn")
+    return Imputations(sets, data=data, mask=mask, method="pan", diagnostics=diag, info=info)
+
+
+def _warn_rhat(diag: pd.DataFrame, knob: str) -> None:
+    worst = diag["Rhat"].max()
+    if np.isfinite(worst) and worst > 1.1:
+        which = diag["Rhat"].idxmax()
+        warnings.warn(f"the imputation model may not have converged: potential scale reduction R̂ = {worst:.3f} "
+                      f"for {which} (above 1.1); increase {knob}", ConvergenceWarning, stacklevel=4)
+
+
+def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "forest", m: int | None = None,
+           seed=None, n_burn: int = 1000, n_iter: int = 100, maxit: int = 20, group: str | None = None,
+           columns: list[str] | None = None, max_iter: int = 10, n_estimators: int = 100,
+           **forest_options) -> pd.DataFrame | Imputations:
+    """Impute missing values: once (missForest), or m times with a two-level imputation model.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+    formula : str, optional
+        For ``"pan"`` and ``"fcs"`` (required): the imputation model, mitml's ``panImpute``
+        spelling: the variables to impute on the left, the complete predictors on the right, and one
+        random-effects term, e.g. ``"ReadDis + SES ~ ReadAchiev + (1 | ID)"``. For ``"forest"``
+        (optional): its variables are the columns used, and its grouping factor the cluster.
+    method : {"forest", "pan", "fcs"}
+        ``"forest"``: one-off imputation by missForest's algorithm (scikit-learn's random forests),
+        the cluster means of the other variables as extra predictors. ``"pan"``: joint multilevel
+        imputation by Gibbs sampling (as mitml's ``panImpute``). ``"fcs"``: chained equations, one
+        two-level model per variable (as mice's ``2l.pan``).
+    m : int, optional
+        Number of imputations (default 20 for pan/fcs; 1 for forest, which then returns one data set).
+    seed : int or numpy Generator, optional
+    n_burn, n_iter : int
+        pan: burn-in sweeps, and sweeps between imputations (panImpute's ``n.burn``, ``n.iter``).
+    maxit : int
+        fcs: cycles through the variables per imputation (mice's ``maxit``).
+    group : str, optional
+        forest without a formula: the grouping factor (its cluster means are predictors).
+    columns : list of str, optional
+        forest without a formula: the columns to use (default: all but ``group``).
+    max_iter, n_estimators, **forest_options
+        forest: the maximum number of sweeps, trees per forest, and options of scikit-learn's
+        forests (``max_features``, ``min_samples_leaf``, ``n_jobs``).
+
+    Rows with a missing grouping factor cannot be imputed: they are dropped, counted and warned
+    (:class:`~mixedmodels.exceptions.MissingDataWarning`).
+
+    Returns
+    -------
+    pandas.DataFrame or Imputations
+        forest with m = 1: the completed DataFrame, with ``.attrs["oob_error"]`` (the out-of-bag
+        error per imputed variable, as missForest's ``OOBerror``), ``.attrs["imputed"]`` (the mask)
+        and ``.attrs["convergence"]``. Otherwise an :class:`Imputations` object for
+        ``mm.lmer(formula, imputations)``, with its ``diagnostics`` (R̂ per parameter, or OOB errors).
+
+    Examples
+    --------
+    >>> import mixedmodels as mm, pandas as pd
+    >>> d = mm.load_dataset("sleepstudy")
+    >>> d.loc[d.index % 7 == 3, "Reaction"] = float("nan")
+    >>> imps = mm.impute(d, "Reaction ~ Days + (1 | Subject)", method="pan", m=3, seed=1, n_burn=200, n_iter=20)
+    >>> imps.m, int(imps[0]["Reaction"].isna().sum())
+    (3, 0)
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if not isinstance(method, str) or method.lower() not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+    method = method.lower()
+    m = _check_m(m if m is not None else (1 if method == "forest" else 20))
+    if method in ("pan", "fcs"):
+        if formula is None:
+            raise ValueError(f"method={method!r} needs an imputation formula, e.g. "
+                             "'ReadDis + SES ~ ReadAchiev + (1 | ID)'")
+        if forest_options:
+            raise TypeError(f"unexpected keyword arguments for method={method!r}: {', '.join(forest_options)}")
+        if method == "pan":
+            return _pan(data, formula, m, seed, _check_count("n_burn", n_burn, 3), _check_count("n_iter", n_iter, 1))
+        model = imputation_model(formula, data)
+        sub, dropped = _drop_missing_groups(data, [model["group"]])
+        _entirely_missing(sub, model["targets"])
+        imps = fcs_impute(sub, model, m=m, seed=seed, maxit=_check_count("maxit", maxit, 1))
+        imps.info["rows_dropped"] = dropped
+        _warn_rhat(imps.diagnostics, "maxit")
+        return imps
+    # forest
+    if formula is not None:
+        lhs, preds, groups = formula_roles(formula, data)
+        cols = lhs + preds
+    else:
+        groups = [group] if group is not None else []
+        cols = list(columns) if columns is not None else [c for c in data.columns if c not in groups]
+        missing_cols = [c for c in cols + groups if c not in data.columns]
+        if missing_cols:
+            raise DataError(f"column {missing_cols[0]!r} is not in the data")
+    sub, dropped = _drop_missing_groups(data, groups)
+    _entirely_missing(sub, cols)
+    rng = np.random.default_rng(seed)
+    sets, oobs, recs = [], [], []
+    for _ in range(m):
+        done, oob, rec = forest_impute(sub, cols, groups, seed=rng, max_iter=_check_count("max_iter", max_iter, 1),
+                                       n_estimators=_check_count("n_estimators", n_estimators, 1), **forest_options)
+        sets.append(done)
+        oobs.append(oob)
+        recs.append(rec)
+    mask = sub[cols].isna()
+    if m == 1:
+        out = sets[0]
+        out.attrs["oob_error"] = oobs[0]
+        out.attrs["imputed"] = mask
+        out.attrs["convergence"] = recs[0]
+        out.attrs["rows_dropped"] = dropped
+        return out
+    oob_all = pd.concat(oobs, keys=range(1, m + 1), names=["imputation"])
+    return Imputations(sets, data=sub, mask=mask, method="forest", diagnostics=oob_all,
+                       info={"seed": seed, "convergence": recs, "rows_dropped": dropped})
