@@ -44,3 +44,22 @@ def test_every_warning_class_is_a_mixedmodels_warning():
         cls = getattr(mm, name)
         if issubclass(cls, Warning):
             assert issubclass(cls, mm.MixedModelsWarning), name
+
+
+def test_every_warning_the_package_raises_has_a_package_class():
+    """Each ``warnings.warn`` in the package names one of its own classes (filterable, and listed in
+    docs/errors.md), never a bare message or a plain UserWarning/RuntimeWarning."""
+    import ast
+
+    allowed = {name for name in exceptions.__all__ if name.endswith("Warning")}
+    offenders = []
+    for path in sorted((Path(mm.__file__).parent).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "warn"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "warnings"):
+                cat = node.args[1] if len(node.args) > 1 else next(
+                    (k.value for k in node.keywords if k.arg == "category"), None)
+                name = ast.unparse(cat) if cat is not None else None
+                if name is None or (name not in allowed and name != "category"):
+                    offenders.append(f"{path.name}:{node.lineno} {name}")
+    assert not offenders, offenders

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
+from ..exceptions import MissingDataWarning, RankDeficiencyWarning
 from ..models.family import Family, get_family
 
 __all__ = [
@@ -128,7 +129,8 @@ def _model_frame(formula: str, data: pd.DataFrame, extra: dict[str, str] | None 
     rows = data.loc[rhs.index]
     y = _response_values(rows, response, getattr(mm, "lhs", None))
     if n_given > len(rows):
-        warnings.warn(f"{n_given - len(rows)} row(s) with missing values dropped", UserWarning, stacklevel=3)
+        warnings.warn(f"{n_given - len(rows)} row(s) with missing values dropped (complete cases only; see "
+                      "mm.missing_report and mm.impute to look at or fill the gaps)", MissingDataWarning, stacklevel=3)
     return y, rhs, rows, response
 
 
@@ -526,7 +528,7 @@ def fixed_effects(formula: str, data: pd.DataFrame, entity: str, *, cluster: str
     if [t for t in dropped if t != "(Intercept)"]:
         msg = (f"the within estimator cannot estimate {', '.join(t for t in dropped if t != '(Intercept)')}: "
                f"constant within each level of {entity!r} (or aliased after demeaning); dropped")
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
         notes.append(msg)
     Vcl = None
     df = float(df_resid)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
+from ..exceptions import ConvergenceWarning, MissingDataWarning
 from ..models.lmm import LinearMixedModel
 from ..spec.design import build_design
 from .estimators import r_style_name
@@ -383,8 +384,8 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
 
         complete = subj.notna().all(axis=1)
         if not complete.all():
-            warnings.warn(f"{int((~complete).sum())} subject(s) with a missing covariate dropped",
-                          UserWarning, stacklevel=2)
+            warnings.warn(f"{int((~complete).sum())} subject(s) with a missing covariate dropped (see "
+                          "mm.missing_report)", MissingDataWarning, stacklevel=2)
             wide, subj = wide.loc[complete], subj.loc[complete]
         X = model_matrix("~ " + " + ".join(covariates), subj)
         cov_names = [r_style_name(c) for c in X.columns if c != "Intercept"]
@@ -396,7 +397,7 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
     if n_incomplete:
         warnings.warn(f"{n_incomplete} of {len(Y)} subjects miss some of the {len(times)} time points of "
                       f"{time!r}; fitted by full-information ML (assumes missing at random)",
-                      UserWarning, stacklevel=2)
+                      MissingDataWarning, stacklevel=2)
 
     model = _Model(Y, Xc, times, residual == "equal")
     x0 = _start(Y, Xc, times, model)
@@ -414,7 +415,8 @@ def growth_curve(data: pd.DataFrame, id: str, time: str, y: str, *,
     converged = bool(np.isfinite(ll) and abs(decrement) < 1e-8)
     if not converged:
         warnings.warn("the growth curve's likelihood maximisation may not have converged "
-                      f"(Newton decrement {decrement:.2g}); a variance may be near zero", UserWarning, stacklevel=2)
+                      f"(Newton decrement {decrement:.2g}); a variance may be near zero: simplify the model "
+                      "(fewer covariates, residual='equal')", ConvergenceWarning, stacklevel=2)
     try:
         V = linalg.inv(-H)
     except linalg.LinAlgError:
