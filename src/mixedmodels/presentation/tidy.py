@@ -112,8 +112,8 @@ def _ran_pars(model, scale: str, conf_int: bool, level: float, method: str,
 
 def _ran_vals(model, conf_int: bool, level: float, method: str) -> pd.DataFrame:
     table = model.ranef_table()
-    out = pd.DataFrame({"effect": "ran_vals", "group": table["grpvar"].to_numpy(),
-                        "level": table["grp"].astype(str).to_numpy(), "term": table["term"].to_numpy(),
+    out = pd.DataFrame({"effect": "ran_vals", "group": table["group"].to_numpy(),
+                        "level": table["level"].astype(str).to_numpy(), "term": table["term"].to_numpy(),
                         "estimate": table["condval"].to_numpy(), "std.error": table["condsd"].to_numpy()})
     if conf_int:
         if method != "wald":
