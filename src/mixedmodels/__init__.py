@@ -37,6 +37,7 @@ from .alternatives.growth import growth_curve
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
 from .presentation import reprs as _reprs  # noqa: F401  (registers the result objects' printing)
+from .presentation import aliases as _aliases  # noqa: F401  (statsmodels-style .params, .bse, ...)
 from .presentation.api import glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help

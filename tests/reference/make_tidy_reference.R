@@ -17,6 +17,9 @@ out$sleep <- list(
   ran_coefs = frame(tidy(m, effects = "ran_coefs")),
   glance = frame(glance(m)),
   augment = frame(augment(m)))
+# lmerTest's Satterthwaite t tests: what m.pvalues gives for an LMM
+lt <- coef(summary(lmerTest::lmer(Reaction ~ Days + (Days | Subject), sl)))
+out$sleep$lmertest <- list(df = unname(lt[, "df"]), p = unname(lt[, "Pr(>|t|)"]))
 mml <- lmer(Reaction ~ Days + (Days | Subject), sl, REML = FALSE)
 out$sleep_ml <- list(glance = frame(glance(mml)))
 # rows with a missing response: augment drops them (na.omit), as the fit does

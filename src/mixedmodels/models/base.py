@@ -246,6 +246,13 @@ class MixedModel:
         return self.factor.update(self._theta)
 
     # -- data the fit used -------------------------------------------------------------------
+    def _by_row(self, values: np.ndarray, name: str) -> pd.Series:
+        """Per-observation values labelled with the data's row labels (the rows the fit used),
+        so ``data["resid"] = m.residuals()`` aligns and rows the fit dropped get NaN, as R's
+        ``na.exclude``."""
+        index = self.design.frame.index
+        return pd.Series(values, index=index if len(index) == len(values) else None, name=name)
+
     @property
     def response(self) -> np.ndarray:
         """The response on the fit's scale (proportions for binomial trials)."""
