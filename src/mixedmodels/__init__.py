@@ -42,6 +42,8 @@ from .presentation.api import glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help
 from .presentation.tidy import augment, glance, tidy
+from .presentation.tables import ModelTable, table
+from .presentation.display import format_anova, format_table
 
 __version__ = "0.1.0"
 
@@ -59,5 +61,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
-    "tidy", "glance", "augment",
+    "tidy", "glance", "augment", "table", "ModelTable", "format_anova", "format_table",
 ]
