@@ -8,12 +8,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..models.lmm import LinearMixedModel
 from ..spec.design import build_design
 from ..spec.formula import parse_formula
 from .estimators import AlternativeResult, TextSummary, cluster_robust, fixed_effects, gee
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["compare_approaches", "ComparisonResult"]
 

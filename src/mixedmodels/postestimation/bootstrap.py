@@ -22,11 +22,13 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
 from .predict import simulate
 from .ranef import variance_parameters
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["bootstrap", "BootstrapResult", "bootstrap_lrt", "default_statistic", "quiet_refit"]
 

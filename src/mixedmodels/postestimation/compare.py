@@ -8,11 +8,13 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import DataError, ModelComparisonWarning
 from .bootstrap import bootstrap_lrt
 from .caic import caic
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["anova", "aic_table", "model_names", "AnovaTable", "AICTable"]
 

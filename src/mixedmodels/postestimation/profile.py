@@ -22,15 +22,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize as sopt
-from scipy import stats
 
 from ..core.lapack import tri_solve
+from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
 from ..models import optim
 from ..models.base import implements
 from .bootstrap import bootstrap
 from .ranef import variance_parameter_names
+
+stats = lazy_import("scipy.stats")
+sopt = lazy_import("scipy.optimize")
 
 __all__ = ["confint", "profile_ci"]
 

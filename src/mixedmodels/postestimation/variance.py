@@ -19,11 +19,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import MixedModelsWarning, SingularFitWarning
 from ..spec.design import build_design, r_column_name
 from ..spec.response import Response, response_parser
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["r2", "icc", "r2_beta", "variance_components", "VarianceResult"]
 
