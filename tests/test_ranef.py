@@ -57,7 +57,7 @@ def _dense_condsd(model) -> np.ndarray:
         W = model.prior_weights
     else:
         eta = model.linear_predictor()
-        mu = model.fitted(type="response")
+        mu = model.fitted(type="response").to_numpy()
         W = model.prior_weights * fam.link.mu_eta(eta) ** 2 / fam.variance(mu)
     q = Z.shape[1]
     C = Lam.T @ Z.T @ (W[:, None] * Z) @ Lam + np.eye(q)

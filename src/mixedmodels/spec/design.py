@@ -380,6 +380,12 @@ def factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]
             else:
                 lev, c = np.unique(values.astype(str), return_inverse=True)
                 lev = lev.astype(object)
+                if len(lev) > 1 and all(str(v).lstrip("-").isdigit() for v in lev):
+                    # integer-like labels in numeric order (1, 2, ..., 10), as R's factor of integers
+                    order = np.argsort([int(v) for v in lev], kind="stable")
+                    rank = np.empty_like(order)
+                    rank[order] = np.arange(len(order))
+                    lev, c = lev[order], rank[c]
             c = c.astype(np.int64)
         if codes is None:
             codes, labels = c, [lev]
