@@ -120,3 +120,17 @@ def test_fitted_and_residuals_keep_the_index():
     ref = pd.DataFrame(TIDY["sleep"]["augment"])   # no rows dropped there: same as R's residuals
     full = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
     np.testing.assert_allclose(full.residuals(), ref[".resid"], rtol=1e-6, atol=1e-8)
+
+
+def test_progress_bars(fits, capsys):
+    from mixedmodels.postestimation.progress import Progress
+
+    _, m0, _ = fits
+    mm.bootstrap(m0, n=4, seed=1, progress=True)
+    assert "bootstrap" in capsys.readouterr().err            # tqdm on stderr
+    mm.bootstrap(m0, n=4, seed=1)                            # "auto": not interactive here, silent
+    mm.all_fit(m0, optimizers=("bobyqa",), parallel=False, progress=False)
+    m0.confint(method="profile", which=["sigma"], progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress"):
+        Progress(3, "x", progress="yes")
