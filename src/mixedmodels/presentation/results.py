@@ -154,11 +154,38 @@ def _correlation_rows(self) -> tuple[list[str], list[list[str]]] | None:
     return [""] + short[:-1], body
 
 
+_MAX_CORRELATION_P = 12   # lme4 prints the correlations for at most 12 fixed effects
+
+
+def _wrapped_table(rows: list[list[str]], header: list[str], label_columns: int = 1, width: int = 80,
+                   **kwargs) -> str:
+    """:func:`_table` split into blocks of columns that fit ``width``, each block repeating the
+    first ``label_columns`` columns, as R wraps a wide matrix."""
+    cols = list(range(label_columns, len(header)))
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    lab = sum(widths[:label_columns]) + label_columns + len(kwargs.get("indent", " "))
+    blocks, current, used = [], [], lab
+    for j in cols:
+        if current and used + widths[j] + 1 > width:
+            blocks.append(current)
+            current, used = [], lab
+        current.append(j)
+        used += widths[j] + 1
+    blocks.append(current)
+    keep = list(range(label_columns))
+    return "\n".join(_table([[r[i] for i in keep + b] for r in rows], [header[i] for i in keep + b], **kwargs)
+                     for b in blocks)
+
+
 def _correlation_lines(self) -> list[str]:
+    p = len(self.fixef)
+    if p > _MAX_CORRELATION_P:
+        return [f"Correlation matrix not shown by default, as p = {p} > {_MAX_CORRELATION_P}.",
+                "Use m.vcov (or its correlations) if you need it"]
     rows = _correlation_rows(self)
     if rows is None:
         return []
-    return ["Correlation of Fixed Effects:", _table(rows[1], rows[0], align_left={0}, indent="")]
+    return ["Correlation of Fixed Effects:", _wrapped_table(rows[1], rows[0], align_left={0}, indent="")]
 
 @implements("summary")
 def summary(self, **kwargs) -> "Summary":
@@ -192,7 +219,7 @@ def _summary_html(self, table: pd.DataFrame, quantiles, notes: list[str]) -> str
               html_rows(re_head, re_body, caption="Random effects", left={0, 1}),
               text_block(_groups_line(self)),
               html_rows(fe_head, fe_body, caption="Fixed effects")]
-    corr = _correlation_rows(self)
+    corr = _correlation_rows(self) if len(self.fixef) <= _MAX_CORRELATION_P else None
     if corr is not None:
         pieces.append(html_rows(corr[0], corr[1], caption="Correlation of fixed effects"))
     if notes:
@@ -203,7 +230,7 @@ def _summary_html(self, table: pd.DataFrame, quantiles, notes: list[str]) -> str
 def model_repr(self) -> str:
     lines = _header_lines(self) + [""] + _random_effects_lines(self) + [""]
     fe = self.fixef
-    lines += ["Fixed Effects:", _table([[f"{v:.4g}" for v in fe]], list(fe.index))]
+    lines += ["Fixed Effects:", _wrapped_table([[f"{v:.4g}" for v in fe]], list(fe.index), label_columns=0)]
     return "\n".join(lines)
 
 
