@@ -134,3 +134,14 @@ def test_progress_bars(fits, capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="progress"):
         Progress(3, "x", progress="yes")
+
+
+def test_row_values_keep_array_style_indexing():
+    d = mm.load_dataset("sleepstudy").iloc[::-1]          # a reversed, non-default index
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", d)
+    r = m.residuals()
+    assert r.index.equals(d.index)
+    order = np.array([0, 5, 2])
+    np.testing.assert_array_equal(r[order], r.to_numpy()[order])   # positional, as on the old array
+    assert r[:, None].shape == (180, 1)
+    assert r[d.index[0]] == r.iloc[0]                              # a label is a label
