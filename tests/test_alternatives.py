@@ -27,7 +27,7 @@ def _series(d):
 
 def _check_table(tab):
     assert {"Estimate", "Std. Error"} <= set(tab.columns)
-    assert any(c.startswith("Pr(") or c == "p-value" for c in tab.columns)
+    assert any(c.startswith("Pr(") or c == "p.value" for c in tab.columns)
 
 
 # --------------------------------------------------------------------------- cluster_robust

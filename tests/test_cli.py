@@ -18,12 +18,13 @@ def test_demo_prints_lme4_tables():
     out = io.StringIO()
     demo(out)
     text = out.getvalue()
-    # anova(gpa_1, gpa_2) after ML refit, as lme4 prints it
-    assert "258.234 288.775 -123.117   246.234" in text
-    assert "250.068 285.699 -118.034   236.068  10.166  1   0.001431" in text
+    # anova(gpa_1, gpa_2) after ML refit: the lines as R 4 / lme4 1.1-31 prints them
+    assert "gpa_1    6 258.23 288.77 -123.12   246.23\n" in text
+    assert "gpa_2    7 250.07 285.70 -118.03   236.07 10.166  1   0.001431 **" in text
+    assert "gpa_2: gpa ~ occasion + sex + (1 + occasion | student)" in text
     # anova(gpa_3, gpa_1, refit=FALSE)
-    assert "416.893 437.253 -204.446   408.893" in text
-    assert "272.957 303.497 -130.478   260.957  147.936  2  < 2.2e-16" in text
+    assert "gpa_3    4 416.89 437.25 -204.45   408.89\n" in text
+    assert "gpa_1    6 272.96 303.50 -130.48   260.96 147.94  2  < 2.2e-16 ***" in text
     # AIC table, best first
     lines = [l for l in text.splitlines() if l.startswith("gpa_")][-3:]
     assert [l.split()[0] for l in lines] == ["gpa_2", "gpa_1", "gpa_3"]

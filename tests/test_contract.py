@@ -515,14 +515,14 @@ def _ranef_table(c: Case) -> None:
     t = works_or_not_implemented(m.ranef_table)
     if t is None:
         return
-    assert list(t.columns) == ["grpvar", "term", "grp", "condval", "condsd"]
+    assert list(t.columns) == ["group", "term", "level", "condval", "condsd"]
     ncols = sum(len(frame.columns) for frame in m.ranef.values())
     assert len(t) == c.n_levels * ncols
     assert set(t["grp"].astype(str)) == set(c.data[c.group].astype(str))
     assert _finite(t["condval"]) and _finite(t["condsd"])
     assert np.all(t["condsd"] > 0)
     vc = m.varcorr
-    for (g, col), sub in t.groupby(["grpvar", "term"]):
+    for (g, col), sub in t.groupby(["group", "term"]):
         modes = m.ranef[g][col]
         np.testing.assert_allclose(sub["condval"].to_numpy(), modes.loc[sub["grp"]].to_numpy(), atol=1e-12)
         sd = float(vc[(vc["var1"] == col) & vc["var2"].isna() & (vc["group"] != "Residual")]["sdcor"].iloc[0])

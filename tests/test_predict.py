@@ -184,7 +184,7 @@ def test_simulate_weighted_lmm_residual_sd_is_sigma_over_root_w():
     m = lmer("Reaction ~ Days + (Days | Subject)", d, weights=w)
     sims = simulate(m, n=4, seed=11, use_u=True)          # conditional on b: only the residual is drawn
     z = np.random.default_rng(11).standard_normal((m.nobs, 4))
-    np.testing.assert_allclose(sims.to_numpy() - m.fitted()[:, None], z * (m.sigma / np.sqrt(w))[:, None],
+    np.testing.assert_allclose(sims.to_numpy() - m.fitted().to_numpy()[:, None], z * (m.sigma / np.sqrt(w))[:, None],
                                rtol=1e-10, atol=1e-10)
 
 

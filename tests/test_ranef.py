@@ -14,7 +14,7 @@ from mixedmodels.presentation.datasets import load_dataset
 
 def test_ranef_table_condvar(sleep):
     tab = sleep.ranef_table()
-    assert list(tab.columns) == ["grpvar", "term", "grp", "condval", "condsd"]
+    assert list(tab.columns) == ["group", "term", "level", "condval", "condsd"]
     assert len(tab) == 36
     b = sleep.ranef["Subject"]
     np.testing.assert_allclose(tab.loc[tab["term"] == "Days", "condval"], b["Days"].to_numpy())
@@ -57,7 +57,7 @@ def _dense_condsd(model) -> np.ndarray:
         W = model.prior_weights
     else:
         eta = model.linear_predictor()
-        mu = model.fitted(type="response")
+        mu = model.fitted(type="response").to_numpy()
         W = model.prior_weights * fam.link.mu_eta(eta) ** 2 / fam.variance(mu)
     q = Z.shape[1]
     C = Lam.T @ Z.T @ (W[:, None] * Z) @ Lam + np.eye(q)
@@ -73,7 +73,7 @@ def _dense_condsd(model) -> np.ndarray:
 
 def _check_against_dense(model, rtol=1e-8):
     tab = ranef_table(model)
-    assert list(tab.columns) == ["grpvar", "term", "grp", "condval", "condsd"]
+    assert list(tab.columns) == ["group", "term", "level", "condval", "condsd"]
     np.testing.assert_allclose(tab["condsd"], _dense_condsd(model), rtol=rtol)
     # the conditional modes are the model's
     for term, b in zip(model.design.terms, model.random_effects()):

@@ -40,9 +40,14 @@ from .missing import Imputations, MIFits, compare_missing, impute, missing_repor
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation.plots_more import plot_all_fit
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
+from .presentation import reprs as _reprs  # noqa: F401  (registers the result objects' printing)
+from .presentation import aliases as _aliases  # noqa: F401  (statsmodels-style .params, .bse, ...)
 from .presentation.api import glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help
+from .presentation.tidy import augment, glance, tidy
+from .presentation.tables import ModelTable, table
+from .presentation.display import format_anova, format_table
 
 __version__ = "0.1.0"
 
@@ -62,4 +67,5 @@ __all__ = [
     "register_optimizer", "DenseOps", "RowOps",
     "emmeans", "EMMeans", "simulate_residuals", "SimulatedResiduals", "plot_all_fit",
     "missing_report", "impute", "pool", "compare_missing", "Imputations", "MIFits",
+    "tidy", "glance", "augment", "table", "ModelTable", "format_anova", "format_table",
 ]

@@ -8,12 +8,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..models.lmm import LinearMixedModel
 from ..spec.design import build_design
 from ..spec.formula import parse_formula
 from .estimators import AlternativeResult, TextSummary, cluster_robust, fixed_effects, gee
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["compare_approaches", "ComparisonResult"]
 
@@ -47,13 +49,13 @@ class ComparisonResult:
         self.table = pd.concat(blocks, axis=1)
 
     def coef_table(self) -> pd.DataFrame:
-        """Long form: index (approach, term); columns ``Estimate``, ``Std. Error``, ``p-value``."""
+        """Long form: index (approach, term); columns ``Estimate``, ``Std. Error``, ``p.value``."""
         parts = []
         for name, r in self.results.items():
             tab = _coef_table_of(r)
             pcol = [c for c in tab.columns if c.startswith("Pr(")]
             p = tab[pcol[0]] if pcol else pd.Series(np.nan, index=tab.index)
-            part = pd.DataFrame({"Estimate": tab["Estimate"], "Std. Error": tab["Std. Error"], "p-value": p})
+            part = pd.DataFrame({"Estimate": tab["Estimate"], "Std. Error": tab["Std. Error"], "p.value": p})
             part.index = pd.MultiIndex.from_product([[name], tab.index], names=["approach", "term"])
             parts.append(part)
         return pd.concat(parts)

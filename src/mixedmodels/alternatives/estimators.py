@@ -20,10 +20,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import linalg
 
+from ..core.lazy import lazy_import
 from ..exceptions import MissingDataWarning, RankDeficiencyWarning
 from ..models.family import Family, get_family
+
+stats = lazy_import("scipy.stats")
 
 __all__ = [
     "cluster_robust",

@@ -22,12 +22,16 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, stats
+from scipy import linalg
 
+from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning, MissingDataWarning
 from ..models.lmm import LinearMixedModel
 from ..spec.design import build_design
 from .estimators import r_style_name
+
+stats = lazy_import("scipy.stats")
+optimize = lazy_import("scipy.optimize")
 
 __all__ = ["growth_curve", "GrowthCurveResult"]
 

@@ -26,7 +26,25 @@ from ..spec.design import ModelDesign
 from .family import Family
 from .optim import Control, OptSummary
 
-__all__ = ["MixedModel", "implements", "extension"]
+__all__ = ["MixedModel", "implements", "extension", "RowValues"]
+
+
+class RowValues(pd.Series):
+    """Per-observation values (``fitted()``, ``residuals()``) indexed by the data's row labels.
+
+    Indexing with a NumPy integer array or a tuple (``r[order]``, ``r[:, None]``) is positional
+    and gives an array, as on the arrays these methods returned before; labels, lists, slices
+    and boolean masks index as on any Series. Arithmetic gives plain Series.
+    """
+
+    @property
+    def _constructor(self):
+        return pd.Series
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) or (isinstance(key, np.ndarray) and key.dtype.kind in "iu"):
+            return np.asarray(self)[key]
+        return super().__getitem__(key)
 
 _EXTENSIONS: dict[str, Callable] = {}
 # where each extension lives, for the error when it is missing
@@ -250,6 +268,13 @@ class MixedModel:
         return self.factor.update(self._theta)
 
     # -- data the fit used -------------------------------------------------------------------
+    def _by_row(self, values: np.ndarray, name: str) -> pd.Series:
+        """Per-observation values labelled with the data's row labels (the rows the fit used),
+        so ``data["resid"] = m.residuals()`` aligns and rows the fit dropped get NaN, as R's
+        ``na.exclude``."""
+        index = self.design.frame.index
+        return RowValues(values, index=index if len(index) == len(values) else None, name=name)
+
     @property
     def response(self) -> np.ndarray:
         """The response on the fit's scale (proportions for binomial trials)."""

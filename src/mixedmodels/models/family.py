@@ -15,9 +15,12 @@ True
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
+from ..core.lazy import lazy_import
 from ..exceptions import DataError
+
+stats = lazy_import("scipy.stats")
 
 __all__ = [
     "Link", "LogitLink", "ProbitLink", "CloglogLink", "CauchitLink", "LogLink", "InverseLink",
@@ -91,7 +94,7 @@ class ProbitLink(Link):
     """Φ⁻¹(μ); η clipped so that μ stays in (0, 1), as R's ``binomial("probit")``."""
 
     name = "probit"
-    _THRESH = -stats.norm.ppf(_EPS)
+    _THRESH = -special.ndtri(_EPS)   # = -Φ⁻¹(ε), scipy.stats.norm.ppf without importing scipy.stats
 
     def link(self, mu):
         return special.ndtri(mu)

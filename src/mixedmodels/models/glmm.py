@@ -603,17 +603,19 @@ class GeneralizedLinearMixedModel(MixedModel):
             pos += q
         return out
 
-    def fitted(self, type: str = "response") -> np.ndarray:  # noqa: A002 (R's argument name)
-        """Fitted values: the mean μ (``"response"``) or the linear predictor η (``"link"``)."""
+    def fitted(self, type: str = "response") -> pd.Series:  # noqa: A002 (R's argument name)
+        """Fitted values: the mean μ (``"response"``) or the linear predictor η (``"link"``),
+        indexed by the data's row labels (rows the fit used)."""
         if type == "response":
-            return self._mu.copy()
+            return self._by_row(self._mu.copy(), "fitted")
         if type == "link":
-            return self._eta.copy()
+            return self._by_row(self._eta.copy(), "fitted")
         raise ValueError(f"type must be 'response' or 'link', got {type!r}")
 
-    def residuals(self, type: str = "deviance", scaled: bool = False) -> np.ndarray:  # noqa: A002
+    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:  # noqa: A002
         """Residuals of type ``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or
-        ``"working"``; ``scaled`` divides by σ (families with a scale)."""
+        ``"working"``; ``scaled`` divides by σ (families with a scale). Indexed by the data's
+        row labels (rows the fit used)."""
         y, mu = self._y, self._mu
         if type == "deviance":
             dev = np.maximum(self.engine.dev_resid(mu), 0.0)
@@ -627,7 +629,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         else:
             raise ValueError("type must be 'deviance', 'pearson', 'response' or 'working', "
                              f"got {type!r}")
-        return r / self._sigma if scaled else r
+        return self._by_row(r / self._sigma if scaled else r, "residuals")
 
     def refit_ml(self) -> "GeneralizedLinearMixedModel":
         """GLMMs are fit by maximum likelihood already: returns self."""

@@ -187,23 +187,24 @@ class LinearMixedModel(MixedModel):
             eta = eta + self.design.offset
         return eta
 
-    def fitted(self, type: str = "response") -> np.ndarray:  # noqa: A002 (R's argument name)
-        """Fitted values (fixed plus random effects); the link is the identity, so ``type``
-        ("response" or "link") changes nothing."""
+    def fitted(self, type: str = "response") -> pd.Series:  # noqa: A002 (R's argument name)
+        """Fitted values (fixed plus random effects), indexed by the data's row labels; the
+        link is the identity, so ``type`` ("response" or "link") changes nothing."""
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
-        return self.linear_predictor()
+        return self._by_row(self.linear_predictor(), "fitted")
 
-    def residuals(self, type: str = "response", scaled: bool = False) -> np.ndarray:  # noqa: A002
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:  # noqa: A002
         """Residuals ``y − fitted`` (``"response"``, the default, ``"deviance"`` and ``"working"``
-        are the same for an LMM; ``"pearson"`` multiplies by √w); divided by σ when ``scaled``."""
-        r = self.design.y - self.fitted()
+        are the same for an LMM; ``"pearson"`` multiplies by √w); divided by σ when ``scaled``.
+        Indexed by the data's row labels, as :meth:`fitted`."""
+        r = self.design.y - self.linear_predictor()
         if type == "pearson" and self.design.weights is not None:
             r = r * np.sqrt(self.design.weights)
         elif type not in ("response", "deviance", "working", "pearson"):
             raise ValueError("type must be 'response', 'deviance', 'pearson' or 'working', "
                              f"got {type!r}")
-        return r / self._sigma if scaled else r
+        return self._by_row(r / self._sigma if scaled else r, "residuals")
 
     def with_design(self, design: ModelDesign, *, control: Control | None = None) -> "LinearMixedModel":
         return LinearMixedModel(design, reml=self.reml, control=control or self.control,

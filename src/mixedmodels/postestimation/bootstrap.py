@@ -14,19 +14,20 @@ to it, started at the fitted estimates, with the convergence, singularity and sc
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
 from .predict import simulate
+from .progress import Progress
 from .ranef import variance_parameters
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["bootstrap", "BootstrapResult", "bootstrap_lrt", "default_statistic", "quiet_refit"]
 
@@ -53,40 +54,6 @@ def _boot_one(args):
         return np.asarray(statistic(fitted), dtype=float)
     except Exception:  # a failed refit counts as failed, as bootMer does
         return None
-
-
-class _Progress:
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.done = total, enabled, 0
-        self.start = time.perf_counter()
-        self.bar = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=total, desc="bootstrap")
-            except ImportError:
-                self.bar = None
-
-    def update(self, k: int = 1) -> None:
-        if not self.enabled:
-            return
-        self.done += k
-        if self.bar is not None:
-            self.bar.update(k)
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        el = time.perf_counter() - self.start
-        sys.stderr.write(f"\rbootstrap [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{self.done}/{self.total} {el:.1f}s")
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 @dataclass
@@ -137,7 +104,7 @@ class BootstrapResult:
 
 
 def bootstrap(model, n: int = 500, seed=None, statistic: Callable | None = None,
-              parallel: int | None = None, progress: bool = False) -> BootstrapResult:
+              parallel: int | None = None, progress: bool | str = "auto") -> BootstrapResult:
     """Parametric bootstrap: simulate from the fitted model, refit, and collect a statistic.
 
     Parameters
@@ -154,8 +121,9 @@ def bootstrap(model, n: int = 500, seed=None, statistic: Callable | None = None,
     parallel : int, optional
         Worker processes (default 1: none). The statistic must then be picklable (a
         module-level function).
-    progress : bool
-        Show a progress bar (tqdm if installed, else a text bar on stderr).
+    progress : {"auto", True, False}, default "auto"
+        A progress bar (tqdm): ``"auto"`` shows it when the output is interactive and the
+        replicates will take more than about 2 s (:mod:`~mixedmodels.postestimation.progress`).
 
     Returns
     -------
@@ -189,7 +157,7 @@ def _lrt_stat(small, large) -> float:
 
 
 def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: int | None = None,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool | str = "auto") -> pd.DataFrame:
     """Parametric bootstrap likelihood-ratio test of a nested pair (pbkrtest's ``PBmodcomp``).
 
     Both models are compared by maximum likelihood (REML fits are refit). Responses are
@@ -203,7 +171,8 @@ def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: i
     n : int
     seed : int or None
     parallel : int, optional
-    progress : bool
+    progress : {"auto", True, False}, default "auto"
+        As :func:`bootstrap`.
 
     Returns
     -------
@@ -222,7 +191,7 @@ def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: i
     ys = simulate(s_ml, n=n, seed=seed)
     ys = ys.to_numpy() if isinstance(ys, pd.DataFrame) else np.asarray(ys)
     work = [((s_ml, l_ml), ys[:, i]) for i in range(n)]
-    ref = _map_with_progress(_lrt_one, work, parallel, progress)
+    ref = _map_with_progress(_lrt_one, work, parallel, progress, desc="bootstrap LRT")
     ref = np.array([r for r in ref if r is not None and np.isfinite(r)])
     n_ok = len(ref)
     if n_ok < n:
@@ -237,11 +206,12 @@ def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: i
     return table
 
 
-def _map_with_progress(func, work: list, parallel: int | None, progress: bool) -> list:
+def _map_with_progress(func, work: list, parallel: int | None, progress: bool | str,
+                       desc: str = "bootstrap") -> list:
     """``[func(item) for item in work]``, in worker processes when ``parallel`` > 1, with a
     progress bar. Each item carries its own simulated response, so results do not depend on
     the number of workers."""
-    bar = _Progress(len(work), progress)
+    bar = Progress(len(work), desc, progress)
     results: list = []
     workers = int(parallel or 1)
     try:

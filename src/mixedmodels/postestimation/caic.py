@@ -17,12 +17,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from ..exceptions import MixedModelsWarning
 
-__all__ = ["caic"]
+__all__ = ["caic", "CAICResult"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -194,7 +195,23 @@ def _bias_correction(model, max_q: int) -> float:
     return float(n - tr_RA + np.trace(lam_y))
 
 
-def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 0.0) -> dict:
+class CAICResult(dict):
+    """The conditional AIC: a dict (``caic``, ``df``, ``conditional_loglik``, ``reduced_model``,
+    ``new``) whose entries are also attributes; :meth:`to_frame` is one row of the numbers."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: ``cAIC``, ``df`` (effective degrees of freedom), ``cond_logLik``, ``reduced``."""
+        return pd.DataFrame([{"cAIC": self["caic"], "df": self["df"], "cond_logLik": self["conditional_loglik"],
+                              "reduced": bool(self["new"])}])
+
+
+def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 0.0) -> "CAICResult":
     """Conditional AIC with Greven & Kneib's (2010) corrected degrees of freedom, as ``cAIC4::cAIC``.
 
     ``caic = −2 × conditional log-likelihood + 2 × df``. The conditional log-likelihood is that
@@ -218,9 +235,10 @@ def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 
 
     Returns
     -------
-    dict
-        ``caic``, ``df``, ``conditional_loglik``, ``reduced_model`` (None when nothing was
-        removed) and ``new`` (whether a reduced model was fit).
+    CAICResult
+        A dict (entries also attributes, ``.to_frame()`` one row of them): ``caic``, ``df``,
+        ``conditional_loglik``, ``reduced_model`` (None when nothing was removed) and ``new``
+        (whether a reduced model was fit).
 
     Examples
     --------
@@ -248,13 +266,13 @@ def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 
                           MixedModelsWarning, stacklevel=2)
             cll = _conditional_loglik(model)
             df = float(model.design.X.shape[1])
-            return {"caic": -2 * cll + 2 * df, "df": df, "conditional_loglik": cll,
-                    "reduced_model": None, "new": False}
+            return CAICResult({"caic": -2 * cll + 2 * df, "df": df, "conditional_loglik": cll,
+                               "reduced_model": None, "new": False})
         warnings.warn("some random-effect variances are estimated as zero; as cAIC4, the cAIC is "
                       "that of the model refit without them (returned as 'reduced_model').",
                       MixedModelsWarning, stacklevel=2)
         target = reduced
     df = _bias_correction(target, max_q) + sigma_penalty
     cll = _conditional_loglik(target)
-    return {"caic": -2 * cll + 2 * df, "df": df, "conditional_loglik": cll,
-            "reduced_model": reduced, "new": reduced is not None}
+    return CAICResult({"caic": -2 * cll + 2 * df, "df": df, "conditional_loglik": cll,
+                       "reduced_model": reduced, "new": reduced is not None})

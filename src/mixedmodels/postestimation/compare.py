@@ -8,13 +8,33 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import DataError, ModelComparisonWarning
 from .bootstrap import bootstrap_lrt
 from .caic import caic
 
-__all__ = ["anova", "aic_table", "model_names"]
+stats = lazy_import("scipy.stats")
+
+__all__ = ["anova", "aic_table", "model_names", "AnovaTable", "AICTable"]
+
+
+class AnovaTable(pd.DataFrame):
+    """The table :func:`anova` returns: a DataFrame that prints as lme4's ``anova`` (the printing
+    is registered by :mod:`mixedmodels.presentation.reprs`); ``attrs`` hold the formulas."""
+
+    @property
+    def _constructor(self):
+        return AnovaTable
+
+
+class AICTable(pd.DataFrame):
+    """The table :func:`aic_table` returns: a DataFrame with R-style printing (registered by
+    :mod:`mixedmodels.presentation.reprs`)."""
+
+    @property
+    def _constructor(self):
+        return AICTable
 
 
 def model_names(models: list, frame_depth: int = 2) -> list[str]:
@@ -145,9 +165,13 @@ def anova(*models, refit: bool = True, names: list[str] | None = None, test: str
                 row["Pr(boot)"] = float(boot.loc["PBtest", "p.value"])
         rows.append(row)
         prev = m
-    table = pd.DataFrame(rows, index=[labels[i] for i in order])
+    table = AnovaTable(rows, index=[labels[i] for i in order])
     table["Df"] = table["Df"].astype("Int64")
     table.attrs["refit"] = refit and any(m.reml for m in models)
+    table.attrs["formulas"] = {labels[i]: models[i].design.formula.text for i in order}
+    data_name = getattr(models[0], "data_name", None)
+    if data_name:
+        table.attrs["data_name"] = data_name
     return table
 
 
@@ -213,7 +237,7 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
                 res = caic(m)
             row.update({"cAIC": res["caic"], "df": res["df"], "cond_logLik": res["conditional_loglik"]})
         rows.append(row)
-    table = pd.DataFrame(rows, index=names)
+    table = AICTable(rows, index=names)
     delta = table[crit] - table[crit].min()
     rel = np.exp(-0.5 * delta)
     table.insert(2, f"d{crit}", delta)

@@ -27,6 +27,7 @@ from scipy.sparse.linalg import splu
 
 from ..exceptions import ConvergenceWarning, DataError
 from .compare import model_names
+from .progress import Progress
 
 __all__ = ["cross_validate", "CrossValidationResult", "grouped_folds"]
 
@@ -245,7 +246,7 @@ def _default_by(items: list) -> str:
 
 def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 5,
                    by: str | list[str] | None = None, *, seed: int | None = 0,
-                   control=None) -> CrossValidationResult:
+                   control=None, progress: bool | str = "auto") -> CrossValidationResult:
     """Grouped k-fold cross-validation: whole clusters of ``by`` are held out together.
 
     Every model is refit on the training clusters of each fold, starting from the previous
@@ -270,6 +271,9 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
         Seed for the fold assignment (clusters are balanced by rows across folds).
     control : Control, optional
         Fit settings per fold (default: each model's own, without the singular-fit warning).
+    progress : {"auto", True, False}, default "auto"
+        A progress bar over the refits when the output is interactive and they will take more
+        than about 2 s (:mod:`~mixedmodels.postestimation.progress`).
 
     Returns
     -------
@@ -294,6 +298,7 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
     fold_all = pd.Series(grouped_folds(labels_all.to_numpy(), folds, seed), index=data.index,
                          name="fold")
     rows_out = []
+    bar = Progress(len(items) * folds, "cross_validate", progress)
     for name, model in zip(names, items):
         design = model.design
         index = design.frame.index
@@ -353,6 +358,8 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
                 "nevals": getattr(getattr(fit, "optinfo", None), "nevals", np.nan),
                 "seconds": time.perf_counter() - t0,
             })
+            bar.update()
+    bar.close()
     table = pd.DataFrame(rows_out)
     summary = _summarise(table, names)
     folds_table = table.drop(columns=["sse", "sae"])

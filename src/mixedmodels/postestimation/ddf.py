@@ -24,12 +24,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 from scipy.linalg import cho_factor, cho_solve
 
 from ..core.lapack import tri_solve
+from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning, MixedModelsWarning, SingularFitWarning
 from ..models.base import implements
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["coef_table_ddf", "satterthwaite_df", "kenward_roger", "contrast", "clear_cache", "KR_MAX_DIM"]
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..models.checks import theta_names
 from ..models.optim import OPTIMIZERS, Control
+from .progress import Progress
 
 __all__ = ["all_fit", "AllFitResult", "rePCA", "RePCA"]
 
@@ -80,7 +81,7 @@ def _theta_labels(model) -> list[str]:
 
 def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = None,
             tol_loglik: float = 1e-3, tol_fixef: float = 0.01, *,
-            start_from_fit: bool = False) -> AllFitResult:
+            start_from_fit: bool = False, progress: bool | str = "auto") -> AllFitResult:
     """Refit a model with every optimizer and compare the results (lme4's ``allFit``).
 
     Each refit (LMM or GLMM) starts where the original fit started (``Control.start`` or the
@@ -107,6 +108,9 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
         Start each refit at the model's estimates (does each optimizer stay there, or find a
         better optimum?) rather than at the original start (does each reach the same optimum
         from there?).
+    progress : {"auto", True, False}, default "auto"
+        A progress bar over the optimizers when the output is interactive and the refits
+        will take more than about 2 s (:mod:`~mixedmodels.postestimation.progress`).
 
     Returns
     -------
@@ -122,11 +126,17 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
     workers = min(len(optimizers), os.cpu_count() or 1)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        if parallel and workers > 1 and single > 0.5:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                rows = list(pool.map(lambda name: _one_fit(model, name, start_from_fit), optimizers))
-        else:
-            rows = [_one_fit(model, name, start_from_fit) for name in optimizers]
+        with Progress(len(optimizers), "all_fit", progress) as bar:
+            rows = []
+            if parallel and workers > 1 and single > 0.5:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    for row in pool.map(lambda name: _one_fit(model, name, start_from_fit), optimizers):
+                        rows.append(row)
+                        bar.update()
+            else:
+                for name in optimizers:
+                    rows.append(_one_fit(model, name, start_from_fit))
+                    bar.update()
 
     fixef_names = list(model.fixef.index)
     th_names = _theta_labels(model)

@@ -22,15 +22,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize as sopt
-from scipy import stats
 
 from ..core.lapack import tri_solve
+from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
 from ..models import optim
 from ..models.base import implements
 from .bootstrap import bootstrap
+from .progress import Progress
 from .ranef import variance_parameter_names
+
+stats = lazy_import("scipy.stats")
+sopt = lazy_import("scipy.optimize")
 
 __all__ = ["confint", "profile_ci"]
 
@@ -223,7 +226,8 @@ def _check_which(model, which) -> list[str] | None:
     return wanted
 
 
-def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -> pd.DataFrame:
+def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None,
+               progress: bool | str = "auto") -> pd.DataFrame:
     """Profile-likelihood confidence intervals on lme4's scale (``confint(method="profile")``).
 
     The ML deviance is profiled (REML fits are refit by ML first, as lme4 does); the limits
@@ -244,6 +248,9 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
     level : float
     which : list of str, optional
         Row names to compute (default all).
+    progress : {"auto", True, False}, default "auto"
+        A progress bar over the parameters when the output is interactive and the profiles
+        will take more than about 2 s (:mod:`~mixedmodels.postestimation.progress`).
 
     Returns
     -------
@@ -254,7 +261,7 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
     level = _check_level(level)
     which = _check_which(model, which)
     if not model.family.linear:
-        return _glmm_profile_ci(model, level, which)
+        return _glmm_profile_ci(model, level, which, progress)
     prof = _Profiler(model)
     target = float(stats.norm.ppf(0.5 + level / 2.0))
     vnames = variance_parameter_names(model)
@@ -264,6 +271,7 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
     lower = np.full(len(rows), np.nan)
     upper = np.full(len(rows), np.nan)
     base = prof.base
+    bar = Progress(len(wanted), "profile", progress)
 
     try:
         for w, name in enumerate(vnames):
@@ -308,6 +316,7 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
                 else:
                     x = float(back(u))
                 (upper if direction > 0 else lower)[w] = x
+            bar.update()
         for j, name in enumerate(fnames):
             if name not in wanted:
                 continue
@@ -325,7 +334,9 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None) -
                 u = _solve_endpoint(zeta_fe, bhat, direction, target, target * se,
                                     bhat + direction * 1e3 * se)
                 (upper if direction > 0 else lower)[r] = u
+            bar.update()
     finally:
+        bar.close()
         prof.ml.set_theta(prof.ml.theta)   # the factor back at the fitted θ
     out = pd.DataFrame({"lower": lower, "upper": upper}, index=rows)
     return out.loc[[r for r in rows if r in wanted]]
@@ -574,7 +585,8 @@ def _illinois(g: Callable[[float], float], a: float, ga: float, b: float, gb: fl
     return c
 
 
-def _glmm_profile_ci(model, level: float, which: Sequence[str] | None) -> pd.DataFrame:
+def _glmm_profile_ci(model, level: float, which: Sequence[str] | None,
+                     progress: bool | str = "auto") -> pd.DataFrame:
     """:func:`profile_ci` for a GLMM: every parameter (sd/cor, then β) profiled over all the
     others, as lme4; the model's fitted state is restored afterwards."""
     target = float(stats.norm.ppf(0.5 + level / 2.0))
@@ -583,6 +595,7 @@ def _glmm_profile_ci(model, level: float, which: Sequence[str] | None) -> pd.Dat
     lower = np.full(len(rows), np.nan)
     upper = np.full(len(rows), np.nan)
     nevals = 0
+    bar = Progress(len(wanted), "profile", progress)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -634,8 +647,10 @@ def _glmm_profile_ci(model, level: float, which: Sequence[str] | None) -> pd.Dat
                     else:
                         x = float(back(u))
                     (upper if direction > 0 else lower)[w] = x
+                bar.update()
             nevals = prof.nevals
     finally:
+        bar.close()
         model.restore_fit_state()
     if lowest[0] < dev_fit - 1e-3:
         warnings.warn(

@@ -15,7 +15,24 @@ import pandas as pd
 
 from ..models.base import implements
 
-__all__ = ["ranef_table", "variance_parameter_names", "variance_parameters"]
+__all__ = ["ranef_table", "variance_parameter_names", "variance_parameters", "RanefTable"]
+
+
+class RanefTable(pd.DataFrame):
+    """The long table of conditional modes: ``group`` (the grouping factor, as in ``varcorr``
+    and ``tidy``), ``term``, ``level``, ``condval``, ``condsd``. R's names (``grpvar`` for the
+    factor, ``grp`` for the level, as ``as.data.frame(ranef(m))``) still select those columns."""
+
+    _R_NAMES = {"grpvar": "group", "grp": "level"}
+
+    @property
+    def _constructor(self):
+        return RanefTable
+
+    def __getitem__(self, key):
+        if isinstance(key, str) and key not in self.columns and key in self._R_NAMES:
+            key = self._R_NAMES[key]
+        return super().__getitem__(key)
 
 
 def variance_parameter_names(model) -> list[str]:
@@ -53,15 +70,16 @@ def ranef_table(model) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Long format like R's ``as.data.frame(ranef(m, condVar=TRUE))``: ``grpvar, term, grp,
-        condval, condsd``.
+        Long format like R's ``as.data.frame(ranef(m, condVar=TRUE))``, with the package's
+        column names: ``group, term, level, condval, condsd`` (R's ``grpvar`` and ``grp`` still
+        select ``group`` and ``level``).
     """
     blocks = model.conditional_covariance()
     frames = []
     for term, b, V in zip(model.design.terms, model.random_effects(), blocks):
         sd = np.sqrt(np.maximum(np.diagonal(V, axis1=1, axis2=2), 0.0))
         for j, col in enumerate(term.columns):
-            frames.append(pd.DataFrame({"grpvar": term.group, "term": col,
-                                        "grp": np.asarray(term.levels, dtype=object),
+            frames.append(pd.DataFrame({"group": term.group, "term": col,
+                                        "level": np.asarray(term.levels, dtype=object),
                                         "condval": b[:, j], "condsd": sd[:, j]}))
-    return pd.concat(frames, ignore_index=True)
+    return RanefTable(pd.concat(frames, ignore_index=True))

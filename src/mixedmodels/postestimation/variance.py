@@ -19,11 +19,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import MixedModelsWarning, SingularFitWarning
 from ..spec.design import build_design, r_column_name
 from ..spec.response import Response, response_parser
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["r2", "icc", "r2_beta", "variance_components", "VarianceResult"]
 
@@ -31,13 +33,19 @@ __all__ = ["r2", "icc", "r2_beta", "variance_components", "VarianceResult"]
 class VarianceResult(dict):
     """A dict of the statistics, with ``.components`` (the variances used) and ``.note``.
 
-    ``note`` is ``None`` or a sentence on why the numbers should be read with care.
+    ``note`` is ``None`` or a sentence on why the numbers should be read with care; ``title``
+    names the statistic (``"R2 for Mixed Models"``); :meth:`to_frame` is one row of them.
     """
 
-    def __init__(self, values: dict, components: dict, note: str | None = None):
+    def __init__(self, values: dict, components: dict, note: str | None = None, title: str | None = None):
         super().__init__(values)
         self.components = components
         self.note = note
+        self.title = title
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the statistics, then the variance components they were computed from."""
+        return pd.DataFrame([{**self, **self.components}])
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k!r}: {v:.6g}" if isinstance(v, float) else f"{k!r}: {v!r}"
@@ -245,7 +253,7 @@ def r2(model, *, convention: Literal["classic", "current"] = "classic",
     total = comp["var_fixed"] + comp["var_random"] + comp["var_residual"]
     return VarianceResult({"marginal": comp["var_fixed"] / total,
                            "conditional": (comp["var_fixed"] + comp["var_random"]) / total},
-                          comp, note)
+                          comp, note, title="R2 for Mixed Models")
 
 
 def icc(model, *, convention: Literal["classic", "current"] = "classic",
@@ -293,7 +301,7 @@ def icc(model, *, convention: Literal["classic", "current"] = "classic",
         notes.append(msg)
     vr, vres, vf = comp["var_random"], comp["var_residual"], comp["var_fixed"]
     return VarianceResult({"adjusted": vr / (vr + vres), "unadjusted": vr / (vf + vr + vres)},
-                          comp, " ".join(notes) or None)
+                          comp, " ".join(notes) or None, title="Intraclass Correlation Coefficient")
 
 
 # --- R²β (Edwards et al. 2008) ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..exceptions import DataError, ModelComparisonWarning
 from ..postestimation.compare import aic_table, anova
 from .api import glmer, lmer
 from .datasets import load_dataset
+from .display import format_anova
 from .guide import help as show_help
 
 __all__ = ["main", "demo"]
@@ -41,25 +42,15 @@ def demo(out=None) -> None:
         print(gpa_2.summary(), file=out)
         print("\n" + "=" * 78, file=out)
         print("Fixed effects: anova(gpa_1, gpa_2, refit=True)  (REML fits refit by ML)", file=out)
-        print(_format_anova(anova(gpa_1, gpa_2, refit=True)), file=out)
+        print(format_anova(anova(gpa_1, gpa_2, refit=True)), file=out)
         print("\nRandom effects: anova(gpa_3, gpa_1, refit=False)  (REML likelihoods)", file=out)
-        print(_format_anova(anova(gpa_3, gpa_1, refit=False)), file=out)
+        print(format_anova(anova(gpa_3, gpa_1, refit=False)), file=out)
         print("\nAIC table (as fit; gpa_2 differs in fixed effects, so its REML AIC is only", file=out)
         print("indicative: compare fixed effects with the ML refit above)", file=out)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ModelComparisonWarning)
             table = aic_table({"gpa_1": gpa_1, "gpa_2": gpa_2, "gpa_3": gpa_3})
         print(table[["npar", "AIC", "dAIC", "weight", "BIC"]].to_string(), file=out)
-
-
-def _format_anova(table: pd.DataFrame) -> str:
-    """The anova table with lme4's digits (p-values as R's format.pval)."""
-    shown = table.copy()
-    p = shown.pop("Pr(>Chisq)")
-    shown["Pr(>Chisq)"] = ["" if pd.isna(v) else ("< 2.2e-16" if v < 2.2e-16 else f"{v:.4g}") for v in p]
-    shown["Chisq"] = ["" if pd.isna(v) else f"{v:.3f}" for v in shown["Chisq"]]
-    shown["Df"] = ["" if pd.isna(v) else str(int(v)) for v in shown["Df"]]
-    return shown.to_string()
 
 
 _SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|",

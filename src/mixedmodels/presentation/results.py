@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import html
+import html as _html
 
 import numpy as np
 import pandas as pd
 
 from ..models.base import implements
+from .display import html_block, html_rows, text_block
 
 __all__ = ["summary", "model_repr", "Summary"]
 
@@ -68,7 +69,8 @@ def _header_lines(self) -> list[str]:
         lines.append(" ".join(v.rjust(w) for v, w in zip(vals, widths)))
     return lines
 
-def _random_effects_lines(self) -> list[str]:
+def _random_effects_rows(self) -> tuple[list[str], list[list[str]]]:
+    """The header and formatted rows of lme4's random-effects table (``formatVC``)."""
     rows = []
     for term, cov in zip(self.design.terms, self.term_covariances()):
         sd = np.sqrt(np.diag(cov))
@@ -92,14 +94,24 @@ def _random_effects_lines(self) -> list[str]:
         if ncor:
             line += cors + [""] * (ncor - len(cors))
         body.append(line)
+    return header, body
+
+
+def _groups_line(self) -> str:
+    groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
+    return f"Number of obs: {self.nobs}, groups:  {groups}"
+
+
+def _random_effects_lines(self) -> list[str]:
+    header, body = _random_effects_rows(self)
     # lme4 prints this table left-aligned (formatVC, print(right = FALSE))
     table = _table(body, header, align_left=set(range(len(header))))
-    groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
-    return ["Random effects:", table, f"Number of obs: {self.nobs}, groups:  {groups}"]
+    return ["Random effects:", table, _groups_line(self)]
 
-def _fixed_effects_lines(self, table: pd.DataFrame) -> list[str]:
+
+def _fixed_effects_rows(self, table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The header and formatted rows of the coefficient table (R's ``printCoefmat``)."""
     cols = list(table.columns)
-    body = []
     formatted = {}
     # R's printCoefmat gives the estimate and its standard error the same decimals
     joint = [c for c in ("Estimate", "Std. Error") if c in cols]
@@ -118,15 +130,20 @@ def _fixed_effects_lines(self, table: pd.DataFrame) -> list[str]:
             formatted[c] = [f"{v:.3f}" for v in table[c]]
         else:
             formatted[c] = _format_column(table[c].to_numpy())
-    for i, name in enumerate(table.index):
-        body.append([name] + [formatted[c][i] for c in cols])
-    return ["Fixed effects:", _table(body, [""] + cols, align_left={0}, indent="")]
+    body = [[name] + [formatted[c][i] for c in cols] for i, name in enumerate(table.index)]
+    return [""] + cols, body
 
-def _correlation_lines(self) -> list[str]:
+
+def _fixed_effects_lines(self, table: pd.DataFrame) -> list[str]:
+    header, body = _fixed_effects_rows(self, table)
+    return ["Fixed effects:", _table(body, header, align_left={0}, indent="")]
+
+
+def _correlation_rows(self) -> tuple[list[str], list[list[str]]] | None:
     vc = self.vcov.to_numpy()
     p = vc.shape[0]
     if p < 2:
-        return []
+        return None
     sd = np.sqrt(np.diag(vc))
     corr = vc / np.outer(sd, sd)
     names = list(self.vcov.index)
@@ -134,18 +151,51 @@ def _correlation_lines(self) -> list[str]:
     body = []
     for i in range(1, p):
         body.append([names[i]] + [f"{round(corr[i, j], 3) + 0.0:.3f}" for j in range(i)] + [""] * (p - 1 - i))
-    return ["Correlation of Fixed Effects:", _table(body, [""] + short[:-1], align_left={0}, indent="")]
+    return [""] + short[:-1], body
+
+
+_MAX_CORRELATION_P = 12   # lme4 prints the correlations for at most 12 fixed effects
+
+
+def _wrapped_table(rows: list[list[str]], header: list[str], label_columns: int = 1, width: int = 80,
+                   **kwargs) -> str:
+    """:func:`_table` split into blocks of columns that fit ``width``, each block repeating the
+    first ``label_columns`` columns, as R wraps a wide matrix."""
+    cols = list(range(label_columns, len(header)))
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    lab = sum(widths[:label_columns]) + label_columns + len(kwargs.get("indent", " "))
+    blocks, current, used = [], [], lab
+    for j in cols:
+        if current and used + widths[j] + 1 > width:
+            blocks.append(current)
+            current, used = [], lab
+        current.append(j)
+        used += widths[j] + 1
+    blocks.append(current)
+    keep = list(range(label_columns))
+    return "\n".join(_table([[r[i] for i in keep + b] for r in rows], [header[i] for i in keep + b], **kwargs)
+                     for b in blocks)
+
+
+def _correlation_lines(self) -> list[str]:
+    p = len(self.fixef)
+    if p > _MAX_CORRELATION_P:
+        return [f"Correlation matrix not shown by default, as p = {p} > {_MAX_CORRELATION_P}.",
+                "Use m.vcov (or its correlations) if you need it"]
+    rows = _correlation_rows(self)
+    if rows is None:
+        return []
+    return ["Correlation of Fixed Effects:", _wrapped_table(rows[1], rows[0], align_left={0}, indent="")]
 
 @implements("summary")
 def summary(self, **kwargs) -> "Summary":
     """A summary printed like lme4's ``summary(m)``; keyword arguments go to :meth:`coef_table`."""
     table = self.coef_table(**kwargs)
     lines = _header_lines(self) + [""]
-    resid = self.residuals(type="pearson", scaled=self.family.linear)
-    q = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1.0])
-    lines += ["Scaled residuals: ",
-              _table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"], indent="",
-                     equal_widths=True), ""]
+    resid = np.asarray(self.residuals(type="pearson", scaled=self.family.linear), dtype=float)
+    q = np.quantile(resid[np.isfinite(resid)], [0, 0.25, 0.5, 0.75, 1.0])
+    quantiles = [[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"]
+    lines += ["Scaled residuals: ", _table(*quantiles, indent="", equal_widths=True), ""]
     lines += _random_effects_lines(self) + [""]
     lines += _fixed_effects_lines(self, table)
     corr = _correlation_lines(self)
@@ -154,29 +204,55 @@ def summary(self, **kwargs) -> "Summary":
     notes = self.summary_notes()
     if notes:
         lines += [""] + notes
-    return Summary("\n".join(lines), table)
+    return Summary("\n".join(lines), table, html=_summary_html(self, table, quantiles, notes))
+
+
+def _header_html(self) -> str:
+    return text_block(*[line for line in _header_lines(self) if line])
+
+
+def _summary_html(self, table: pd.DataFrame, quantiles, notes: list[str]) -> str:
+    re_head, re_body = _random_effects_rows(self)
+    fe_head, fe_body = _fixed_effects_rows(self, table)
+    pieces = [_header_html(self),
+              html_rows(quantiles[1], quantiles[0], caption="Scaled residuals", left=()),
+              html_rows(re_head, re_body, caption="Random effects", left={0, 1}),
+              text_block(_groups_line(self)),
+              html_rows(fe_head, fe_body, caption="Fixed effects")]
+    corr = _correlation_rows(self) if len(self.fixef) <= _MAX_CORRELATION_P else None
+    if corr is not None:
+        pieces.append(html_rows(corr[0], corr[1], caption="Correlation of fixed effects"))
+    if notes:
+        pieces.append(text_block(*notes))
+    return html_block(*pieces)
 
 @implements("repr")
 def model_repr(self) -> str:
     lines = _header_lines(self) + [""] + _random_effects_lines(self) + [""]
     fe = self.fixef
-    lines += ["Fixed Effects:", _table([[f"{v:.4g}" for v in fe]], list(fe.index))]
+    lines += ["Fixed Effects:", _wrapped_table([[f"{v:.4g}" for v in fe]], list(fe.index), label_columns=0)]
     return "\n".join(lines)
 
 
 class Summary(str):
-    """The printed summary; also carries the coefficient table as ``.coefficients``."""
+    """The printed summary; also carries the coefficient table as ``.coefficients``, and its
+    HTML tables for Jupyter."""
 
-    def __new__(cls, text: str, coefficients: pd.DataFrame):
+    def __new__(cls, text: str, coefficients: pd.DataFrame, html: str | None = None):
         obj = super().__new__(cls, text)
         obj.coefficients = coefficients
+        obj.html = html
         return obj
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"
+        return self.html if self.html else f"<pre>{_html.escape(str(self))}</pre>"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficient table."""
+        return self.coefficients
 
 
 def _format_p(p: float) -> str:

@@ -16,11 +16,13 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
 
+from ..core.lazy import lazy_import
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaError, ModelFormula, dot_position, expression_names, parse_formula, quote_names, unquote
+
+formulaic = lazy_import("formulaic")   # imported at the first design, not at import
 
 __all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "check_data_frame", "double_bar_terms",
            "infinite_column", "nonfinite_detail", "r_column_name", "to_formulaic"]
@@ -338,7 +340,7 @@ def _numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
                 "numeric response. For a binary or count response use mm.glmer with a family."
             )
         return col.to_numpy(dtype=float)
-    mats = model_matrix(f"{to_formulaic(expr)} ~ 1", frame, na_action="ignore")
+    mats = formulaic.model_matrix(f"{to_formulaic(expr)} ~ 1", frame, na_action="ignore")
     lhs = mats.lhs
     if lhs.shape[1] != 1:
         raise DataError(f"response {expr!r} gives {lhs.shape[1]} columns; it must give one numeric column")
@@ -378,6 +380,12 @@ def factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]
             else:
                 lev, c = np.unique(values.astype(str), return_inverse=True)
                 lev = lev.astype(object)
+                if len(lev) > 1 and all(str(v).lstrip("-").isdigit() for v in lev):
+                    # integer-like labels in numeric order (1, 2, ..., 10), as R's factor of integers
+                    order = np.argsort([int(v) for v in lev], kind="stable")
+                    rank = np.empty_like(order)
+                    rank[order] = np.arange(len(order))
+                    lev, c = lev[order], rank[c]
             c = c.astype(np.int64)
         if codes is None:
             codes, labels = c, [lev]
@@ -443,7 +451,7 @@ def _unique_names(names: list[str]) -> list[str]:
 
 def design_matrix(expr: str, frame: pd.DataFrame, what: str):
     try:
-        return model_matrix(to_formulaic(expr), frame, na_action="ignore")
+        return formulaic.model_matrix(to_formulaic(expr), frame, na_action="ignore")
     except FormulaError:
         raise
     except Exception as err:  # formulaic's own errors: say which part of the model failed
@@ -629,7 +637,7 @@ def double_bar_terms(lhs: str) -> list[str]:
     term. A numeric ``x`` is one column, so ``(x || g)`` is ``(1 | g) + (0 + x | g)``; a factor
     ``f`` keeps a full covariance over all its indicator columns: ``(1 | g) + (0 + f | g)``."""
     try:
-        parsed = Formula(to_formulaic(lhs))
+        parsed = formulaic.Formula(to_formulaic(lhs))
     except Exception as err:
         raise DataError(f"cannot read the random-effects formula '{lhs}': {err}") from err
     intercept, labels = False, []

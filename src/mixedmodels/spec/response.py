@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 
+from ..core.lazy import lazy_import
 from ..exceptions import DataError
 from .design import split_top, to_formulaic
 from .formula import unquote
+
+formulaic = lazy_import("formulaic")   # imported at the first design, not at import
 
 __all__ = ["Response", "response_parser", "eval_numeric"]
 
@@ -32,7 +34,7 @@ def eval_numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
             raise DataError(f"{what} {expr!r} must be numeric (it is {col.dtype})")
         return col.to_numpy(dtype=float)
     try:
-        mats = model_matrix(f"I({to_formulaic(expr)}) ~ 1", frame, na_action="ignore")
+        mats = formulaic.model_matrix(f"I({to_formulaic(expr)}) ~ 1", frame, na_action="ignore")
     except Exception as err:
         raise DataError(f"cannot evaluate the {what} {expr!r}: {err}") from err
     return np.asarray(mats.lhs, dtype=float).ravel()

@@ -1,7 +1,9 @@
 """Bundled datasets that mixed-model users know (copied from lme4 and Hox's gpa data).
 
-Categorical columns come back as pandas categoricals with R's level order: sorted as
-strings, except where R's dataset fixes another order (cake's ``temperature``, ordered).
+Categorical columns come back as pandas categoricals with R's level order: integer-like labels
+in numeric order (cbpp's herd 1, 2, ..., 15, as lme4's data and R's ``factor`` of an integer
+column), other labels sorted as strings, except where R's dataset fixes another order (cake's
+``temperature``, ordered).
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ _CATALOGUE: dict[str, tuple[str, tuple[str, ...], dict[str, list[str]], tuple[st
 }
 
 
+def r_level_order(labels) -> list[str]:
+    """Level labels in R's order for a factor made from the values: numeric order when every label
+    is an integer (R's ``factor`` of an integer column: 1, 2, ..., 10), else sorted as strings."""
+    labels = sorted({str(v) for v in labels})
+    if labels and all(s.lstrip("-").isdigit() for s in labels):
+        return sorted(labels, key=int)
+    return labels
+
+
 def list_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`."""
     return sorted(_CATALOGUE, key=str.lower)
@@ -62,6 +73,6 @@ def load_dataset(name: str) -> pd.DataFrame:
         frame = pd.read_csv(fh, dtype={c: str for c in categorical})
     for col in categorical:
         values = frame[col]
-        levels = orders.get(col) or sorted(str(v) for v in values.dropna().unique())
+        levels = orders.get(col) or r_level_order(values.dropna().unique())
         frame[col] = pd.Categorical(values, categories=levels, ordered=col in ordered)
     return frame
