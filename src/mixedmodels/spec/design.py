@@ -340,7 +340,15 @@ def _numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
                 "numeric response. For a binary or count response use mm.glmer with a family."
             )
         return col.to_numpy(dtype=float)
-    mats = formulaic.model_matrix(f"{to_formulaic(expr)} ~ 1", frame, na_action="ignore")
+    if re.match(r"cbind\s*\(", expr):
+        raise DataError(f"response {expr!r}: cbind(successes, failures) is a binomial response; fit it "
+                        "with mm.glmer(..., family='binomial')")
+    try:
+        mats = formulaic.model_matrix(f"{to_formulaic(expr)} ~ 1", frame, na_action="ignore")
+    except FormulaError:
+        raise
+    except Exception as err:  # formulaic's own errors (an unknown function or name): say where
+        raise DataError(f"cannot evaluate the response {expr!r}: {err}") from err
     lhs = mats.lhs
     if lhs.shape[1] != 1:
         raise DataError(f"response {expr!r} gives {lhs.shape[1]} columns; it must give one numeric column")
