@@ -39,6 +39,8 @@ from .presentation import results as _results  # noqa: F401  (registers summary 
 from .presentation.api import glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help
+from .models import priors
+from .presentation.blme import bglmer, blmer
 
 __version__ = "0.1.0"
 
@@ -56,4 +58,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
+    "priors", "blmer", "bglmer",
 ]
