@@ -40,7 +40,7 @@ from .presentation.api import glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help
 from .models import priors
-from .presentation.blme import bglmer, blmer
+from .presentation.blme import bayes, bglmer, blmer
 
 __version__ = "0.1.0"
 
@@ -58,5 +58,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
-    "priors", "blmer", "bglmer",
+    "priors", "blmer", "bglmer", "bayes",
 ]

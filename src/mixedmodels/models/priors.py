@@ -657,3 +657,33 @@ def _bind_resid(name: str, a: dict) -> BoundPrior:
         return GammaPrior(shape, rate, False, ps, resid=True)
     scale = 0.0 if a.get("scale") is None else _real("scale", a["scale"], nonneg=True)
     return InvGammaPrior(shape, scale, False, ps, resid=True)
+
+
+# --------------------------------------------------------------------------------------------
+# priors for the Bayesian fits only (mm.bayes): rstanarm's decov and an exponential on σ
+# --------------------------------------------------------------------------------------------
+
+def decov(regularization: float = 1.0, concentration: float = 1.0, shape: float = 1.0,
+          scale: float = 1.0) -> Prior:
+    """rstanarm's ``decov`` prior on a term's covariance relative to σ² (for :func:`mixedmodels.bayes`):
+    trace(Σ/σ²) = d·(scale·τ)², τ ~ Gamma(shape, 1); the variance proportions ~ Dirichlet
+    (concentration); the correlations ~ LKJ(regularization). For a scalar term: σ_b/σ ~
+    Gamma(shape, rate = 1/scale). Terms of dimension ≤ 2."""
+    for name, v in (("regularization", regularization), ("concentration", concentration), ("shape", shape),
+                    ("scale", scale)):
+        _real(name, v, positive=True)
+    return Prior("decov", dict(regularization=float(regularization), concentration=float(concentration),
+                               shape=float(shape), scale=float(scale)))
+
+
+def exponential(rate: float | None = None) -> Prior:
+    """Exponential prior on σ (for :func:`mixedmodels.bayes`); the default rate is 1/sd(y), rstanarm's
+    autoscaled default."""
+    if rate is not None:
+        _real("rate", rate, positive=True)
+    return Prior("exponential", dict(rate=rate))
+
+
+_CONSTRUCTORS.update({"decov": decov, "exponential": exponential})
+PRIOR_NAMES = PRIOR_NAMES + ("decov", "exponential")
+__all__ += ["decov", "exponential"]

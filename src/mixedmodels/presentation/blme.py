@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# imported here, before mixedmodels/__init__ binds the function mm.bayes: importing the subpackage
+# mixedmodels.bayes later would rebind the name mm.bayes to the module
+from ..bayes.fit import BayesFit, bayes_lmm, resolve_resid, rstanarm_fixef_prior
 from ..exceptions import DataError
 from ..models.family import get_family
 from ..models.optim import Control
@@ -31,7 +34,7 @@ def _check_common(na_action, weights, offset, control) -> None:
     if control is not None and not isinstance(control, Control):
         raise TypeError(f"control must be a mm.Control, got {type(control).__name__}")
 
-__all__ = ["blmer", "bglmer"]
+__all__ = ["blmer", "bglmer", "bayes", "BayesFit"]
 
 
 def blmer(formula: str, data: pd.DataFrame, *, reml: bool = True, cov_prior="wishart", fixef_prior=None,
@@ -115,3 +118,119 @@ def bglmer(formula: str, data: pd.DataFrame, *, family="binomial", cov_prior="wi
     priors = bind_priors(design, cov_prior, fixef_prior, None, glmm=True)
     model = PenalizedGeneralizedLinearMixedModel(design, fam, n_agq, control, priors=priors)
     return model.fit()
+
+
+def _bayes_cov_priors(design, cov_prior) -> tuple[list, list[str]]:
+    from ..models.priors import Prior, decov, get_prior
+
+    terms = design.terms
+    groups = [t.group for t in terms]
+    if isinstance(cov_prior, dict):
+        unknown = [g for g in cov_prior if g != "*" and g not in groups]
+        if unknown:
+            raise ValueError(f"cov_prior names grouping factor(s) {unknown} that are not in the model")
+        chosen = [cov_prior.get(g, cov_prior.get("*", "decov")) for g in groups]
+    else:
+        chosen = [cov_prior] * len(terms)
+    out, labels = [], []
+    for value, t in zip(chosen, terms):
+        pr = decov() if value is None else get_prior(value, "cov")
+        if pr is None or pr.name == "flat":
+            out.append(None)
+            labels.append(f"{t.group} ~ flat on θ")
+        elif isinstance(pr, Prior) and pr.name == "decov":
+            out.append(pr)
+            labels.append(f"{t.group} ~ {pr!r}")
+        else:
+            bound = pr.bind("cov", level_dim=t.ncols, group=t.group)
+            out.append(bound)
+            labels.append(f"{t.group} ~ {bound.describe()}" if bound is not None else f"{t.group} ~ flat")
+    return out, labels
+
+
+def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 1000, warmup: int = 1000,
+          seed=None, priors: str = "default", cov_prior=None, fixef_prior=None, resid_prior=None,
+          family=None, weights=None, na_action: str = "drop", cores: int | None = None, thin: int = 1):
+    """Fully Bayesian fit of a linear mixed model with an lme4 formula.
+
+    Only the variance parameters (θ, σ) are sampled, on their marginal posterior: the fixed and
+    random effects integrate out analytically through the same blocked Cholesky factor the fit
+    uses, and are drawn from their conditional normal distributions afterwards. The sampler is our
+    own Metropolis-Hastings mixture (an independence t proposal at the posterior mode and an
+    adaptive random walk, see :mod:`mixedmodels.bayes.sampler`); chains run in parallel processes.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax; at least one random-effects term.
+    data : pandas.DataFrame
+    chains, draws, warmup : int
+        Chains, kept draws per chain, warm-up iterations per chain.
+    seed : int, optional
+    priors : {"default", "rstanarm"}
+        ``"default"``: rstanarm's ``decov(1, 1, 1, 1)`` on each term's covariance (relative to σ²),
+        a flat prior on β and σ ~ exponential(1/sd(y)). ``"rstanarm"``: rstanarm's defaults,
+        which add its autoscaled normal priors on β (the intercept's on the centred predictors).
+    cov_prior : prior, name, dict or None
+        Overrides the covariance prior: ``mm.priors.decov(...)``, or one of blme's (``wishart``,
+        ``invwishart``, ``gamma``, ``invgamma``, relative to σ²), so that the MAP of
+        :func:`blmer` and this posterior use the same prior; per group as in :func:`blmer`.
+    fixef_prior : prior, name or None
+        ``mm.priors.normal(...)`` (blme's semantics); None keeps the ``priors`` choice.
+    resid_prior : prior, name or None
+        ``mm.priors.exponential(rate)``, blme's ``gamma``/``invgamma`` on σ², or ``"flat"``.
+    family : None or "gaussian"
+        GLMMs are not available yet.
+    cores : int, optional
+        Processes for the chains (default: one per chain, up to the CPUs).
+
+    Returns
+    -------
+    BayesFit
+        ``summary()``, ``draws()``, ``to_arviz()``, ``predict()``, ``plot_trace()``,
+        ``plot_posterior()``.
+    """
+    from ..models.lmm import LinearMixedModel
+    from ..models.priors import get_prior
+
+    if family is not None and get_family(family).linear is False:
+        raise NotImplementedError("mm.bayes samples linear mixed models only for now; for a GLMM use "
+                                  "mm.bglmer (the penalized posterior mode)")
+    if priors not in ("default", "rstanarm"):
+        raise ValueError(f"priors must be 'default' or 'rstanarm', got {priors!r}")
+    for name, v in (("chains", chains), ("draws", draws), ("warmup", warmup), ("thin", thin)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "warmup" else 1):
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    _check_common(na_action, weights, None, None)
+    design = build_design(formula, data, weights=weights, na_action=na_action)
+    if not design.terms:
+        raise DataError("mm.bayes needs a model with random effects, such as (1 | g); this formula has "
+                        "none (for a linear model without random effects, use a Bayesian regression)")
+    cov, labels = _bayes_cov_priors(design, cov_prior)
+    y = np.asarray(design.y, dtype=float)
+    if fixef_prior is not None:
+        fp = get_prior(fixef_prior, "fixef")
+        fx = None if fp is None else fp.bind("fixef", p=design.X.shape[1])
+        labels.append(f"fixef ~ {fx.describe()}" if fx is not None else "fixef ~ flat")
+    elif priors == "rstanarm":
+        fx = rstanarm_fixef_prior(design.X, y, list(design.fixef_names))
+        labels.append("fixef ~ " + fx.label)
+    else:
+        fx = None
+        labels.append("fixef ~ flat")
+    resid = resolve_resid(resid_prior, y)
+    labels.append(f"sigma ~ exponential(rate = {resid[1]:.4g})" if isinstance(resid, tuple)
+                  else ("sigma ~ flat" if resid is None else f"sigma² ~ {resid.describe()}"))
+    model = LinearMixedModel(design, reml=False)
+    # the mode search starts at blme's default penalized fit (never on the boundary)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start_fit = PenalizedLinearMixedModel(design, reml=True, priors=bind_priors(design)).fit()
+        start = (start_fit.theta, start_fit.sigma)
+    except (np.linalg.LinAlgError, ValueError):
+        start = None
+    return bayes_lmm(model, cov_priors=cov, fixef_prior=fx, resid_prior=resid, chains=chains, draws=draws,
+                     warmup=warmup, seed=seed, cores=cores, thin=thin, start=start, prior_labels=labels)
