@@ -49,7 +49,8 @@ def rstanarm_fixef_prior(X: np.ndarray, y: np.ndarray, names: list[str]) -> Fixe
         A += np.outer(a, a) / s0 ** 2
         b += a * float(np.mean(y)) / s0 ** 2
     mu = np.linalg.solve(A, b)
-    return FixefGaussian(A, mu, relative=False, label="rstanarm: normal(0, 2.5 sd(y)/sd(x)), intercept normal(mean(y), 2.5 sd(y))")
+    return FixefGaussian(A, mu, relative=False,
+                         label="rstanarm: normal(0, 2.5 sd(y)/sd(x)), intercept normal(mean(y), 2.5 sd(y))")
 
 
 def _fixef_gaussian(prior, p: int) -> FixefGaussian | None:
