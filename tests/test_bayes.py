@@ -167,3 +167,23 @@ def test_bad_input():
 def test_short_chains_warn_with_advice():
     with pytest.warns(mm.ConvergenceWarning, match="draws="):
         mm.bayes("y ~ x + (1 | g)", _sim5(), chains=2, draws=30, warmup=30, seed=1, cores=1)
+
+
+def test_compare_small_sample_side_by_side():
+    d = _sim5()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = mm.compare_small_sample("y ~ x + (1 | g)", d, draws=300, warmup=300, chains=2, seed=3)
+        reml = mm.lmer("y ~ x + (1 | g)", d)
+        bl = mm.blmer("y ~ x + (1 | g)", d)
+    v = c.variance
+    assert v.loc[("sd_(Intercept)|g", "REML"), "estimate"] == pytest.approx(reml.theta[0] * reml.sigma, abs=1e-8)
+    assert v.loc[("sd_(Intercept)|g", "blme"), "estimate"] == pytest.approx(bl.theta[0] * bl.sigma, rel=1e-8)
+    # the profile interval of REML is lme4's
+    prof = reml.confint(which=["x"])
+    assert c.fixed.loc[("x", "REML"), "upper"] == pytest.approx(prof.loc["x", "upper"], rel=1e-8)
+    lo, hi = v.loc[("sd_(Intercept)|g", "Bayes"), ["lower", "upper"]]
+    assert 0 < lo < hi
+    assert ("5 clusters of g: REML puts the SD of (Intercept) at 0 (singular fit); "
+            "the penalized fit gives 0.36") in c.verdict
+    assert c.plot() is not None

@@ -41,6 +41,7 @@ from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help
 from .models import priors
 from .presentation.blme import bayes, bglmer, blmer
+from .presentation.small_sample import compare_small_sample
 
 __version__ = "0.1.0"
 
@@ -58,5 +59,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
-    "priors", "blmer", "bglmer", "bayes",
+    "priors", "blmer", "bglmer", "bayes", "compare_small_sample",
 ]

@@ -30,6 +30,8 @@ class ExplicitCriterion:
     def __init__(self, model):
         self.model = model
         self.glmm = not model.family.linear
+        # REML: β is integrated out, so it is no coordinate (its rows are Wald, from vcov)
+        self.with_beta = self.glmm or not model.reml
         self.param = model.factor.parametrization
         self.nt = model.factor.n_theta
         self.p = len(model.beta)
@@ -44,9 +46,11 @@ class ExplicitCriterion:
         else:
             self.kinds = self.kinds + ["sigma"]
             self.names = self.var_names + ["sigma"] + list(model.design.fixef_names)
-        self.kinds = self.kinds + ["beta"] * self.p
+        if not self.with_beta:
+            self.names = self.names[:len(self.names) - self.p]
+        self.kinds = self.kinds + ["beta"] * (self.p if self.with_beta else 0)
         self._not_cor = np.array([k != "cor" for k in self.kinds[:len(sv)]], dtype=bool)
-        self.w_hat = np.concatenate([sv, model.beta])
+        self.w_hat = np.concatenate([sv, model.beta]) if self.with_beta else np.asarray(sv, dtype=float)
         self.nv = len(sv)
         self.f_hat = self(self.w_hat)
 
@@ -70,7 +74,7 @@ class ExplicitCriterion:
                         par = np.concatenate([theta, beta])
                     if m.sigma_type == "numeric":
                         par = np.concatenate([par, [sigma]])
-                    value = m.evaluate(par, sigma=sigma, beta=beta)["value"]
+                    value = m.evaluate(par, sigma=sigma, beta=beta if self.with_beta else None)["value"]
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf
         return float(value) if np.isfinite(value) else np.inf
@@ -150,9 +154,9 @@ def penalized_ci(model, method: str = "wald", level: float = 0.95, which=None) -
         raise ValueError(f"method must be 'wald' or 'profile' for a penalized fit, got {method!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
-    ml = _ml_model(model)
+    ml = model if (method == "wald" and model.family.linear) else _ml_model(model)
     crit = ExplicitCriterion(ml)
-    names = crit.names
+    names = crit.names + ([] if crit.with_beta else list(model.fixef.index))
     if which is not None:
         which = [which] if isinstance(which, str) else list(which)
         unknown = [w for w in which if w not in names]
@@ -176,8 +180,9 @@ def penalized_ci(model, method: str = "wald", level: float = 0.95, which=None) -
         se_z[ok] = np.sqrt(np.maximum(np.diag(cov), 0.0))
     except np.linalg.LinAlgError:
         se_z = np.full(len(zhat), np.nan)
-    lower = np.full(len(names), np.nan)
-    upper = np.full(len(names), np.nan)
+    lower = np.full(len(crit.names), np.nan)
+    upper = np.full(len(crit.names), np.nan)
+    names = crit.names
     if method == "wald":
         lo = crit.back(np.where(ok, zhat - z * se_z, zhat))
         hi = crit.back(np.where(ok, zhat + z * se_z, zhat))
@@ -194,6 +199,15 @@ def penalized_ci(model, method: str = "wald", level: float = 0.95, which=None) -
                 (upper if direction > 0 else lower)[i] = crit.back(full)[i]
     crit.restore()
     out = pd.DataFrame({"estimate": crit.w_hat, "lower": lower, "upper": upper}, index=names)
+    if not crit.with_beta:  # a REML Wald interval: the fixed effects from their covariance
+        est = model.fixef.to_numpy()
+        se = np.sqrt(np.diag(model.vcov.to_numpy()))
+        fe = pd.DataFrame({"estimate": est, "lower": est - z * se, "upper": est + z * se},
+                          index=list(model.fixef.index))
+        out = pd.concat([out, fe])
+        names = list(out.index)
+        if which is None:
+            wanted = names
     out.attrs["method"] = method
     return out.loc[wanted]
 
