@@ -187,3 +187,23 @@ def test_compare_small_sample_side_by_side():
     assert ("5 clusters of g: REML puts the SD of (Intercept) at 0 (singular fit); "
             "the penalized fit gives 0.36") in c.verdict
     assert c.plot() is not None
+
+
+RSTAN_GLMM = REF / "rstanarm_glmm_reference.json"
+
+
+@pytest.mark.skipif(not RSTAN_GLMM.exists(), reason="rstanarm GLMM reference not made")
+def test_glmm_posterior_on_the_laplace_marginal_matches_stan_glmer():
+    ref = json.loads(RSTAN_GLMM.read_text())["cbpp_flat"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.ConvergenceWarning)
+        b = mm.bayes("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.load_dataset("cbpp"),
+                     family="binomial", chains=4, draws=500, warmup=500, seed=5)
+    s = b.summary()
+    for par, r in ref["summary"].items():
+        row = s.loc[par]
+        assert abs(row["mean"] - r["mean"]) < 0.1 * r["sd"], par
+        assert row["sd"] == pytest.approx(r["sd"], rel=0.10), par
+        for mine, theirs in ((row["2.5%"], r["q025"]), (row["97.5%"], r["q975"])):
+            assert abs(mine - theirs) < 0.3 * r["sd"], par
+    assert s["rhat"].max() <= 1.01

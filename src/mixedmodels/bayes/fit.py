@@ -24,14 +24,15 @@ from .diagnostics import ess_bulk, ess_tail, rhat
 from .posterior import FixefGaussian, LMMPosterior
 from .sampler import find_mode, run_chain
 
-__all__ = ["BayesFit", "bayes_lmm", "rstanarm_fixef_prior"]
+__all__ = ["BayesFit", "bayes_lmm", "bayes_glmm", "rstanarm_fixef_prior"]
 
 
-def rstanarm_fixef_prior(X: np.ndarray, y: np.ndarray, names: list[str]) -> FixefGaussian:
-    """rstanarm's default (autoscaled) priors for a Gaussian model: each coefficient
-    N(0, (2.5·sd(y)/sd(x_j))²), the intercept of the centred predictors N(mean(y), (2.5·sd(y))²)."""
+def rstanarm_fixef_prior(X: np.ndarray, y: np.ndarray, names: list[str], gaussian: bool = True) -> FixefGaussian:
+    """rstanarm's default (autoscaled) priors: for a Gaussian model each coefficient
+    N(0, (2.5·sd(y)/sd(x_j))²) and the intercept of the centred predictors N(mean(y), (2.5·sd(y))²);
+    for other families sd(y) is replaced by 1 and the intercept's location by 0."""
     p = X.shape[1]
-    sy = float(np.std(y, ddof=1))
+    sy = float(np.std(y, ddof=1)) if gaussian else 1.0
     icpt = [j for j, n in enumerate(names) if n == "(Intercept)"]
     A = np.zeros((p, p))
     b = np.zeros(p)
@@ -47,7 +48,7 @@ def rstanarm_fixef_prior(X: np.ndarray, y: np.ndarray, names: list[str]) -> Fixe
         a[icpt[0]] = 1.0
         s0 = 2.5 * sy
         A += np.outer(a, a) / s0 ** 2
-        b += a * float(np.mean(y)) / s0 ** 2
+        b += a * (float(np.mean(y)) if gaussian else 0.0) / s0 ** 2
     mu = np.linalg.solve(A, b)
     return FixefGaussian(A, mu, relative=False,
                          label="rstanarm: normal(0, 2.5 sd(y)/sd(x)), intercept normal(mean(y), 2.5 sd(y))")
@@ -102,6 +103,37 @@ def bayes_lmm(model: LinearMixedModel, *, cov_priors: list, fixef_prior, resid_p
     return BayesFit(model, post, results, prior_labels or [])
 
 
+def _run_glmm(args):
+    post, mode, cov, warmup, draws, seed, thin = args
+    post.model.engine.eta = post.model.linear_predictor()
+
+    def after(x, rng):
+        return post.conditional_draw(x, rng)
+
+    return run_chain(post.log_density, mode, cov, warmup, draws, seed, after=after, thin=thin)
+
+
+def bayes_glmm(model, *, cov_priors: list, fixef_prior, chains: int = 4, draws: int = 1000, warmup: int = 1000,
+               seed=None, cores: int | None = None, thin: int = 1, prior_labels: list[str] | None = None) -> "BayesFit":
+    """Sample a fitted GLMM's (θ, β) on the Laplace marginal (see :mod:`mixedmodels.bayes.glmm_posterior`)."""
+    from .glmm_posterior import GLMMPosterior
+
+    post = GLMMPosterior(model, cov_priors, fixef_prior)
+    x0 = post.to_x(np.maximum(model.theta, 0.05), model.beta)
+    mode, cov = find_mode(post.log_density, x0)
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+    jobs = [(post, mode, cov, warmup, draws, s, thin) for s in seeds]
+    cores = min(chains, os.cpu_count() or 1) if cores is None else max(1, int(cores))
+    if cores > 1 and chains > 1:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
+            results = list(pool.map(_run_glmm, jobs))
+    else:
+        results = [_run_glmm(j) for j in jobs]
+    model.restore_fit_state()
+    return BayesFit(model, post, results, prior_labels or [])
+
+
 class BayesFit:
     """Posterior draws of an LMM, named as lme4 names the parameters.
 
@@ -131,15 +163,16 @@ class BayesFit:
         param = model.factor.parametrization
         terms = model.design.terms
         self.var_names = param.sdcor_names([t.group for t in terms], [t.columns for t in terms])
+        self.has_sigma = getattr(posterior, "has_sigma", True)
         sv = np.array([[param.to_sdcor(t, s) for t, s in zip(tc, sc)] for tc, sc in zip(self.theta, self.sigma)])
-        self._sdcor = sv
+        self._sdcor = sv if self.has_sigma else sv[:, :, :-1]
         self._summary = None
         self._warn()
 
     # -- draws -----------------------------------------------------------------------------------
     @property
     def parameter_names(self) -> list[str]:
-        return list(self.model.design.fixef_names) + self.var_names + ["sigma"]
+        return list(self.model.design.fixef_names) + self.var_names + (["sigma"] if self.has_sigma else [])
 
     def _matrix(self) -> np.ndarray:
         """(chains, draws, parameters) in :attr:`parameter_names` order."""
@@ -213,7 +246,8 @@ class BayesFit:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
     def __repr__(self) -> str:
-        head = (f"Bayesian linear mixed model: {self.model.design.formula.text}\n"
+        kind = "linear" if self.has_sigma else "generalized linear (Laplace marginal)"
+        head = (f"Bayesian {kind} mixed model: {self.model.design.formula.text}\n"
                 f"{self.chains} chains × {self.n_draws} draws; β and b drawn given (θ, σ)\n")
         if self.prior_labels:
             head += "Priors: " + "; ".join(self.prior_labels) + "\n"
@@ -240,6 +274,8 @@ class BayesFit:
         Returns the posterior mean, SD and the ``level`` interval per row of ``newdata``."""
         from ..postestimation.predict import predict as point_predict
 
+        if not self.has_sigma:
+            raise NotImplementedError("predict is available for Bayesian LMMs; for a GLMM use the draws()")
         if kind not in ("mean", "predictive"):
             raise ValueError(f"kind must be 'mean' or 'predictive', got {kind!r}")
         rng = np.random.default_rng(seed)

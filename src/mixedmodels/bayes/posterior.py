@@ -26,7 +26,7 @@ from ..models.lmm import LinearMixedModel
 from ..models.penalized import PriorSet
 from ..models.priors import GammaPrior, InvGammaPrior, InvWishartPrior, Prior, WishartPrior
 
-__all__ = ["LMMPosterior", "FixefGaussian"]
+__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "ThetaTerm"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -44,7 +44,7 @@ class FixefGaussian:
         self.block[-1, -1] = float(mu @ Amu)
 
 
-class _DecovTerm:
+class DecovTerm:
     def __init__(self, d: int, prior: Prior):
         if d > 2:
             raise NotImplementedError("the decov prior is implemented for terms of up to two columns; "
@@ -93,7 +93,7 @@ class _DecovTerm:
                          math.log(rho / (1 - rho))])
 
 
-class _ThetaTerm:
+class ThetaTerm:
     """θ coordinates (log diagonal) under a blme prior (common scale) or none."""
 
     def __init__(self, d: int, rows: np.ndarray, cols: np.ndarray, prior):
@@ -158,9 +158,9 @@ class LMMPosterior:
         self.terms = []
         for pr, (rows, cols), t in zip(cov, param.layouts, model.design.terms):
             if isinstance(pr, Prior) and pr.name == "decov":
-                self.terms.append(_DecovTerm(t.ncols, pr))
+                self.terms.append(DecovTerm(t.ncols, pr))
             else:
-                self.terms.append(_ThetaTerm(t.ncols, np.asarray(rows), np.asarray(cols), pr))
+                self.terms.append(ThetaTerm(t.ncols, np.asarray(rows), np.asarray(cols), pr))
         self.k = sum(term.k for term in self.terms) + 1
         self.log_weights = model._log_weights if hasattr(model, "_log_weights") else 0.0
         if fixef is not None and not fixef.relative:
@@ -252,7 +252,7 @@ class LMMPosterior:
             lp = 0.0
             Ts = self.factor.split_theta(theta)
             for (term, xi), T in zip(self.split(x), Ts):
-                lp += term.log_prior(xi) if isinstance(term, _DecovTerm) else term.log_prior(xi, T)
+                lp += term.log_prior(xi) if isinstance(term, DecovTerm) else term.log_prior(xi, T)
             lp += self._log_prior_sigma(sigma, x[-1])
             ldz, ldx, pwrss, _ = self.pieces(theta, sigma)
             s2 = sigma * sigma

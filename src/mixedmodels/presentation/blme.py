@@ -9,7 +9,7 @@ import pandas as pd
 
 # imported here, before mixedmodels/__init__ binds the function mm.bayes: importing the subpackage
 # mixedmodels.bayes later would rebind the name mm.bayes to the module
-from ..bayes.fit import BayesFit, bayes_lmm, resolve_resid, rstanarm_fixef_prior
+from ..bayes.fit import BayesFit, bayes_glmm, bayes_lmm, resolve_resid, rstanarm_fixef_prior
 from ..exceptions import DataError
 from ..models.family import get_family
 from ..models.optim import Control
@@ -193,15 +193,17 @@ def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 100
     from ..models.lmm import LinearMixedModel
     from ..models.priors import get_prior
 
-    if family is not None and get_family(family).linear is False:
-        raise NotImplementedError("mm.bayes samples linear mixed models only for now; for a GLMM use "
-                                  "mm.bglmer (the penalized posterior mode)")
     if priors not in ("default", "rstanarm"):
         raise ValueError(f"priors must be 'default' or 'rstanarm', got {priors!r}")
     for name, v in (("chains", chains), ("draws", draws), ("warmup", warmup), ("thin", thin)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "warmup" else 1):
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     _check_common(na_action, weights, None, None)
+    fam = None if family is None else get_family(family)
+    if fam is not None and not fam.linear:
+        return _bayes_glmm(formula, data, fam, chains=chains, draws=draws, warmup=warmup, seed=seed,
+                           priors=priors, cov_prior=cov_prior, fixef_prior=fixef_prior, weights=weights,
+                           na_action=na_action, cores=cores, thin=thin)
     design = build_design(formula, data, weights=weights, na_action=na_action)
     if not design.terms:
         raise DataError("mm.bayes needs a model with random effects, such as (1 | g); this formula has "
@@ -234,3 +236,45 @@ def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 100
         start = None
     return bayes_lmm(model, cov_priors=cov, fixef_prior=fx, resid_prior=resid, chains=chains, draws=draws,
                      warmup=warmup, seed=seed, cores=cores, thin=thin, start=start, prior_labels=labels)
+
+
+def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_prior, fixef_prior, weights,
+                na_action, cores, thin):
+    """GLMMs: (θ, β) sampled on the Laplace marginal; b from its Gaussian approximation."""
+    import warnings
+
+    from ..models.glmm import GeneralizedLinearMixedModel
+    from ..models.priors import get_prior
+
+    if fam.has_scale:
+        raise NotImplementedError("mm.bayes samples GLMMs without a scale parameter (binomial, Poisson)")
+    store = Response()
+    design = build_design(formula, data, weights=weights, na_action=na_action,
+                          response=response_parser(fam, store), check_levels=False)
+    if not design.terms:
+        raise DataError("mm.bayes needs a model with random effects, such as (1 | g); this formula has none")
+    if store.trials is not None:
+        import dataclasses
+
+        design = dataclasses.replace(design, trials=store.trials)
+    cov, labels = _bayes_cov_priors(design, cov_prior)
+    p = design.X.shape[1]
+    if fixef_prior is not None:
+        fp = get_prior(fixef_prior, "fixef")
+        bound = None if fp is None else fp.bind("fixef", p=p, glmm=True)
+        if bound is not None and bound.name != "normal":
+            raise NotImplementedError("mm.bayes takes a flat or normal prior on the fixed effects")
+        from ..bayes.posterior import FixefGaussian
+
+        fx = None if bound is None else FixefGaussian(bound.precision, np.zeros(p), False, bound.describe())
+    elif priors == "rstanarm":
+        fx = rstanarm_fixef_prior(design.X, np.asarray(design.y, float), list(design.fixef_names), gaussian=False)
+    else:
+        fx = None
+    labels.append("fixef ~ " + ("flat" if fx is None else fx.label))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GeneralizedLinearMixedModel(design, fam, 1)
+        model.fit()
+    return bayes_glmm(model, cov_priors=cov, fixef_prior=fx, chains=chains, draws=draws, warmup=warmup,
+                      seed=seed, cores=cores, thin=thin, prior_labels=labels)
