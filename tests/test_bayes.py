@@ -91,7 +91,7 @@ def test_conditional_draws_have_the_conditional_mean_and_covariance():
     x = post.to_x(m.theta, m.sigma)
     rng = np.random.default_rng(3)
     draws = np.array([post.conditional_draw(x, rng)[0] for _ in range(6000)])
-    cov = m.vcov.to_numpy() * (m.sigma ** 2 / m.sigma ** 2)
+    cov = m.vcov.to_numpy()   # σ̂² (R_X R_Xᵀ)⁻¹: the conditional covariance at σ = σ̂
     se = np.sqrt(np.diag(cov))
     assert np.all(np.abs(draws.mean(axis=0) - m.beta) < 0.06 * se)
     assert np.allclose(draws.std(axis=0), se, rtol=0.04)
