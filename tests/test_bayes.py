@@ -147,9 +147,9 @@ def test_summary_draws_and_names():
 def test_predict_new_levels_are_wider():
     b = _bayes("sim5_flat")
     new = pd.DataFrame({"x": [0.0, 0.0], "g": ["1", "new"]})
-    p = b.predict(new, allow_new_levels=True, seed=1)
+    p = b.predict(new, allow_new_levels=True, seed=1, n_draws=150)
     assert p.loc[1, "sd"] > p.loc[0, "sd"]
-    pop = b.predict(new, re_form="~0", seed=1)
+    pop = b.predict(new, re_form="~0", seed=1, n_draws=150)
     assert pop.loc[0, "mean"] == pytest.approx(b.summary().loc["(Intercept)", "mean"], abs=0.05)
 
 

@@ -246,7 +246,7 @@ class BayesFit:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
     def __repr__(self) -> str:
-        kind = "linear" if self.has_sigma else "generalized linear (Laplace marginal)"
+        kind = "linear" if self.has_sigma else "generalized linear (AGQ/Laplace marginal)"
         head = (f"Bayesian {kind} mixed model: {self.model.design.formula.text}\n"
                 f"{self.chains} chains × {self.n_draws} draws; β and b drawn given (θ, σ)\n")
         if self.prior_labels:

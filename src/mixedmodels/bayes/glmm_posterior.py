@@ -1,7 +1,8 @@
-"""The posterior of a GLMM's (θ, β) on the Laplace-approximate marginal likelihood.
+"""The posterior of a GLMM's (θ, β) on the marginal likelihood of the fitted model's deviance.
 
-The random effects are integrated out by the Laplace approximation (the deviance ``mm.glmer``
-optimises, PIRLS converged tightly), so (θ, β) is sampled on −½ Laplace deviance + log prior, and
+The random effects are integrated out by the model's deviance: adaptive Gauss-Hermite quadrature
+for one scalar term (``mm.bayes`` uses 9 nodes, nearly exact), else the Laplace approximation
+(PIRLS converged tightly), so (θ, β) is sampled on −½ deviance + log prior, and
 b is drawn afterwards from the Gaussian approximation at the conditional mode,
 u | θ, β, y ≈ N(û, (ΛᵀZᵀWZΛ + I)⁻¹). This is approximate where the Laplace approximation is
 (very small counts per cluster); measured against rstanarm's ``stan_glmer`` on cbpp in the tests.
