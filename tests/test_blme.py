@@ -147,3 +147,10 @@ def test_refit_keeps_the_priors():
     again = m.refit(m.response)
     assert np.allclose(again.theta, m.theta, rtol=1e-6)
     assert again.penalty == pytest.approx(m.penalty, rel=1e-6)
+
+
+def test_with_design_rebinds_the_priors():
+    m = fit("sleep_wishart_normal")
+    sub = m.with_design(m.design.subset(np.arange(120))[0]).fit()
+    assert sub.priors.cov[0].df == 4.5 and sub.priors.fixef is not None
+    assert sub.nobs == 120 and np.all(np.isfinite(sub.theta))

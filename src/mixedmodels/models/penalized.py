@@ -42,8 +42,10 @@ class PriorSet:
     the fixed-effects prior and the residual prior."""
 
     def __init__(self, cov: list[BoundPrior | None], groups: list[str], fixef: BoundPrior | None,
-                 resid: BoundPrior | None):
+                 resid: BoundPrior | None, spec: tuple = ("wishart", None, None)):
         self.cov, self.groups, self.fixef, self.resid = cov, groups, fixef, resid
+        #: the user's (cov_prior, fixef_prior, resid_prior), to bind them to another design
+        self.spec = spec
 
     @property
     def constant(self) -> float:
@@ -109,7 +111,7 @@ def bind_priors(design: ModelDesign, cov_prior="wishart", fixef_prior=None, resi
     fixef = None if fp is None else fp.bind("fixef", p=p, glmm=glmm)
     rp = get_prior(resid_prior, "resid")
     resid = None if rp is None else rp.bind("resid", glmm=glmm)
-    return PriorSet(cov, groups, fixef, resid)
+    return PriorSet(cov, groups, fixef, resid, (cov_prior, fixef_prior, resid_prior))
 
 
 def _solve_u(factor, beta: np.ndarray) -> list[np.ndarray]:
@@ -464,7 +466,9 @@ class PenalizedLinearMixedModel(LinearMixedModel):
                 lambda: self.set_theta(par), self._objective_value)
 
     def with_design(self, design: ModelDesign, *, control: Control | None = None) -> "PenalizedLinearMixedModel":
-        raise NotImplementedError("refitting a penalized model to a changed design: call mm.blmer again")
+        """An unfitted model with the same priors (bound again to the new design's terms)."""
+        return PenalizedLinearMixedModel(design, reml=self.reml, control=control or self.control,
+                                         data_name=self.data_name, priors=bind_priors(design, *self.priors.spec))
 
     def _with_data(self, y, weights, control):
         design = self.design if y is None else self.design.with_response(y)
@@ -549,7 +553,8 @@ class PenalizedGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
 
     def with_design(self, design: ModelDesign, *, control: Control | None = None):
         return PenalizedGeneralizedLinearMixedModel(design, self.family, self.n_agq, control or self.control,
-                                                    self.data_name, priors=self.priors)
+                                                    self.data_name,
+                                                    priors=bind_priors(design, *self.priors.spec, glmm=True))
 
     def confint(self, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Intervals at the mode (see :meth:`PenalizedLinearMixedModel.confint`)."""
