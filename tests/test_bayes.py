@@ -207,3 +207,12 @@ def test_glmm_posterior_on_the_laplace_marginal_matches_stan_glmer():
         for mine, theirs in ((row["2.5%"], r["q025"]), (row["97.5%"], r["q975"])):
             assert abs(mine - theirs) < 0.3 * r["sd"], par
     assert s["rhat"].max() <= 1.01
+
+
+def test_to_arviz():
+    az = pytest.importorskip("arviz")
+    b = _bayes("sim5_flat")
+    idata = b.to_arviz()
+    x = np.asarray(idata.posterior["x"])
+    assert x.shape == (4, 750)
+    assert float(az.rhat(idata)["x"]) == pytest.approx(b.summary().loc["x", "rhat"], rel=1e-10)
