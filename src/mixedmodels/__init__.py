@@ -48,6 +48,9 @@ from .presentation.guide import help
 from .presentation.tidy import augment, glance, tidy
 from .presentation.tables import ModelTable, table
 from .presentation.display import format_anova, format_table
+from .models import priors
+from .presentation.blme import bayes, bglmer, blmer
+from .presentation.small_sample import compare_small_sample
 
 __version__ = "0.1.0"
 
@@ -68,4 +71,5 @@ __all__ = [
     "emmeans", "EMMeans", "simulate_residuals", "SimulatedResiduals", "plot_all_fit",
     "missing_report", "impute", "pool", "compare_missing", "Imputations", "MIFits",
     "tidy", "glance", "augment", "table", "ModelTable", "format_anova", "format_table",
+    "priors", "blmer", "bglmer", "bayes", "compare_small_sample",
 ]

@@ -22,6 +22,7 @@ _ALIASES = {
     "optimizer": "optimizers", "all_fit": "all_fit", "allfit": "all_fit", "repca": "repca",
     "simplify": "simplify", "regularized": "regularized", "bayesian": "regularized",
     "control": "control", "missing": "missing", "rank": "missing", "checklist": "checklist",
+    "small_samples": "regularized", "blme": "regularized", "bayes": "regularized",
 }
 
 
