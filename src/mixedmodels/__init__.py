@@ -34,6 +34,7 @@ from .postestimation.variance import icc, r2, r2_beta, variance_components
 from .alternatives.compare import compare_approaches
 from .alternatives.estimators import cluster_robust, fixed_effects, gee
 from .alternatives.growth import growth_curve
+from .learners import MixedEffectsClassifier, MixedEffectsRegressor
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
 from .presentation.api import glmer, lmer
@@ -56,4 +57,5 @@ __all__ = [
     "glmer", "GeneralizedLinearMixedModel", "Family", "get_family", "binomial", "poisson", "Gamma",
     "inverse_gaussian", "negative_binomial", "gaussian", "MixedModel", "OptSummary", "optimizers",
     "register_optimizer", "DenseOps", "RowOps",
+    "MixedEffectsRegressor", "MixedEffectsClassifier",
 ]
