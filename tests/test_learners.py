@@ -376,3 +376,17 @@ def test_sklearn_estimator_checks():
     for name, err in failed.items():  # every failure is the bare-array error, nothing else
         text = f"{err} {err.__cause__}"
         assert "without column names" in text, (name, err)
+
+
+def test_guide_is_in_help_and_shipped():
+    import io
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    repo = (root / "docs" / "machine-learning.md").read_text("utf-8")
+    shipped = (root / "src" / "mixedmodels" / "docs" / "machine-learning.md").read_text("utf-8")
+    assert shipped == repo   # the package's copy, which mm.help prints, is the repository's guide
+    out = io.StringIO()
+    mm.help("machine_learning", file=out)
+    assert out.getvalue().startswith("# Random effects in machine learning")
+    assert "| method |" in out.getvalue() or "RMSE" in out.getvalue()   # the benchmark table is in it

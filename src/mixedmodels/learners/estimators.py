@@ -100,9 +100,9 @@ class _MixedEffectsBase(BaseEstimator):
         """Alternate learner and random part; ``target()`` gives the learner's response and
         weights, ``random_fit(prediction)`` refits the random part. Returns the last honest fit."""
         method = residual_method(learner, self.residuals)
+        # one seed per fit: the same folds at every iteration, so the loop follows the learner only
         rs = self.random_state
-        seed = rs if rs is None or isinstance(rs, (int, np.integer)) else \
-            int(check_random_state(rs).randint(2 ** 31 - 1))
+        seed = int(rs) if isinstance(rs, (int, np.integer)) else int(check_random_state(rs).randint(2 ** 31 - 1))
         rows, prev, honest, converged = [], None, None, False
         for it in range(1, int(self.max_iter) + 1):
             t0 = time.perf_counter()

@@ -25,6 +25,22 @@ _ALIASES = {
 }
 
 
+# topics that are whole guides of their own, each docs/<file> (a copy ships in the package)
+_GUIDES = {"machine_learning": "machine-learning.md", "learners": "machine-learning.md",
+           "ml": "machine-learning.md", "random_forest": "machine-learning.md", "merf": "machine-learning.md"}
+
+
+def _read_guide(name: str) -> str:
+    try:
+        return resources.files("mixedmodels").joinpath("docs", name).read_text("utf-8")
+    except (FileNotFoundError, OSError):
+        root = Path(__file__).resolve().parents[3] / "docs" / name
+        if root.exists():
+            return root.read_text("utf-8")
+        raise FileNotFoundError(f"the guide mixedmodels/docs/{name} is not installed; read docs/{name} "
+                                "in the source repository") from None
+
+
 def _read() -> str:
     try:
         return resources.files("mixedmodels").joinpath("docs", "convergence.md").read_text("utf-8")
@@ -68,6 +84,8 @@ def text(topic: str | None = "convergence") -> str:
     if topic is None:
         return doc
     key = topic.strip().lower().replace(" ", "_").replace("-", "_")
+    if key in _GUIDES:  # a guide of its own (docs/<name>.md, shipped in the package)
+        return _read_guide(_GUIDES[key])
     if key in ("convergence", "converge", "warnings", "guide", "all"):
         return doc
     if key == "convergence_section":
@@ -89,6 +107,8 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         ``"convergence"`` (the whole guide), or a section: ``"scaling"``, ``"singular"``,
         ``"optimizers"``, ``"all_fit"``, ``"repca"``, ``"simplify"``, ``"regularized"``,
         ``"control"``, ``"missing"``, ``"checklist"``. Warning messages name the section to read.
+        ``"machine_learning"`` prints the guide to random effects in machine learning
+        (``docs/machine-learning.md``).
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 
