@@ -61,11 +61,28 @@ class _MixedEffectsBase(BaseEstimator):
         if self.learner is None:
             raise TypeError(f"{type(self).__name__} needs a learner, e.g. "
                             f"{type(self).__name__}(RandomForestRegressor(), random='(1 | group)')")
-        for name, value, low in (("max_iter", self.max_iter, 1), ("cv", self.cv, 2)):
+        checks = [("max_iter", self.max_iter, 1)]
+        if isinstance(self.cv, (int, np.integer, bool)):
+            checks.append(("cv", self.cv, 2))
+        elif not hasattr(self.cv, "split") and not hasattr(self.cv, "__iter__"):
+            raise ValueError(f"cv must be an integer >= 2 or a cross-validation splitter, got {self.cv!r}")
+        for name, value, low in checks:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.tol, (int, float)) or not self.tol > 0:
             raise ValueError(f"tol must be a positive number, got {self.tol!r}")
+
+    @staticmethod
+    def _weights(sample_weight, n: int) -> np.ndarray | None:
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=float).ravel()
+        if len(w) != n:
+            raise ValueError(f"sample_weight has {len(w)} values but X has {n} rows")
+        if not np.all(np.isfinite(w)) or np.any(w <= 0):
+            raise ValueError(f"sample_weight must be finite and positive ({int(np.sum(~np.isfinite(w) | (w <= 0)))} "
+                             "values are not); drop the rows of weight 0")
+        return w
 
     def _prepare(self, X, y):
         self._check_settings()
@@ -107,7 +124,7 @@ class _MixedEffectsBase(BaseEstimator):
         for it in range(1, int(self.max_iter) + 1):
             t0 = time.perf_counter()
             resp, weights = target(honest)
-            honest = fit_honest(learner, Xl, resp, method=method, weights=weights, cv=int(self.cv), seed=seed)
+            honest = fit_honest(learner, Xl, resp, method=method, weights=weights, cv=self.cv, seed=seed)
             honest.response, honest.weights = resp, weights
             t1 = time.perf_counter()
             model = random_fit(honest.prediction)
@@ -224,8 +241,9 @@ class MixedEffectsRegressor(RegressorMixin, _MixedEffectsBase):
         ``"auto"``'s choice for them), ``cv``-fold cross-fitted (``"auto"``'s choice otherwise),
         or in-sample (MERF's; right for learners that do not overfit, such as a linear model;
         a forest's in-sample residuals shrink the variance components towards 0).
-    cv : int
-        Folds for ``"crossfit"``.
+    cv : int or cross-validation splitter
+        Folds for ``"crossfit"``: a number (shuffled K-fold, seeded by ``random_state``) or a
+        splitter or list of (train, test) pairs, e.g. ``KFold(5, shuffle=True, random_state=0)``.
     max_iter : int
         EM iterations at most (MERF's default, 20).
     tol : float
@@ -257,9 +275,13 @@ class MixedEffectsRegressor(RegressorMixin, _MixedEffectsBase):
     >>> est.fit(X, y).predict(X_new)                                                        # doctest: +SKIP
     """
 
-    def fit(self, X, y) -> "MixedEffectsRegressor":
-        """Fit the learner and the random part by alternating them (see the class docstring)."""
+    def fit(self, X, y, sample_weight=None) -> "MixedEffectsRegressor":
+        """Fit the learner and the random part by alternating them (see the class docstring).
+
+        ``sample_weight`` (optional, positive) goes to the learner's fit and is the random part's
+        precision weights (lmer's ``weights=``: the residual variance of row i is σ²/wᵢ)."""
         spec, X, y, feats = self._prepare(X, y)
+        sw = self._weights(sample_weight, len(X))
         if is_classifier(self.learner):
             raise TypeError(f"{type(self.learner).__name__} is a classifier; MixedEffectsRegressor needs "
                             "a regressor (use MixedEffectsClassifier for a binary response)")
@@ -269,12 +291,12 @@ class MixedEffectsRegressor(RegressorMixin, _MixedEffectsBase):
             raise DataError("y must be numeric for MixedEffectsRegressor") from None
         if not np.all(np.isfinite(y)):
             raise DataError(f"y has {int(np.sum(~np.isfinite(y)))} missing or infinite values; drop those rows")
-        part = RandomPart(spec, X[list(spec.columns)])
+        part = RandomPart(spec, X[list(spec.columns)], weights=sw)
         part.fit(y)                       # the start: the random part alone
         state = {"part": part.fitted()}
 
         def target(_honest):
-            return y - state["part"], None
+            return y - state["part"], sw
 
         def random_fit(pred):
             model = part.fit(y - pred)
@@ -320,9 +342,13 @@ class MixedEffectsClassifier(ClassifierMixin, _MixedEffectsBase):
         As :class:`MixedEffectsRegressor` (``model_`` a GeneralizedLinearMixedModel).
     """
 
-    def fit(self, X, y) -> "MixedEffectsClassifier":
-        """Fit by alternating PQL steps of the learner and Laplace fits of the random part."""
+    def fit(self, X, y, sample_weight=None) -> "MixedEffectsClassifier":
+        """Fit by alternating PQL steps of the learner and Laplace fits of the random part.
+
+        ``sample_weight`` (optional, positive) multiplies the working weights and is the GLMM's
+        prior weights."""
         spec, X, y, feats = self._prepare(X, y)
+        sw = self._weights(sample_weight, len(X))
         if pd.isna(pd.Series(y)).any():
             raise DataError(f"y has {int(pd.isna(pd.Series(y)).sum())} missing values; drop those rows")
         classes, y01 = np.unique(y, return_inverse=True)
@@ -332,7 +358,7 @@ class MixedEffectsClassifier(ClassifierMixin, _MixedEffectsBase):
         self.classes_ = classes
         y01 = y01.astype(float)
         learner = regression_twin(self.learner)
-        part = RandomPart(spec, X[list(spec.columns)], classifier=True)
+        part = RandomPart(spec, X[list(spec.columns)], classifier=True, weights=sw)
         part.fit(y01, offset=np.zeros(len(y01)))
         state = {"part": part.fitted(), "f": np.zeros(len(y01))}
 
@@ -340,7 +366,7 @@ class MixedEffectsClassifier(ClassifierMixin, _MixedEffectsBase):
             eta = state["f"] + state["part"]
             mu = np.clip(_expit(eta), 1e-6, 1 - 1e-6)
             w = mu * (1.0 - mu)
-            return state["f"] + (y01 - mu) / w, w
+            return state["f"] + (y01 - mu) / w, w if sw is None else w * sw
 
         def random_fit(pred):
             state["f"] = np.clip(pred, -30.0, 30.0)

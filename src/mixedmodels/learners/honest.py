@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone, is_classifier
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, check_cv
 
 __all__ = ["HonestFit", "fit_honest", "residual_method", "regression_twin"]
 
@@ -52,8 +52,8 @@ def _fit(learner, X, y, w):
     if w is None:
         return learner.fit(X, y)
     if "sample_weight" not in inspect.signature(learner.fit).parameters:
-        raise TypeError(f"{type(learner).__name__}.fit takes no sample_weight, which the working "
-                        "responses of the classifier need; choose a learner that does")
+        raise TypeError(f"{type(learner).__name__}.fit takes no sample_weight, which this fit needs (the "
+                        "classifier's working weights, or the sample_weight given); choose a learner that does")
     return learner.fit(X, y, sample_weight=w)
 
 
@@ -87,14 +87,16 @@ def fit_honest(learner, X, y: np.ndarray, *, method: str, weights: np.ndarray | 
     method : {"oob", "crossfit", "insample"}
     weights : ndarray, optional
         Sample weights for the learner (the classifier's working weights).
-    cv : int
-        Folds for ``"crossfit"``.
+    cv : int or cross-validation splitter
+        Folds for ``"crossfit"``: a number (shuffled K-fold, seeded by ``seed``) or a splitter
+        or iterable of (train, test) index pairs, as scikit-learn's ``cv=``.
     seed : int, optional
         For the folds.
     """
     if method == "crossfit":
         pred = np.empty(len(y))
-        folds = KFold(n_splits=cv, shuffle=True, random_state=seed)
+        folds = KFold(n_splits=cv, shuffle=True, random_state=seed) if isinstance(cv, (int, np.integer)) \
+            else check_cv(cv)
         for train, test in folds.split(np.zeros((len(y), 1))):
             part = clone(learner)
             Xtr = X.iloc[train] if hasattr(X, "iloc") else X[train]

@@ -43,10 +43,15 @@ class RandomPart:
         The random part's columns of the training rows.
     classifier : bool
         A binomial GLMM (Laplace) with the learner's logits as offset instead of an LMM.
+    weights : ndarray, optional
+        Prior weights (the estimator's ``sample_weight``): precision weights of the LMM, as
+        lmer's ``weights=``; the GLMM's binomial prior weights.
     """
 
-    def __init__(self, spec: RandomSpec, frame: pd.DataFrame, *, classifier: bool = False):
+    def __init__(self, spec: RandomSpec, frame: pd.DataFrame, *, classifier: bool = False,
+                 weights: np.ndarray | None = None):
         self.spec = spec
+        self.weights = weights
         self.frame = frame.reset_index(drop=True)
         self.classifier = classifier
         self.model = None
@@ -58,7 +63,7 @@ class RandomPart:
             data = self.frame.assign(**{RESPONSE: response})
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MixedModelsWarning)
-                design = build_design(self.spec.formula, data, na_action="raise",
+                design = build_design(self.spec.formula, data, na_action="raise", weights=self.weights,
                                       offset=None if offset is None else np.asarray(offset, float),
                                       check_levels=not self.classifier)
             if self.classifier:
