@@ -37,6 +37,7 @@ from .alternatives.compare import compare_approaches
 from .alternatives.estimators import cluster_robust, fixed_effects, gee
 from .alternatives.growth import growth_curve
 from .missing import Imputations, MIFits, compare_missing, impute, missing_report, pool
+from .learners import MixedEffectsClassifier, MixedEffectsRegressor
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation.plots_more import plot_all_fit
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
@@ -72,4 +73,5 @@ __all__ = [
     "missing_report", "impute", "pool", "compare_missing", "Imputations", "MIFits",
     "tidy", "glance", "augment", "table", "ModelTable", "format_anova", "format_table",
     "priors", "blmer", "bglmer", "bayes", "compare_small_sample",
+    "MixedEffectsRegressor", "MixedEffectsClassifier",
 ]

@@ -28,7 +28,9 @@ _ALIASES = {
 
 # guides of their own file (the package copy of docs/<file>), by topic
 _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "impute": "missing-data.md",
-           "multiple_imputation": "missing-data.md", "mi": "missing-data.md"}
+           "multiple_imputation": "missing-data.md", "mi": "missing-data.md",
+           "machine_learning": "machine-learning.md", "learners": "machine-learning.md",
+           "ml": "machine-learning.md", "random_forest": "machine-learning.md", "merf": "machine-learning.md"}
 
 
 def _read(name: str = "convergence.md") -> str:
@@ -97,7 +99,9 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         ``"convergence"`` (the whole guide), or a section: ``"scaling"``, ``"singular"``,
         ``"optimizers"``, ``"all_fit"``, ``"repca"``, ``"simplify"``, ``"regularized"``,
         ``"control"``, ``"missing"``, ``"checklist"``. Warning messages name the section to read.
-        ``"missing-data"`` prints the guide to missing data and multiple imputation.
+        ``"missing-data"`` prints the guide to missing data and multiple imputation;
+        ``"machine_learning"`` the guide to random effects in machine learning
+        (``docs/machine-learning.md``).
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 
