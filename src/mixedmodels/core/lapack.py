@@ -54,6 +54,8 @@ def tri_solve(lower_factor: np.ndarray, rhs: np.ndarray, trans: bool = False) ->
     b = np.asarray(rhs, dtype=float)
     vector = b.ndim == 1
     b2 = b.reshape(-1, 1) if vector else b
+    if lower_factor.shape[0] == 0 or b2.size == 0:  # a model without fixed effects (y ~ 0 + (1|g))
+        return np.zeros(b.shape)
     if lower_factor.flags.c_contiguous and not lower_factor.flags.f_contiguous:
         x, info = lapack.dtrtrs(lower_factor.T, b2, lower=0, trans=0 if trans else 1)
     else:

@@ -549,7 +549,7 @@ class GeneralizedLinearMixedModel(MixedModel):
             return self._hessian_vcov
         self._hessian_done = True
         lower = self.factor.theta_lower_bounds()
-        if (self.n_agq == 0 or self.nobs >= _HESSIAN_NOBS_MAX
+        if (self.n_agq == 0 or self.nobs >= _HESSIAN_NOBS_MAX or len(self._beta) == 0
                 or np.any(self._theta[lower == 0] - lower[lower == 0] < _SING_TOL)):
             return None
         nth = self.factor.n_theta

@@ -205,7 +205,7 @@ class PirlsEngine:
                 top = (logdet, d, w, mu, mu_eta, var)
                 if u_old is not None:
                     step = float(np.abs(u_new - u_old).max())
-                    if not u_only:
+                    if not u_only and len(b_new):
                         step = max(step, float(np.abs(b_new - beta_old).max()) / max(1.0, np.abs(b_new).max()))
                     # Newton's steps shrink quadratically until the solve's rounding floor (which can
                     # sit above an absolute tolerance when the system is ill-conditioned); a tiny
