@@ -247,6 +247,26 @@ CASES = [
      TypeError, "unexpected keyword argument"),
     ("confint-glmm-level", lambda: _model("cbpp").confint(level=-0.5), ValueError,
      "level must be between 0 and 1"),
+    # the other public functions' arguments (spec/arguments.py)
+    ("anova-refit-string", lambda: mm.anova(_model("slope-only"), _model("sleep"), refit="no"), TypeError,
+     "refit must be True or False"),
+    ("anova-refit-R-string", lambda: mm.anova(_model("slope-only"), _model("sleep"), refit="FALSE"), TypeError,
+     "write refit=False"),
+    ("anova-not-a-model", lambda: mm.anova(_model("sleep"), 3), TypeError, "argument 2 is int"),
+    ("anova-bootstrap-nsim", lambda: mm.anova(_model("slope-only"), _model("sleep"), test="bootstrap", nsim=0),
+     ValueError, "nsim must be at least 1"),
+    ("aic-table-not-a-model", lambda: mm.aic_table([_model("sleep"), "m2"]), TypeError, "argument 2 is str"),
+    ("predict-allow-new-levels-string", lambda: _model("sleep").predict(_sleep(), allow_new_levels="yes"),
+     TypeError, "allow_new_levels must be True or False"),
+    ("predict-se-fit-int", lambda: _model("sleep").predict(_sleep(), se_fit=2), TypeError,
+     "se_fit must be True or False"),
+    ("predict-n-sims-float", lambda: _model("sleep").predict(_sleep(), interval="prediction", n_sims=10.5),
+     TypeError, "n_sims must be a whole number"),
+    ("bootstrap-n-float", lambda: mm.bootstrap(_model("sleep"), n=2.5), TypeError, "n must be a whole number"),
+    ("bootstrap-n-string", lambda: mm.bootstrap(_model("sleep"), n="100"), TypeError, "n must be a whole number"),
+    ("simulate-n-zero", lambda: mm.simulate(_model("sleep"), n=0), ValueError, "n must be at least 1"),
+    ("all-fit-unknown-optimizer", lambda: mm.all_fit(_model("sleep"), optimizers=("bogus",)), ValueError,
+     "unknown optimizer(s) 'bogus'"),
 ]
 
 

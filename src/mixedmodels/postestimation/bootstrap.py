@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
+from ..spec.arguments import check_count
 from .predict import simulate
 from .progress import Progress
 from .ranef import variance_parameters
@@ -129,8 +130,7 @@ def bootstrap(model, n: int = 500, seed=None, statistic: Callable | None = None,
     -------
     BootstrapResult
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    n = check_count("n", n)
     stat = statistic or default_statistic
     observed = stat(model)
     if isinstance(observed, pd.Series):

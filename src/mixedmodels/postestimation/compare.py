@@ -11,6 +11,8 @@ import pandas as pd
 
 from ..core.lazy import lazy_import
 from ..exceptions import DataError, ModelComparisonWarning
+from ..models.base import MixedModel
+from ..spec.arguments import check_bool, check_count, check_models
 from .bootstrap import bootstrap_lrt
 from .caic import caic
 
@@ -126,6 +128,10 @@ def anova(*models, refit: bool = True, names: list[str] | None = None, test: str
         models = tuple(models[0])
     if len(models) < 2:
         raise ValueError("anova needs at least two models to compare")
+    check_models("anova", models, MixedModel)
+    refit = check_bool("refit", refit)
+    if test == "bootstrap":
+        nsim = check_count("nsim", nsim)
     labels = list(names) if names is not None else model_names(list(models))
     _check_same_data(list(models), labels)
     fitted = list(models)
@@ -208,6 +214,7 @@ def aic_table(models: Mapping | Iterable, criterion: str = "AIC") -> pd.DataFram
         If the models were fit to different observations or responses.
     """
     names, items = _as_named(models)
+    check_models("aic_table", items, MixedModel)
     if len(items) == 0:
         raise ValueError("aic_table needs at least one model")
     crit = {"AIC": "AIC", "AICC": "AICc", "BIC": "BIC", "CAIC": "cAIC"}.get(str(criterion).upper())

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..models.checks import theta_names
 from ..models.optim import OPTIMIZERS, Control
+from ..models.optim import optimizers as registered_optimizers
 from .progress import Progress
 
 __all__ = ["all_fit", "AllFitResult", "rePCA", "RePCA"]
@@ -120,6 +121,10 @@ def all_fit(model, parallel: bool = True, optimizers: tuple[str, ...] | None = N
         effect and per θ entry. ``.verdict`` is a one-line summary.
     """
     optimizers = tuple(optimizers or OPTIMIZERS)
+    unknown = [name for name in optimizers if name not in registered_optimizers()]
+    if unknown:
+        raise ValueError(f"unknown optimizer(s) {', '.join(map(repr, unknown))}; registered: "
+                         f"{', '.join(registered_optimizers())} (mm.register_optimizer adds one)")
     # a standardized fit is refit as it was fit: on the standardized scale
     model = getattr(model, "standardized", None) or model
     single = getattr(getattr(model, "optinfo", None), "seconds", 0.0) or 0.0

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..models.base import implements
+from ..spec.arguments import check_bool, check_count
 from ..spec.design import (
     check_data_frame,
     double_bar_terms,
@@ -396,6 +397,10 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
     """
     if type not in ("link", "response"):
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+    allow_new_levels = check_bool("allow_new_levels", allow_new_levels)
+    se_fit = check_bool("se_fit", se_fit)
+    if interval == "prediction":
+        n_sims = check_count("n_sims", n_sims)
     if interval not in (None, "confidence", "prediction"):
         raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
     masks = _included_columns(model, re_form)
@@ -495,8 +500,7 @@ def simulate(model, n: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
         ``nobs × n``, columns ``sim_1 … sim_n``. For binomial GLMMs the values are
         proportions (successes / trials), like the fitted response.
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    n = check_count("n", n)
     rng = np.random.default_rng(seed)
     design = model.design
     beta = model.fixef.to_numpy()

@@ -24,6 +24,7 @@ from ..models.lmm import LinearMixedModel
 from ..models.nbinom import fit_negative_binomial
 from ..models.optim import Control
 from ..models.standardize import standardized_lmer
+from ..spec.arguments import check_bool
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
 
@@ -79,15 +80,6 @@ def _unknown_arguments(func: str, kwargs: dict, allowed: list[str]) -> None:
         hint = f"; did you mean {close[0]}=?" if close else ""
     raise TypeError(f"{func}() got an unexpected keyword argument {name!r}{hint} "
                     f"(its arguments: {', '.join(allowed)})")
-
-
-def _check_bool(name: str, value) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    hint = ""
-    if isinstance(value, str) and value.strip().upper() in ("TRUE", "FALSE", "T", "F"):
-        hint = f"; write {name}={value.strip().upper().startswith('T')} (Python's bool), not a string"
-    raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}){hint}")
 
 
 def _check_na_action(value) -> str:
@@ -206,8 +198,8 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
                                na_action=na_action, control=control, standardize=standardize,
                                expand_doublebar=expand_doublebar, **kwargs)
     _unknown_arguments("lmer", kwargs, _LMER_ARGS)
-    reml = _check_bool("reml", reml)
-    standardize = _check_bool("standardize", standardize)
+    reml = check_bool("reml", reml)
+    standardize = check_bool("standardize", standardize)
     na_action = _check_na_action(na_action)
     _check_vector("weights", weights)
     _check_vector("offset", offset)

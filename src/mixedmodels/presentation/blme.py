@@ -14,14 +14,9 @@ from ..exceptions import DataError
 from ..models.family import get_family
 from ..models.optim import Control
 from ..models.penalized import PenalizedGeneralizedLinearMixedModel, PenalizedLinearMixedModel, bind_priors
+from ..spec.arguments import check_bool
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
-
-
-def _check_bool(name: str, value) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
 def _check_common(na_action, weights, offset, control) -> None:
@@ -69,7 +64,7 @@ def blmer(formula: str, data: pd.DataFrame, *, reml: bool = True, cov_prior="wis
     >>> round(float(m.theta[0]), 4)
     0.4106
     """
-    reml = _check_bool("reml", reml)
+    reml = check_bool("reml", reml)
     _check_common(na_action, weights, offset, control)
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                           expand_doublebar=expand_doublebar)
