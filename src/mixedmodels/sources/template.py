@@ -106,9 +106,10 @@ def scan(spec: ModelFormula, source) -> Scan:
 
     aggs = [nw.len().alias("n_total")]
     if used:
-        aggs.append(nw.any_horizontal(*[missing(c) for c in used], ignore_nulls=True).sum().alias("n_missing"))
-    aggs += [missing(c).sum().alias(f"na_{i}") for i, c in enumerate(used)]
-    aggs += [(nw.col(c).abs() == math.inf).sum().alias(f"inf_{i}") for i, c in enumerate(floats)]
+        any_missing = nw.any_horizontal(*[missing(c) for c in used], ignore_nulls=True)
+        aggs.append(any_missing.cast(nw.Int64).sum().alias("n_missing"))
+    aggs += [missing(c).cast(nw.Int64).sum().alias(f"na_{i}") for i, c in enumerate(used)]
+    aggs += [(nw.col(c).abs() == math.inf).cast(nw.Int64).sum().alias(f"inf_{i}") for i, c in enumerate(floats)]
     counts = lf.select(*aggs).collect().to_pandas().iloc[0]
     for i, c in enumerate(floats):
         k = int(counts[f"inf_{i}"] or 0)
@@ -201,8 +202,11 @@ class Template:
 
     def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
         """The RowChunk of the complete rows of ``frame`` and the number of rows dropped."""
-        for c in self.used:
-            if isinstance(frame[c].dtype, pd.CategoricalDtype):
+        for c in self.used:  # engines' string and dictionary dtypes: formulaic knows object columns
+            dtype = frame[c].dtype
+            types = pd.api.types
+            plain = dtype == np.dtype(object) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype)
+            if not plain:
                 frame = frame.assign(**{c: frame[c].astype(object)})
         na = frame[self.used].isna().any(axis=1).to_numpy() if self.used else np.zeros(len(frame), bool)
         dropped = int(na.sum())
