@@ -39,6 +39,8 @@ def source_kind(data: Any) -> str | None:
         if any(ch in text for ch in "*?[") or text.lower().endswith(_FILE_SUFFIXES) or os.path.isdir(text):
             return "files"
         return None
+    if type(data).__module__.startswith("mixedmodels.sources") and hasattr(data, "partial"):
+        return data.kind  # a Source opened with its settings (open_source)
     top = _top_module(data)
     name = type(data).__name__
     if top == "polars" and name == "LazyFrame":
