@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.backends import RowChunk, register_rows
 from ..core.crossproducts import BlockedCrossproducts
+from ..core.rows import InMemoryRows
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from ..spec.design import ModelDesign
@@ -109,30 +110,38 @@ class StreamedDesign(ModelDesign):
 
 
 @register_rows("streamed")
-class StreamedRows:
+class StreamedRows(InMemoryRows):
     """:class:`~mixedmodels.core.backends.RowOps` of a :class:`StreamedDesign`: the
-    crossproducts formed by pass 2 where the rows live; ``X`` is its :class:`RowsElsewhere`."""
+    crossproducts formed by pass 2 where the rows live (``X`` is its :class:`RowsElsewhere`).
+    Given rows in memory instead, it is the in-memory backend (the RowOps contract)."""
 
     name = "streamed"
 
     def __init__(self, terms, X, y, weights=None, chunk_rows=None):
         cp = getattr(X, "crossproducts", None)
+        self._cp = cp
         if cp is None:
-            raise ValueError("the 'streamed' row backend fits designs from mixedmodels.sources.stream_design "
-                             "(data given as a path, DuckDB relation, polars LazyFrame, Dask or Spark frame)")
-        self._cp, self.where = cp, X.where
+            super().__init__(terms, X, y, weights, chunk_rows)
+            return
+        self.where = X.where
         self.n, self.p = cp.n, cp.p
 
     def chunks(self) -> Iterator[RowChunk]:
+        if self._cp is None:
+            return super().chunks()
         raise NotImplementedError(_elsewhere_message(self.where))
 
     def crossproducts(self) -> BlockedCrossproducts:
-        return self._cp
+        return super().crossproducts() if self._cp is None else self._cp
 
     def linear_predictor(self, beta, b, offset=None):
+        if self._cp is None:
+            return super().linear_predictor(beta, b, offset)
         raise NotImplementedError(_elsewhere_message(self.where))
 
     def weighted_sum(self, values, weights=None):
+        if self._cp is None:
+            return super().weighted_sum(values, weights)
         raise NotImplementedError(_elsewhere_message(self.where))
 
 
