@@ -244,3 +244,16 @@ def test_estimate_grows_with_the_levels(sim_files):
     tmpl = build_template(spec, scan(spec, src))
     # store: 80 levels × 2 columns, item: 30; the dense block of item is 30 × 30
     assert estimate_bytes(tmpl, 30_000) >= 8 * (80 * 4 + 30 * 30)
+
+
+def test_inference_from_the_crossproducts(sleep, sleep_parquet):
+    """anova (ML refits from the crossproducts) and Satterthwaite df need no further pass."""
+    s1 = mm.lmer(SLEEP, sleep_parquet)
+    s0 = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep_parquet)
+    m1 = mm.lmer(SLEEP, sleep)
+    m0 = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    a, b = mm.anova(s0, s1), mm.anova(m0, m1)
+    np.testing.assert_allclose(a["Chisq"].to_numpy()[1], b["Chisq"].to_numpy()[1], rtol=1e-9)
+    np.testing.assert_allclose(a["AIC"].to_numpy(), b["AIC"].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(s1.coef_table(ddf="satterthwaite")["df"].to_numpy(),
+                               m1.coef_table(ddf="satterthwaite")["df"].to_numpy(), rtol=1e-6)
