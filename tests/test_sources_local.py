@@ -257,3 +257,13 @@ def test_inference_from_the_crossproducts(sleep, sleep_parquet):
     np.testing.assert_allclose(a["AIC"].to_numpy(), b["AIC"].to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(s1.coef_table(ddf="satterthwaite")["df"].to_numpy(),
                                m1.coef_table(ddf="satterthwaite")["df"].to_numpy(), rtol=1e-6)
+
+
+def test_numeric_column_used_as_a_factor(sim, sim_files):
+    f = "y ~ x + factor(item) + (1 | store)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        m0 = mm.lmer(f, sim, control=_tight())
+        m = mm.lmer(f, str(sim_files), control=_tight())
+    assert len(m.fixef) == 2 + 29
+    agree(m0, m)

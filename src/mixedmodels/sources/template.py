@@ -125,8 +125,10 @@ def scan(spec: ModelFormula, source) -> Scan:
         parts = _group_parts(term.group)
         if parts not in factor_sets:
             factor_sets.append(parts)
+    # numbers used as factors, C(x) or factor(x), need their distinct values too
+    as_factor = {unquote(m) for m in re.findall(r"(?<![\w.])(?:C|factor)\(\s*(`[^`]*`|[\w.]+)", spec.text)}
     for c in used:
-        if c not in numeric and (c,) not in factor_sets:
+        if (c not in numeric or c in as_factor) and (c,) not in factor_sets:
             factor_sets.append((c,))
     complete = lf
     if n_missing:
