@@ -99,7 +99,9 @@ def worker(engine: str, path: str) -> dict:
         m = mm.lmer(FORMULA, spark.read.parquet(path), reml=False)
         out["seconds"] = time.perf_counter() - t0
         spark.stop()
-        out["worker_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if jvm > 0:  # the JVM is counted only once it has been reaped
+            out["worker_mb"] = jvm
     elif engine in ("statsmodels", "pandas-1f"):
         # statsmodels' MixedLM has no crossed terms (as variance components in one all-rows group
         # its fit is dense in the 6,000 levels: >3 GB and minutes at 20,000 rows), so both fit
