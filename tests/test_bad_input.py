@@ -148,7 +148,7 @@ ERRORS = [
         TINY, t=lambda d: pd.date_range("2021-01-01", periods=len(d)))), mm.DataError, "date/time"),
     ("datetime-random-slope", design("y ~ x + (t | g)", _dates(
         TINY, t=lambda d: pd.date_range("2021-01-01", periods=len(d)))), mm.DataError, "date/time"),
-    ("dict-data", lmer(RXN, SS.to_dict("list")), TypeError, "got builtins.dict"),
+    ("dict-data", lmer(RXN, {"Reaction": [1.0, 2.0], "Days": [1]}), mm.DataError, "equally long"),  # dicts: issue 18
     ("ndarray-data", lmer(RXN, SS[["Reaction", "Days"]].to_numpy()), TypeError, "numpy.ndarray"),
     ("list-data", design("y ~ x + (1 | g)", [1, 2, 3]), TypeError, "builtins.list"),
     ("none-data", design("y ~ x + (1 | g)", None), TypeError, "builtins.NoneType"),

@@ -24,6 +24,7 @@ from ..models.lmm import LinearMixedModel
 from ..models.nbinom import fit_negative_binomial
 from ..models.optim import Control
 from ..models.standardize import standardized_lmer
+from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
@@ -155,7 +156,11 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     formula : str
         lme4 syntax, e.g. ``"y ~ x + (1 + x | g)"``, ``"y ~ 1 + (1 | a) + (1 | b)"``,
         ``"y ~ 1 + (1 | a/b)"``, ``"y ~ x + (x || g)"``.
-    data : pandas.DataFrame or Imputations
+    data : DataFrame, path, lazy frame or Imputations
+        pandas; polars, pyarrow or a dict of arrays (converted to pandas); or data fitted where
+        it lives, in two passes: a path or glob of Parquet/CSV files (streamed by DuckDB), a
+        DuckDB relation, a pyarrow Dataset, a polars LazyFrame, a Dask or a Spark DataFrame
+        (see ``docs/big-data.md``).
         With :class:`~mixedmodels.missing.imputations.Imputations` (``mm.impute``), one fit per
         imputed data set, returned pooled as :class:`~mixedmodels.missing.fits.MIFits`
         (``df_com=`` gives Barnard–Rubin's df).
@@ -204,6 +209,14 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     _check_vector("weights", weights)
     _check_vector("offset", offset)
     _check_control(control)
+    if is_streamed(data):  # a path, DuckDB, polars lazy, Dask or Spark: the rows stay there
+        if standardize:
+            raise NotImplementedError("standardize=True is not supported for streamed data yet")
+        design = stream_design(formula, data, weights=weights, offset=offset, na_action=na_action,
+                               expand_doublebar=expand_doublebar)
+        ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
+        return LinearMixedModel(design, reml=reml, control=ctrl).fit()
+    data = as_pandas(data)
     if standardize:
         return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
                                  na_action=na_action, control=control,
@@ -226,7 +239,9 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         lme4 syntax. Binomial responses may be 0/1, a two-level factor (the second level is
         a success, as R), ``cbind(successes, failures)``, or proportions with ``weights`` giving
         the trials. Offsets: ``offset(log(exposure))`` in the formula or ``offset=``.
-    data : pandas.DataFrame
+    data : DataFrame
+        pandas; polars, pyarrow or a dict of arrays (converted to pandas). Streamed sources
+        (paths, DuckDB, Dask, Spark) raise NotImplementedError: PIRLS needs a pass per iteration.
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (dispersion estimated, as lme4's
         ``glmer.nb``), ``"Gamma"``, ``"inverse_gaussian"``, or a family object with its link,
@@ -270,6 +285,14 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     _check_vector("offset", offset)
     _check_control(control)
     fam = get_family(family)
+    if is_streamed(data):
+        raise NotImplementedError(
+            "glmer on a streamed source (a path, DuckDB relation, polars LazyFrame, Dask or Spark "
+            "frame): a GLMM's PIRLS reweights the rows at every iteration, i.e. a pass over the data "
+            "per iteration (10-30 per θ evaluation, thousands per fit), which is not implemented out "
+            "of core. Fit it in memory (collect the needed columns: a few numeric columns of 10M rows "
+            "take a few hundred MB), on a sample, or fit an LMM (mm.lmer) on the source.")
+    data = as_pandas(data)
     if fam.linear:
         raise ValueError("family 'gaussian' with the identity link is a linear mixed model: "
                          "use mm.lmer")

@@ -1,0 +1,284 @@
+"""A model's design whose rows stay in their source: pass 1, pass 2, and the checks between.
+
+:func:`stream_design` returns a :class:`StreamedDesign`: a
+:class:`~mixedmodels.spec.design.ModelDesign` with the real names, levels, row count and
+dropped-row count, whose ``X`` is a :class:`RowsElsewhere` placeholder carrying the
+crossproducts of all the rows. A model built on it with the ``"streamed"`` row backend
+(:class:`StreamedRows`, registered here) fits from those crossproducts alone; anything that
+needs the rows again (fitted values, residuals) raises a clear error instead of working on
+nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..core.backends import RowChunk, register_rows
+from ..core.crossproducts import BlockedCrossproducts
+from ..core.rows import InMemoryRows
+from ..core.terms import ReTermMatrix
+from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
+from ..spec.design import ModelDesign
+from .engines import Source, open_source
+from .partial import ColumnMoments
+from .template import Template, build_template, parse, scan
+
+__all__ = ["RowsElsewhere", "StreamedDesign", "StreamedRows", "estimate_bytes", "stream_design"]
+
+DEFAULT_CHUNK_ROWS = 1 << 17
+
+
+def _elsewhere_message(where: str) -> str:
+    return (f"the rows of this model live in {where} and were used once, for the crossproducts: per-row "
+            "results (fitted values, residuals, the summary's scaled residuals) need another pass over them, "
+            "which is not implemented for streamed fits. What works from the crossproducts: fixef, vcov, "
+            "coef_table, varcorr, ranef, loglik, AIC/BIC, anova; predict on a pandas frame of new rows.")
+
+
+class RowsElsewhere(np.ndarray):
+    """A 0-row stand-in for the rows of ``X`` (or a term's values) that live in a source.
+
+    Column access ``a[:, j]`` returns two values with the column's mean and standard deviation
+    (its 0/1-ness kept), which is all the post-fit scaling check reads; every other use raises
+    ``NotImplementedError`` naming the source.
+    """
+
+    def __new__(cls, ncols: int, where: str, moments: ColumnMoments | None = None,
+                crossproducts: BlockedCrossproducts | None = None):
+        obj = np.zeros((0, ncols)).view(cls)
+        obj.where, obj.moments, obj.crossproducts = where, moments, crossproducts
+        return obj
+
+    def __array_finalize__(self, obj) -> None:
+        self.where = getattr(obj, "where", "a data source")
+        self.moments = getattr(obj, "moments", None)
+        self.crossproducts = getattr(obj, "crossproducts", None)
+
+    def __getitem__(self, key):
+        if (self.moments is not None and isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)
+                and isinstance(key[1], (int, np.integer))):
+            j = int(key[1])
+            if self.moments.indicator[j]:
+                return np.array([0.0, 1.0])
+            mean, sd = self.moments.mean_sd()
+            return np.array([mean[j] - sd[j], mean[j] + sd[j]])
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+    def __matmul__(self, other):
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+    __rmatmul__ = __matmul__
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+    def __reduce__(self):
+        return (RowsElsewhere, (self.shape[1], self.where, self.moments, self.crossproducts))
+
+    def __repr__(self) -> str:
+        return f"<rows of {self.shape[1]} columns in {self.where}>"
+
+
+@dataclass
+class StreamedDesign(ModelDesign):
+    """A :class:`~mixedmodels.spec.design.ModelDesign` whose rows stay in their source.
+
+    Attributes
+    ----------
+    n_rows : int
+        Observations used (rows without missing values).
+    source : str
+        What the rows are.
+    passes : int
+        Passes over the rows (pass 1: counts and levels; pass 2: crossproducts).
+    """
+
+    n_rows: int = 0
+    source: str = ""
+    passes: int = 2
+
+    @property
+    def nobs(self) -> int:
+        return self.n_rows
+
+
+@register_rows("streamed")
+class StreamedRows(InMemoryRows):
+    """:class:`~mixedmodels.core.backends.RowOps` of a :class:`StreamedDesign`: the
+    crossproducts formed by pass 2 where the rows live (``X`` is its :class:`RowsElsewhere`).
+    Given rows in memory instead, it is the in-memory backend (the RowOps contract)."""
+
+    name = "streamed"
+
+    def __init__(self, terms, X, y, weights=None, chunk_rows=None):
+        cp = getattr(X, "crossproducts", None)
+        self._cp = cp
+        if cp is None:
+            super().__init__(terms, X, y, weights, chunk_rows)
+            return
+        self.where = X.where
+        self.n, self.p = cp.n, cp.p
+
+    def chunks(self) -> Iterator[RowChunk]:
+        if self._cp is None:
+            return super().chunks()
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+    def crossproducts(self) -> BlockedCrossproducts:
+        return super().crossproducts() if self._cp is None else self._cp
+
+    def linear_predictor(self, beta, b, offset=None):
+        if self._cp is None:
+            return super().linear_predictor(beta, b, offset)
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+    def weighted_sum(self, values, weights=None):
+        if self._cp is None:
+            return super().weighted_sum(values, weights)
+        raise NotImplementedError(_elsewhere_message(self.where))
+
+
+def estimate_bytes(template: Template, n: int) -> int:
+    """An upper estimate of the memory the crossproducts and the blocked factor need."""
+    p1 = template.p + 1
+    qs = [s.q for s in template.shapes]
+    total = p1 * p1 + sum(s.nlevels * s.ncols ** 2 for s in template.shapes) + p1 * sum(qs)
+    for r in range(len(qs)):
+        for i in range(r):
+            sr, si = template.shapes[r], template.shapes[i]
+            total += 2 * min(qs[r] * qs[i], n * sr.ncols * si.ncols)  # values and indices
+    # the factor's blocks below the first term may fill in: dense lower triangles
+    total += sum(qs[r] * qs[i] for r in range(1, len(qs)) for i in range(1, r + 1))
+    return 8 * int(total)
+
+
+def _aliased(xtx: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """The columns that the in-memory Gram-Schmidt check calls aliased, from XᵀX: the residual
+    sum of squares of each column on the earlier kept ones, relative to its own."""
+    kept: list[int] = []
+    aliased = []
+    for j in range(xtx.shape[0]):
+        norm2 = xtx[j, j]
+        if norm2 <= 0:
+            aliased.append(j)
+            continue
+        rest2 = norm2
+        if kept:
+            sub = xtx[np.ix_(kept, kept)]
+            v = xtx[kept, j]
+            rest2 = norm2 - v @ np.linalg.solve(sub, v)
+        if rest2 < (tol ** 2) * norm2:
+            aliased.append(j)
+        else:
+            kept.append(j)
+    return aliased
+
+
+def _drop_columns(cp: BlockedCrossproducts, keep: list[int]) -> BlockedCrossproducts:
+    rows = keep + [cp.p]
+    cp.xyxy = cp.xyxy[np.ix_(rows, rows)].copy()
+    cp.zxy = [z[rows].copy() for z in cp.zxy]
+    cp.p = len(keep)
+    return cp
+
+
+def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=None, offset=None,
+                  expand_doublebar: str = "lme4", chunk_rows: int | None = None,
+                  memory_budget: int | None = None, check_levels: bool = True) -> StreamedDesign:
+    """Pass 1 and pass 2 over data that stays where it is; the design of a streamed fit.
+
+    Parameters
+    ----------
+    formula : str
+    data : path, glob, DuckDB relation, pyarrow Dataset, polars LazyFrame, Dask or Spark DataFrame
+    na_action : {"drop", "raise"}
+    chunk_rows : int, optional
+        Rows per chunk of pass 2 (default 131072): the memory of a pass is of the order of one
+        chunk's design matrices plus the crossproducts.
+    memory_budget : int, optional
+        Bytes the crossproducts and factor may take (default: the available memory); a model
+        estimated larger raises before pass 2.
+
+    Returns
+    -------
+    StreamedDesign
+    """
+    if weights is not None or offset is not None:
+        raise NotImplementedError("weights= and offset= are not supported for streamed fits yet; fit the "
+                                  "model in memory, or fold the offset into the response (y - offset)")
+    source: Source = data if isinstance(data, Source) else open_source(data)
+    columns = [str(c) for c in source.lazy().collect_schema()]
+    spec = parse(formula, columns)
+    if spec.offsets:
+        raise NotImplementedError("offset() terms are not supported for streamed fits yet; subtract the "
+                                  "offset from the response in the source (y - offset)")
+    passes = scan(spec, source)
+    if passes.n_missing:
+        detail = ", ".join(f"{c}: {k}" for c, k in passes.per_column.items())
+        if na_action == "raise":
+            raise DataError(f"{passes.n_missing} rows have missing values in the model's variables ({detail}); "
+                            "na_action='raise' stops here. Use na_action='drop' to drop them.")
+        warnings.warn(
+            f"{passes.n_missing} of {passes.n_total} rows dropped for missing values ({detail}). "
+            "The fit stays unbiased if a missing response depends only on observed data (MAR); "
+            "rows dropped for missing predictors need them missing completely at random, "
+            "otherwise impute them. na_action='raise' makes this an error.",
+            MissingDataWarning, stacklevel=3)
+    template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
+                              chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
+    n = passes.n_total - passes.n_missing
+    need = estimate_bytes(template, n)
+    budget = memory_budget if memory_budget is not None else _available_memory()
+    if budget is not None and need > budget:
+        raise DataError(f"the crossproducts of this model need about {need / 2 ** 30:.1f} GiB (levels: "
+                        f"{', '.join(f'{t.group} {t.nlevels}' for t in template.terms)}), more than the "
+                        f"{budget / 2 ** 30:.1f} GiB available; fewer or smaller crossed terms fit, or an "
+                        "iterative (matrix-free) solver, which is not part of this package yet")
+    part = source.partial(passes.used, template, template.chunk_rows)
+    if part.rows_seen != passes.n_total or part.rows_dropped != passes.n_missing:
+        raise DataError(f"pass 2 read {part.rows_seen} rows ({part.rows_dropped} with missing values) but "
+                        f"pass 1 counted {passes.n_total} ({passes.n_missing}) in {source.description}: "
+                        "the data changed between the passes or a partition was lost; the fit is refused "
+                        "rather than made from part of the rows")
+    cp = part.crossproducts
+    names = list(template.fixef_names)
+    aliased = _aliased(cp.xyxy[:cp.p, :cp.p]) if cp.p else []
+    keep = [j for j in range(cp.p) if j not in aliased]
+    x_moments = part.x_moments
+    if aliased:
+        dropped = [names[j] for j in aliased]
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
+            f"({', '.join(dropped)}), a linear combination of the others. Check for duplicated "
+            "or collinear predictors, or empty cells in an interaction.", RankDeficiencyWarning, stacklevel=3)
+        cp = _drop_columns(cp, keep)
+        x_moments = ColumnMoments(x_moments.n, x_moments.sums[keep], x_moments.sumsq[keep],
+                                  x_moments.indicator[keep])
+    where = source.description
+    terms = []
+    for term, moments in zip(template.terms, part.term_moments):
+        values = RowsElsewhere(len(term.columns), where, moments)
+        terms.append(replace(term, matrix=ReTermMatrix(np.zeros(0, dtype=np.int64), values, term.nlevels,
+                                                       term.matrix.correlated)))
+    cp.terms = list(template.shapes)
+    base = template.design
+    X = RowsElsewhere(len(keep), where, x_moments, cp)
+    return StreamedDesign(formula=spec, y=np.zeros(0), X=X, fixef_names=[names[j] for j in keep], terms=terms,
+                          frame=base.frame, n_dropped=passes.n_missing, dropped_columns=[names[j] for j in aliased],
+                          fixed_spec=base.fixed_spec, response_name=spec.response, n_rows=n, source=where,
+                          passes=2)
+
+
+def _available_memory() -> int | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available * 0.8)

@@ -1,0 +1,337 @@
+"""Pass 1 and what every chunk needs from it: the level sets, contrasts and column specs.
+
+Pass 1 (:func:`scan`) runs on the engine through narwhals: the row count, the missing values
+per column, the infinite values, and the distinct values of every factor (grouping factors,
+their interactions' combinations, categorical predictors). :func:`build_template` then
+evaluates the formula once on a small *skeleton* frame holding every level, with the in-memory
+:func:`~mixedmodels.spec.design.build_design`, so the fixed-effects columns, contrasts and term
+columns are exactly those of an in-memory fit; the level order of each grouping factor comes
+from :func:`~mixedmodels.spec.design.factor_codes` on its distinct values, as in memory.
+
+:class:`Template` turns a chunk of rows (a pandas frame) into a
+:class:`~mixedmodels.core.backends.RowChunk` with these fixed levels, so every chunk agrees.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import warnings
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+
+from ..core.backends import RowChunk
+from ..core.crossproducts import BlockedCrossproducts, TermShape
+from ..core.terms import ReTermMatrix
+from ..exceptions import DataError
+from ..spec.design import ReTerm, build_design, factor_codes, nonfinite_detail, r_column_name, split_top, to_formulaic
+from ..spec.formula import ModelFormula, parse_formula, quote_names, unquote
+from .partial import ColumnMoments, Partial
+
+__all__ = ["Scan", "Template", "build_template", "scan"]
+
+# transforms whose state (a mean, knots) formulaic would take from one chunk, not all rows
+_STATEFUL = re.compile(r"(?<![\w.])(scale|center|standardize|poly|bs|cr|cc|te)\s*\(")
+
+
+@dataclass
+class Scan:
+    """Pass 1's results.
+
+    Attributes
+    ----------
+    n_total : int
+        Rows in the source.
+    n_missing : int
+        Rows with a missing value (null or NaN) in a column the model uses.
+    per_column : dict
+        Missing values per column (only columns with some).
+    distinct : dict
+        Factor column (or tuple of an interaction's columns) → its distinct values over the
+        complete rows, as a pandas frame.
+    used : list of str
+        The columns the model reads.
+    """
+
+    n_total: int
+    n_missing: int
+    per_column: dict[str, int]
+    distinct: dict[tuple[str, ...], pd.DataFrame]
+    used: list[str]
+
+
+def _group_parts(group: str) -> tuple[str, ...]:
+    return tuple(unquote(p.strip()) for p in split_top(group, ":"))
+
+
+def _check_formula_columns(spec: ModelFormula, columns: list[str], where: str) -> list[str]:
+    used = []
+    for name in spec.variables:
+        if name in columns:
+            used.append(name)
+        elif name not in ("pi", "e", "True", "False", "None", "np", "inf", "nan"):
+            close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+                f"; the data has {', '.join(repr(c) for c in columns[:12])}" + (", ..." if len(columns) > 12 else "")
+            raise DataError(f"column {name!r} in the formula is not in the data ({where}){hint}")
+    return used
+
+
+def scan(spec: ModelFormula, source) -> Scan:
+    """Pass 1 over a :class:`~mixedmodels.sources.engines.Source` (one aggregation query and
+    one ``DISTINCT`` per factor, run by the engine).
+
+    Raises
+    ------
+    DataError
+        A formula column the data lacks, or an infinite value in a numeric column.
+    """
+    import narwhals as nw
+
+    lf = source.lazy()
+    schema = dict(lf.collect_schema())
+    columns = [str(c) for c in schema]
+    used = _check_formula_columns(spec, columns, source.description)
+    source.check_columns(used)
+    floats = [c for c in used if schema[c].is_float()]
+    numeric = {c for c in used if schema[c].is_numeric()}
+
+    def missing(c: str):
+        return (nw.col(c).is_null() | nw.col(c).is_nan()) if c in floats else nw.col(c).is_null()
+
+    aggs = [nw.len().alias("n_total")]
+    if used:
+        any_missing = nw.any_horizontal(*[missing(c) for c in used], ignore_nulls=True)
+        aggs.append(any_missing.cast(nw.Int64).sum().alias("n_missing"))
+    aggs += [missing(c).cast(nw.Int64).sum().alias(f"na_{i}") for i, c in enumerate(used)]
+    aggs += [(nw.col(c).abs() == math.inf).cast(nw.Int64).sum().alias(f"inf_{i}") for i, c in enumerate(floats)]
+    counts = lf.select(*aggs).collect().to_pandas().iloc[0]
+    for i, c in enumerate(floats):
+        k = int(counts[f"inf_{i}"] or 0)
+        if k:
+            raise DataError(f"Inf in {c!r}: {k} infinite value{'s' if k != 1 else ''} in {source.description}; "
+                            "NaN is treated as missing, but an infinite value cannot be fitted. Replace or "
+                            "drop those rows.")
+    per_column = {c: int(counts[f"na_{i}"] or 0) for i, c in enumerate(used) if counts[f"na_{i}"]}
+    n_missing = int(counts["n_missing"] or 0) if used else 0
+
+    factor_sets: list[tuple[str, ...]] = []
+    for term in spec.random:
+        parts = _group_parts(term.group)
+        if parts not in factor_sets:
+            factor_sets.append(parts)
+    # numbers used as factors, C(x) or factor(x), need their distinct values too
+    as_factor = {unquote(m) for m in re.findall(r"(?<![\w.])(?:C|factor)\(\s*(`[^`]*`|[\w.]+)", spec.text)}
+    for c in used:
+        if (c not in numeric or c in as_factor) and (c,) not in factor_sets:
+            factor_sets.append((c,))
+    complete = lf
+    if n_missing:
+        complete = lf.filter(~nw.any_horizontal(*[missing(c) for c in used], ignore_nulls=True))
+    distinct = {}
+    for parts in factor_sets:
+        table = complete.select(*parts).unique().collect().to_pandas()
+        for c in parts:
+            if isinstance(table[c].dtype, pd.CategoricalDtype):
+                table[c] = table[c].astype(object)
+        distinct[parts] = table.reset_index(drop=True)
+    return Scan(int(counts["n_total"]), n_missing, per_column, distinct, used)
+
+
+def _skeleton(scan_: Scan, size_hint: int = 3) -> pd.DataFrame:
+    """A small frame with every level of every factor (and uniform(1, 2) numbers elsewhere, valid
+    inputs for log and sqrt): the formula evaluated on it has all the columns of the full data."""
+    single = {parts[0]: table[parts[0]] for parts, table in scan_.distinct.items() if len(parts) == 1}
+    for parts, table in scan_.distinct.items():
+        for c in parts:
+            if c not in single:
+                single[c] = pd.Series(table[c].drop_duplicates().to_numpy())
+    m = max([size_hint] + [len(v) for v in single.values()])
+    rng = np.random.default_rng(20240601)
+    cols = {}
+    for c in scan_.used:
+        if c in single:
+            values = single[c].to_numpy()
+            cols[c] = np.resize(values, m) if len(values) else values
+        else:
+            cols[c] = rng.uniform(1.0, 2.0, m)
+    return pd.DataFrame(cols)
+
+
+@dataclass
+class _GroupMap:
+    parts: tuple[str, ...]
+    index: pd.Index
+    codes: np.ndarray
+
+
+class Template:
+    """The formula fixed by pass 1: turns chunks of rows into crossproducts that agree.
+
+    Attributes
+    ----------
+    design : ModelDesign
+        The design built on the skeleton (its fixed-effects spec and term specs are used).
+    terms : list of ReTerm
+        The random-effects terms with the levels of all the rows, largest first.
+    fixef_names : list of str
+        All fixed-effects columns (before dropping aliased ones).
+    """
+
+    def __init__(self, spec: ModelFormula, scan_: Scan, design, terms: list[ReTerm], maps: list[_GroupMap],
+                 chunk_rows: int):
+        self.spec, self.used, self.design, self.terms, self.maps = spec, scan_.used, design, terms, maps
+        self.chunk_rows = chunk_rows
+        self.fixed_spec = design.fixed_spec
+        skel = design.frame
+        self.fixef_names = [r_column_name(c) for c in self.fixed_spec.get_model_matrix(skel.iloc[:2]).columns]
+        self.p = len(self.fixef_names)
+        self.shapes = [TermShape(t.nlevels, len(t.columns), t.matrix.correlated) for t in terms]
+        resp = spec.response.strip()
+        self.response_column = unquote(resp) if re.fullmatch(r"`[^`]*`", resp) or resp in self.used else None
+
+    # -- one chunk -----------------------------------------------------------------------------
+    def _response(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.response_column is not None:
+            return frame[self.response_column].to_numpy(dtype=float)
+        lhs = model_matrix(f"{to_formulaic(self.spec.response)} ~ 1", frame, na_action="ignore").lhs
+        return np.asarray(lhs, dtype=float).ravel()
+
+    def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
+        """The RowChunk of the complete rows of ``frame`` and the number of rows dropped."""
+        for c in self.used:  # engines' string and dictionary dtypes: formulaic knows object columns
+            dtype = frame[c].dtype
+            types = pd.api.types
+            plain = dtype == np.dtype(object) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype)
+            if not plain:
+                frame = frame.assign(**{c: frame[c].astype(object)})
+        na = frame[self.used].isna().any(axis=1).to_numpy() if self.used else np.zeros(len(frame), bool)
+        dropped = int(na.sum())
+        if dropped:
+            frame = frame.loc[~na]
+        if len(frame) == 0:
+            return None, dropped
+        y = self._response(frame)
+        _check_finite(y, f"the response {self.spec.response!r}", first_row)
+        X = np.asarray(self.fixed_spec.get_model_matrix(frame), dtype=float)
+        for j, name in enumerate(self.fixef_names):
+            _check_finite(X[:, j], f"the fixed-effects column {name!r}", first_row)
+        codes, values = [], []
+        for term, gmap in zip(self.terms, self.maps):
+            vals = np.ascontiguousarray(np.asarray(term.model_spec.get_model_matrix(frame), dtype=float))
+            for j, col in enumerate(term.columns):
+                _check_finite(vals[:, j], f"column {col!r} of the random-effects term ({term.lhs} | {term.group})",
+                              first_row)
+            if len(gmap.parts) == 1:
+                pos = gmap.index.get_indexer(frame[gmap.parts[0]])
+            else:
+                pos = gmap.index.get_indexer(pd.MultiIndex.from_frame(frame[list(gmap.parts)]))
+            if (pos < 0).any():  # cannot happen when pass 1 saw these rows
+                raise DataError(f"a level of {term.group!r} in the rows of pass 2 was not seen in pass 1; the "
+                                "source changed between the passes")
+            codes.append(gmap.codes[pos])
+            values.append(vals)
+        return RowChunk(X, y, None, codes, values), dropped
+
+    def partial(self, frames: Iterable[pd.DataFrame]) -> Partial:
+        """Pass 2 over some frames (a partition, a stream of record batches)."""
+        seen = [0, 0]
+        xm = [ColumnMoments.empty(self.p)]
+        tm = [ColumnMoments.empty(len(t.columns)) for t in self.terms]
+
+        def chunks():
+            for frame in frames:
+                for start in range(0, len(frame), self.chunk_rows):
+                    piece = frame.iloc[start:start + self.chunk_rows]
+                    chunk, dropped = self.row_chunk(piece, seen[0])
+                    seen[0] += len(piece)
+                    seen[1] += dropped
+                    if chunk is None:
+                        continue
+                    xm[0] = xm[0] + ColumnMoments.of(chunk.X)
+                    for k, vals in enumerate(chunk.values):
+                        tm[k] = tm[k] + ColumnMoments.of(vals)
+                    yield chunk
+
+        cp = BlockedCrossproducts.from_chunks(self.shapes, self.p, chunks())
+        return Partial(cp, seen[0], seen[1], xm[0], tm)
+
+    def __call__(self, frames: Iterable[pd.DataFrame]) -> Partial:
+        return self.partial(frames)
+
+
+def _check_finite(values: np.ndarray, what: str, first_row: int) -> None:
+    if values.size and not np.isfinite(values).all():
+        detail = nonfinite_detail(values)
+        raise DataError(f"NA/NaN/Inf in {what}: {detail} (of the chunk starting at row {first_row}) after "
+                        "evaluating the formula (e.g. log(0) or a division by zero); change the "
+                        "transformation or drop those rows.")
+
+
+def _make_unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            out.append(f"{name}.{seen[name]}")
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+def parse(formula: str, columns: list[str]) -> ModelFormula:
+    """The formula parsed as in memory (dotted names quoted); stateful transforms refused."""
+    stateful = _STATEFUL.search(formula)
+    if stateful:
+        raise DataError(f"{stateful.group(1)}() in {formula!r} is a stateful transform (its mean, scale or "
+                        "knots come from the data): out of core it is not supported yet. Compute the "
+                        "column first (e.g. in SQL: (x - avg(x) over ()) / stddev_pop(x) over ()) and use it.")
+    quoted = quote_names(formula, columns)
+    spec = parse_formula(quoted)
+    return replace(spec, text=formula) if quoted != formula else spec
+
+
+def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True,
+                   expand_doublebar: str = "lme4", chunk_rows: int = 1 << 17) -> Template:
+    """The :class:`Template` of a formula on pass 1's results."""
+    n = scan_.n_total - scan_.n_missing
+    if n == 0:
+        raise DataError("no rows left after dropping rows with missing values" if scan_.n_missing
+                        else "the data has no rows")
+    skel = _skeleton(scan_)
+    with warnings.catch_warnings():  # the skeleton's rank and sizes say nothing of the data's
+        warnings.simplefilter("ignore")
+        design = build_design(spec, skel, check_levels=False, expand_doublebar=expand_doublebar)
+    terms, maps = [], []
+    for term in design.terms:
+        parts = _group_parts(term.group)
+        table = scan_.distinct[parts]
+        codes, levels = factor_codes(table, term.group)
+        nlev = len(levels)
+        shown = f"({term.lhs} | {term.group})"
+        l = len(term.columns)
+        if check_levels and nlev >= n:
+            raise DataError(
+                f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each group has one "
+                "observation, so its random effect is confounded with the residual. Drop the term.")
+        if check_levels and nlev * l >= n:
+            raise DataError(f"term {shown} has {nlev * l} random effects for {n} observations; the "
+                            "random-effects parameters and the residual variance are unidentifiable. "
+                            "Simplify the term.")
+        index = pd.Index(table[parts[0]]) if len(parts) == 1 else pd.MultiIndex.from_frame(table[list(parts)])
+        maps.append(_GroupMap(parts, index, np.asarray(codes, dtype=np.int64)))
+        empty = ReTermMatrix(np.zeros(0, dtype=np.int64), np.zeros((0, l)), nlev, term.matrix.correlated)
+        terms.append(replace(term, levels=levels, matrix=empty))
+    # the skeleton's level counts may differ for interactions: sort (stably) by the data's
+    order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
+    terms, maps = [terms[i] for i in order], [maps[i] for i in order]
+    for term, name in zip(terms, _make_unique([t.group for t in terms])):
+        term.name = name
+    return Template(spec, scan_, design, terms, maps, chunk_rows)

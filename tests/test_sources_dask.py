@@ -1,0 +1,59 @@
+"""Fits on Dask (issue 12): a real ``distributed.LocalCluster`` (a scheduler and two worker
+processes), started once for the module as a user starts it; pass 1 through narwhals, pass 2 per
+partition with a tree reduction of the crossproducts."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from test_sources_local import SIM, SLEEP, agree, simulated
+
+import mixedmodels as mm
+from mixedmodels.exceptions import DataError, MissingDataWarning
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_dask_sleepstudy_equals_memory(client):
+    ss = mm.load_dataset("sleepstudy")
+    m0 = mm.lmer(SLEEP, ss, control=mm.Control(ftol_abs=1e-13, xtol_abs=1e-11, xtol_rel=1e-11))
+    ddf = dd.from_pandas(ss, npartitions=3)
+    m = mm.lmer(SLEEP, ddf, control=mm.Control(ftol_abs=1e-13, xtol_abs=1e-11, xtol_rel=1e-11))
+    agree(m0, m)
+    assert m.design.source == "a Dask DataFrame (3 partitions)"
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_dask_parquet_crossed_equals_memory(client, tmp_path):
+    sim = simulated(n=20_000, seed=3)
+    for k in range(4):
+        sim.iloc[k * 5000:(k + 1) * 5000].to_parquet(tmp_path / f"part{k}.parquet")
+    tight = mm.Control(ftol_abs=1e-13, xtol_abs=1e-11, xtol_rel=1e-11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        m0 = mm.lmer(SIM, sim, control=tight)
+    with pytest.warns(MissingDataWarning, match="3 of 20000 rows dropped"):
+        m = mm.lmer(SIM, dd.read_parquet(str(tmp_path / "*.parquet")), control=tight)
+    agree(m0, m)
+    assert m.design.n_dropped == 3
+
+
+def test_dask_infinite_value(client):
+    ss = mm.load_dataset("sleepstudy")
+    ss["Days"] = ss["Days"].astype(float)
+    ss.loc[100, "Days"] = -np.inf
+    with pytest.raises(DataError, match="Inf in 'Days'"):
+        mm.lmer(SLEEP, dd.from_pandas(ss, npartitions=2))

@@ -1,0 +1,48 @@
+"""Fits on Spark (issue 12): a local SparkSession started once for the module, as a user starts
+one; pass 1 as Spark SQL aggregations through narwhals, pass 2 with ``mapInPandas`` (one
+crossproducts object per partition). Small data: Spark's start dominates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from test_sources_local import SLEEP, agree
+
+import mixedmodels as mm
+from mixedmodels.exceptions import DataError
+
+pytest.importorskip("pyspark")
+if shutil.which("java") is None:  # .ci/run installs a Java runtime; without one Spark cannot start
+    pytest.fail("Spark needs a Java runtime (java on PATH); .ci/run installs default-jre-headless",
+                pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
+    session = (SparkSession.builder.master("local[2]").appName("mixedmodels-tests")
+               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def test_spark_sleepstudy_equals_memory_and_bad_values(spark):
+    ss = mm.load_dataset("sleepstudy")
+    tight = mm.Control(ftol_abs=1e-13, xtol_abs=1e-11, xtol_rel=1e-11)
+    m0 = mm.lmer(SLEEP, ss, control=tight)
+    sdf = spark.createDataFrame(ss).repartition(2)
+    m = mm.lmer(SLEEP, sdf, control=tight)
+    agree(m0, m)
+    assert m.design.source == "a Spark DataFrame"
+    bad = ss.assign(Days=ss["Days"].astype(float))
+    bad.loc[7, "Days"] = np.inf
+    with pytest.raises(DataError, match="Inf in 'Days'"):
+        mm.lmer(SLEEP, spark.createDataFrame(bad))
