@@ -35,3 +35,21 @@ def test_code_blocks_run(path, monkeypatch, tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_every_guide_has_a_help_topic():
+    """Each guide in docs/ (but the developers' architecture.md) prints through mm.help."""
+    import io
+
+    import mixedmodels as mm
+
+    topics = {"alternatives": "alternatives", "big-data": "big_data", "convergence": "convergence",
+              "errors": "errors", "machine-learning": "machine_learning", "missing-data": "missing_data",
+              "model-comparison": "model_comparison", "small-samples": "small_samples", "tables": "tables"}
+    guides = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"architecture"}
+    assert guides == set(topics), guides ^ set(topics)
+    for stem, topic in topics.items():
+        out = io.StringIO()
+        mm.help(topic, file=out)
+        first = next(line for line in (ROOT / "docs" / f"{stem}.md").read_text("utf-8").splitlines() if line.strip())
+        assert first.strip() in out.getvalue(), stem

@@ -22,7 +22,7 @@ _ALIASES = {
     "optimizer": "optimizers", "all_fit": "all_fit", "allfit": "all_fit", "repca": "repca",
     "simplify": "simplify", "regularized": "regularized", "bayesian": "regularized",
     "control": "control", "missing": "missing", "rank": "missing", "checklist": "checklist",
-    "small_samples": "regularized", "blme": "regularized", "bayes": "regularized",
+    "bayes": "regularized",
 }
 
 
@@ -30,7 +30,13 @@ _ALIASES = {
 _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "impute": "missing-data.md",
            "multiple_imputation": "missing-data.md", "mi": "missing-data.md",
            "machine_learning": "machine-learning.md", "learners": "machine-learning.md",
-           "ml": "machine-learning.md", "random_forest": "machine-learning.md", "merf": "machine-learning.md"}
+           "ml": "machine-learning.md", "random_forest": "machine-learning.md", "merf": "machine-learning.md",
+           "big_data": "big-data.md", "bigdata": "big-data.md", "parquet": "big-data.md", "dask": "big-data.md",
+           "spark": "big-data.md", "duckdb": "big-data.md",
+           "small_samples": "small-samples.md", "few_clusters": "small-samples.md", "blme": "small-samples.md",
+           "tables": "tables.md", "tidy": "tables.md", "alternatives": "alternatives.md",
+           "model_comparison": "model-comparison.md", "anova": "model-comparison.md",
+           "errors": "errors.md"}
 
 
 def _read(name: str = "convergence.md") -> str:
@@ -101,7 +107,9 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         ``"control"``, ``"missing"``, ``"checklist"``. Warning messages name the section to read.
         ``"missing-data"`` prints the guide to missing data and multiple imputation;
         ``"machine_learning"`` the guide to random effects in machine learning
-        (``docs/machine-learning.md``).
+        (``docs/machine-learning.md``); likewise ``"big_data"``, ``"small_samples"``,
+        ``"tables"``, ``"alternatives"``, ``"model_comparison"`` and ``"errors"`` print those
+        guides of ``docs/``.
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 
