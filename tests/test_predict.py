@@ -224,3 +224,16 @@ def test_re_form_with_a_double_bar_factor_term_includes_every_indicator():
     np.testing.assert_allclose(m.predict(machines, re_form="~(Machine || Worker)"), m.fitted(), rtol=1e-12)
     written_out = m.predict(machines, re_form="~(1 | Worker) + (0 + Machine | Worker)")
     np.testing.assert_allclose(written_out, m.fitted(), rtol=1e-12)
+
+
+def test_predict_takes_polars_pyarrow_and_dicts_as_the_fit_does():
+    """newdata in any frame the fit accepts (issue 18): the same predictions as the pandas frame."""
+    pl = pytest.importorskip("polars")
+    pa = pytest.importorskip("pyarrow")
+    d = mm.load_dataset("sleepstudy")
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", d)
+    rows = d.iloc[[0, 11, 25]].reset_index(drop=True)
+    want = m.predict(rows).to_numpy()
+    for frame in (pl.from_pandas(rows), pa.Table.from_pandas(rows),
+                  {"Days": rows["Days"].to_numpy(), "Subject": rows["Subject"].astype(str).to_numpy()}):
+        np.testing.assert_allclose(m.predict(frame).to_numpy(), want, rtol=1e-12)

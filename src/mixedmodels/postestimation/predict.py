@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..models.base import implements
+from ..sources import as_pandas
 from ..spec.arguments import check_bool, check_count
 from ..spec.design import (
     check_data_frame,
@@ -399,6 +400,8 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     allow_new_levels = check_bool("allow_new_levels", allow_new_levels)
     se_fit = check_bool("se_fit", se_fit)
+    if newdata is not None:  # polars, pyarrow, a dict of arrays: as pandas, as the fit takes them
+        newdata = as_pandas(newdata, "newdata")
     if interval == "prediction":
         n_sims = check_count("n_sims", n_sims)
     if interval not in (None, "confidence", "prediction"):
