@@ -29,7 +29,16 @@ from ..core.backends import RowChunk
 from ..core.crossproducts import BlockedCrossproducts, TermShape
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError
-from ..spec.design import ReTerm, build_design, factor_codes, nonfinite_detail, r_column_name, split_top, to_formulaic
+from ..spec.design import (
+    ReTerm,
+    build_design,
+    factor_codes,
+    nonfinite_detail,
+    r_column_name,
+    split_top,
+    to_formulaic,
+    unique_names,
+)
 from ..spec.formula import ModelFormula, parse_formula, quote_names, unquote
 from .partial import ColumnMoments, Partial
 
@@ -273,19 +282,6 @@ def _check_finite(values: np.ndarray, what: str, first_row: int) -> None:
                         "transformation or drop those rows.")
 
 
-def _make_unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        if name in seen:
-            seen[name] += 1
-            out.append(f"{name}.{seen[name]}")
-        else:
-            seen[name] = 0
-            out.append(name)
-    return out
-
-
 def parse(formula: str, columns: list[str]) -> ModelFormula:
     """The formula parsed as in memory (dotted names quoted); stateful transforms refused."""
     stateful = _STATEFUL.search(formula)
@@ -332,6 +328,6 @@ def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True
     # the skeleton's level counts may differ for interactions: sort (stably) by the data's
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     terms, maps = [terms[i] for i in order], [maps[i] for i in order]
-    for term, name in zip(terms, _make_unique([t.group for t in terms])):
+    for term, name in zip(terms, unique_names([t.group for t in terms])):
         term.name = name
     return Template(spec, scan_, design, terms, maps, chunk_rows)

@@ -25,7 +25,7 @@ from .formula import FormulaError, ModelFormula, dot_position, expression_names,
 formulaic = lazy_import("formulaic")   # imported at the first design, not at import
 
 __all__ = ["ModelDesign", "DesignSubset", "ReTerm", "build_design", "check_data_frame", "double_bar_terms",
-           "infinite_column", "nonfinite_detail", "r_column_name", "to_formulaic"]
+           "infinite_column", "nonfinite_detail", "r_column_name", "to_formulaic", "unique_names"]
 
 
 @dataclass
@@ -444,7 +444,8 @@ def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     return aliased
 
 
-def _unique_names(names: list[str]) -> list[str]:
+def unique_names(names: list[str]) -> list[str]:
+    """Repeated names made unique as R's ``make.unique``: ``g``, ``g.1``, ``g.2``."""
     seen: dict[str, int] = {}
     out = []
     for name in names:
@@ -681,7 +682,7 @@ def _random_terms(spec: ModelFormula, frame: pd.DataFrame, n: int, check_levels:
     # lme4 orders terms by number of levels, largest first (stable), then names them uniquely
     order = _sorted_term_order(raw)
     terms = [raw[i] for i in order]
-    for term, name in zip(terms, _unique_names([unquote(t.group) for t in terms])):
+    for term, name in zip(terms, unique_names([unquote(t.group) for t in terms])):
         term.name = name
     return terms
 
