@@ -460,3 +460,17 @@ def test_postestimation_uses_only_the_model_contract():
             elif name in CONCRETE_MODEL_NAMES:
                 violations.append(f"{_where(path, node)} imports concrete model {what}")
     _report("postestimation importing concrete models", violations)
+
+
+def test_import_loads_no_heavy_optional_module():
+    """``import mixedmodels`` stays light (issue 18's import time): scipy.stats, formulaic, the
+    learners' scikit-learn, the plotting, the engines where data lives and the samplers load on
+    first use. A fresh interpreter, so nothing else imported them first."""
+    import subprocess
+    import sys
+
+    heavy = ["scipy.stats", "scipy.optimize", "formulaic", "sklearn", "matplotlib", "statsmodels", "duckdb",
+             "dask", "pyspark", "polars", "arviz", "tqdm"]  # (pandas itself loads pyarrow)
+    code = ("import sys, mixedmodels; print(','.join(m for m in %r if m in sys.modules))" % heavy)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"import mixedmodels loads {out}"

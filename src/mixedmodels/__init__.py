@@ -37,7 +37,6 @@ from .alternatives.compare import compare_approaches
 from .alternatives.estimators import cluster_robust, fixed_effects, gee
 from .alternatives.growth import growth_curve
 from .missing import Imputations, MIFits, compare_missing, impute, missing_report, pool
-from .learners import MixedEffectsClassifier, MixedEffectsRegressor
 from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
 from .presentation.plots_more import plot_all_fit
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
@@ -75,3 +74,12 @@ __all__ = [
     "priors", "blmer", "bglmer", "bayes", "compare_small_sample",
     "MixedEffectsRegressor", "MixedEffectsClassifier",
 ]
+
+
+def __getattr__(name: str):
+    """The scikit-learn estimators load scikit-learn, so they are imported on first use."""
+    if name in ("MixedEffectsRegressor", "MixedEffectsClassifier"):
+        from . import learners
+
+        return getattr(learners, name)
+    raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")

@@ -8,7 +8,10 @@ Each function takes an array of shape ``(chains, draws)``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+from ..core.lazy import lazy_import
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
 __all__ = ["rhat", "ess_bulk", "ess_tail", "ess_basic", "split_chains", "rank_normalize"]
 

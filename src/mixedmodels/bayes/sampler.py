@@ -19,7 +19,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+
+from ..core.lazy import lazy_import
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
+optimize = lazy_import("scipy.optimize")
 
 __all__ = ["find_mode", "run_chain", "ChainResult"]
 

@@ -8,14 +8,16 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..exceptions import MissingDataWarning
 from ..postestimation.compare import register_anova
 from ..spec.design import r_column_name
 from .imputations import Imputations
 from .pool import check_df_com, rubin
 from .tests import d1, d2, d3, results_table
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
 __all__ = ["MIFits", "pool", "fit_imputations", "mi_anova"]
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ..core.lazy import lazy_import
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
 __all__ = ["rubin", "check_df_com", "POOLED_COLUMNS"]
 

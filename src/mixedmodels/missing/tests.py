@@ -15,7 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
+
+from ..core.lazy import lazy_import
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
 __all__ = ["d1", "d2", "d3", "marginal_loglik", "results_table", "TEST_COLUMNS"]
 

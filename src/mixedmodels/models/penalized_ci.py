@@ -17,9 +17,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
+from ..core.lazy import lazy_import
 from .optim import Control, minimize
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
+optimize = lazy_import("scipy.optimize")
 
 __all__ = ["penalized_ci", "ExplicitCriterion"]
 

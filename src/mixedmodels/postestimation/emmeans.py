@@ -26,11 +26,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..spec.design import r_column_name
 from ..spec.formula import expression_names
 from .ddf import contrast
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
 __all__ = ["emmeans", "EMMeans", "EMMContrasts", "p_adjust"]
 

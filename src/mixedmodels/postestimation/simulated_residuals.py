@@ -29,10 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from ..core.lazy import lazy_import
 from ..models.base import extension
 from .predict import predict, simulate
+
+stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
 __all__ = ["simulate_residuals", "SimulatedResiduals", "SimulationTest"]
 

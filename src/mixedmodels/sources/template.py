@@ -23,10 +23,10 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 
 from ..core.backends import RowChunk
 from ..core.crossproducts import BlockedCrossproducts, TermShape
+from ..core.lazy import lazy_import
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError
 from ..spec.design import (
@@ -41,6 +41,8 @@ from ..spec.design import (
 )
 from ..spec.formula import ModelFormula, parse_formula, quote_names, unquote
 from .partial import ColumnMoments, Partial
+
+formulaic = lazy_import("formulaic")  # imported at the first streamed fit, not at import
 
 __all__ = ["Scan", "Template", "build_template", "scan"]
 
@@ -208,7 +210,7 @@ class Template:
     def _response(self, frame: pd.DataFrame) -> np.ndarray:
         if self.response_column is not None:
             return frame[self.response_column].to_numpy(dtype=float)
-        lhs = model_matrix(f"{to_formulaic(self.spec.response)} ~ 1", frame, na_action="ignore").lhs
+        lhs = formulaic.model_matrix(f"{to_formulaic(self.spec.response)} ~ 1", frame, na_action="ignore").lhs
         return np.asarray(lhs, dtype=float).ravel()
 
     def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
