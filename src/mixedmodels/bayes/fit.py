@@ -90,6 +90,13 @@ def bayes_lmm(model: LinearMixedModel, *, cov_priors: list, fixef_prior, resid_p
     x0 = post.to_x(*start)
     if not np.isfinite(post.log_density(x0)):
         x0 = post.to_x(np.where(model.factor.theta_lower_bounds() == 0, 0.5, 0.0), float(np.std(design.y)))
+    results = _run_chains(_run, post, x0, chains, draws, warmup, seed, cores, thin)
+    return BayesFit(model, post, results, prior_labels or [])
+
+
+def _run_chains(run, post, x0: np.ndarray, chains: int, draws: int, warmup: int, seed, cores: int | None,
+                thin: int) -> list:
+    """From the mode of ``post`` near ``x0``, ``chains`` chains of ``run``, in parallel processes."""
     mode, cov = find_mode(post.log_density, x0)
     seeds = np.random.SeedSequence(seed).spawn(chains)
     jobs = [(post, mode, cov, warmup, draws, s, thin) for s in seeds]
@@ -97,10 +104,8 @@ def bayes_lmm(model: LinearMixedModel, *, cov_priors: list, fixef_prior, resid_p
     if cores > 1 and chains > 1:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
-            results = list(pool.map(_run, jobs))
-    else:
-        results = [_run(j) for j in jobs]
-    return BayesFit(model, post, results, prior_labels or [])
+            return list(pool.map(run, jobs))
+    return [run(j) for j in jobs]
 
 
 def _run_glmm(args):
@@ -120,16 +125,7 @@ def bayes_glmm(model, *, cov_priors: list, fixef_prior, chains: int = 4, draws: 
 
     post = GLMMPosterior(model, cov_priors, fixef_prior)
     x0 = post.to_x(np.maximum(model.theta, 0.05), model.beta)
-    mode, cov = find_mode(post.log_density, x0)
-    seeds = np.random.SeedSequence(seed).spawn(chains)
-    jobs = [(post, mode, cov, warmup, draws, s, thin) for s in seeds]
-    cores = min(chains, os.cpu_count() or 1) if cores is None else max(1, int(cores))
-    if cores > 1 and chains > 1:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
-            results = list(pool.map(_run_glmm, jobs))
-    else:
-        results = [_run_glmm(j) for j in jobs]
+    results = _run_chains(_run_glmm, post, x0, chains, draws, warmup, seed, cores, thin)
     model.restore_fit_state()
     return BayesFit(model, post, results, prior_labels or [])
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.glmm import GeneralizedLinearMixedModel
-from ..models.priors import Prior
-from .posterior import DecovTerm, FixefGaussian, ThetaTerm
+from .posterior import DecovTerm, FixefGaussian, covariance_terms, split_terms
 
 __all__ = ["GLMMPosterior"]
 
@@ -29,21 +28,12 @@ class GLMMPosterior:
         self.factor = model.factor
         self.p = len(model.design.fixef_names)
         self.fixef = fixef
-        param = self.factor.parametrization
-        self.terms = []
-        for pr, (rows, cols), t in zip(cov, param.layouts, model.design.terms):
-            if isinstance(pr, Prior) and pr.name == "decov":
-                self.terms.append(DecovTerm(t.ncols, pr))
-            else:
-                self.terms.append(ThetaTerm(t.ncols, np.asarray(rows), np.asarray(cols), pr))
+        self.terms = covariance_terms(model, cov)
         self.nt = sum(term.k for term in self.terms)
         self.k = self.nt + self.p
 
     def split(self, x):
-        pos = 0
-        for term in self.terms:
-            yield term, x[pos:pos + term.k]
-            pos += term.k
+        return split_terms(self.terms, x)
 
     def theta_sigma(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         return np.concatenate([term.theta(xi) for term, xi in self.split(x)]), 1.0

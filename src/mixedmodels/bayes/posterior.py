@@ -26,7 +26,7 @@ from ..models.lmm import LinearMixedModel
 from ..models.penalized import PriorSet
 from ..models.priors import GammaPrior, InvGammaPrior, InvWishartPrior, Prior, WishartPrior
 
-__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "ThetaTerm"]
+__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "ThetaTerm", "covariance_terms", "split_terms"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -133,6 +133,25 @@ class ThetaTerm:
         return x
 
 
+def covariance_terms(model, cov: list) -> list:
+    """One sampled term per random-effects term: decov's (rstanarm's) or θ's own, with its prior."""
+    terms = []
+    for pr, (rows, cols), t in zip(cov, model.factor.parametrization.layouts, model.design.terms):
+        if isinstance(pr, Prior) and pr.name == "decov":
+            terms.append(DecovTerm(t.ncols, pr))
+        else:
+            terms.append(ThetaTerm(t.ncols, np.asarray(rows), np.asarray(cols), pr))
+    return terms
+
+
+def split_terms(terms: list, x: np.ndarray):
+    """Each term with its slice of the unconstrained vector ``x``."""
+    pos = 0
+    for term in terms:
+        yield term, x[pos:pos + term.k]
+        pos += term.k
+
+
 class LMMPosterior:
     """log p(θ, σ | y) + const in unconstrained coordinates, and the conditional draws of β and b.
 
@@ -154,13 +173,7 @@ class LMMPosterior:
         self.n, self.p = self.cp.n, self.cp.p
         self.fixef, self.resid = fixef, resid
         self.xyxy_base = self.cp.xyxy.copy()
-        param = self.factor.parametrization
-        self.terms = []
-        for pr, (rows, cols), t in zip(cov, param.layouts, model.design.terms):
-            if isinstance(pr, Prior) and pr.name == "decov":
-                self.terms.append(DecovTerm(t.ncols, pr))
-            else:
-                self.terms.append(ThetaTerm(t.ncols, np.asarray(rows), np.asarray(cols), pr))
+        self.terms = covariance_terms(model, cov)
         self.k = sum(term.k for term in self.terms) + 1
         self.log_weights = model._log_weights if hasattr(model, "_log_weights") else 0.0
         if fixef is not None and not fixef.relative:
@@ -181,10 +194,7 @@ class LMMPosterior:
         return out + ["log_sigma"]
 
     def split(self, x: np.ndarray):
-        pos = 0
-        for term in self.terms:
-            yield term, x[pos:pos + term.k]
-            pos += term.k
+        return split_terms(self.terms, x)
 
     def theta_sigma(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         theta = np.concatenate([term.theta(xi) for term, xi in self.split(x)])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.lazy import lazy_import
+from ..models.checks import finite_difference_derivatives
 
 stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 optimize = lazy_import("scipy.optimize")
@@ -28,25 +29,6 @@ optimize = lazy_import("scipy.optimize")
 __all__ = ["find_mode", "run_chain", "ChainResult"]
 
 _T_DF = 6.0
-
-
-def _fd_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    k = len(x)
-    f0 = f(x)
-    H = np.empty((k, k))
-    fp, fm = np.empty(k), np.empty(k)
-    step = h * np.maximum(np.abs(x), 1.0)
-    for i in range(k):
-        e = np.zeros(k)
-        e[i] = step[i]
-        fp[i], fm[i] = f(x + e), f(x - e)
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / step[i] ** 2
-    for i in range(k):
-        for j in range(i):
-            e = np.zeros(k)
-            e[i], e[j] = step[i], step[j]
-            H[i, j] = H[j, i] = (f(x + e) - fp[i] - fp[j] + f0) / (step[i] * step[j])
-    return H
 
 
 def find_mode(logp, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +42,7 @@ def find_mode(logp, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                             options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000 * len(x0)})
     res = optimize.minimize(neg, res.x, method="BFGS", options={"gtol": 1e-6})
     mode = res.x
-    H = _fd_hessian(neg, mode)
+    H = finite_difference_derivatives(neg, mode, rel_step=1e-4)[1]
     try:
         w, v = np.linalg.eigh(0.5 * (H + H.T))
         w = np.maximum(w, 1e-3 * max(w.max(), 1e-6))

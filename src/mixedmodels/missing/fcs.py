@@ -14,29 +14,21 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from ..spec.design import design_matrix, to_formulaic
 from .imputations import Imputations
-from .pan import PanSampler, gelman_rubin_chains, rhat_table
+from .pan import PanSampler, gelman_rubin_chains, imputation_matrices, rhat_table
 
 __all__ = ["fcs_impute"]
 
 
 def fcs_impute(data: pd.DataFrame, model: dict, *, m: int, seed, maxit: int, inner: int = 2) -> Imputations:
     """Impute ``model["targets"]`` of ``data`` m times by chained two-level equations."""
-    targets, spec, group = model["targets"], model["spec"], model["group"]
+    targets, spec = model["targets"], model["spec"]
     for c in targets:
         if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c]):
             raise DataError(f"column {c!r} is {data[c].dtype}: the two-level normal models of fcs impute numeric "
                             "variables; impute categorical ones with method='forest'")
-    incomplete = [c for c in model["predictors"] if data[c].isna().any()]
-    if incomplete:
-        raise DataError(f"the predictors {', '.join(map(repr, incomplete))} of the imputation model have missing "
-                        "values; put them on the left of '~' to impute them too")
-    fixed = design_matrix(to_formulaic(spec.fixed), data, "imputation model")
-    X0 = np.asarray(fixed, dtype=float)
-    zmat = design_matrix(to_formulaic(spec.random[0].lhs), data, "imputation model's random effects")
-    Z = np.asarray(zmat, dtype=float)
-    codes = pd.factorize(data[group])[0]
+    fixed, zmat, codes = imputation_matrices(data, model)
+    X0, Z = np.asarray(fixed, dtype=float), np.asarray(zmat, dtype=float)
     Y = data[targets].to_numpy(dtype=float)
     mask = np.isnan(Y)
     todo = [j for j in range(len(targets)) if mask[:, j].any()]

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import ConvergenceWarning, DataError, MissingDataWarning
-from ..spec.design import design_matrix, to_formulaic
+from ..spec.arguments import check_count
 from ..spec.formula import parse_formula
 from .fcs import fcs_impute
 from .forest import forest_impute
 from .imputations import Imputations
-from .pan import PanSampler, rhat_table
+from .pan import PanSampler, imputation_matrices, rhat_table
 from .report import formula_roles
 
 __all__ = ["impute", "imputation_model"]
 
 _METHODS = ("forest", "pan", "fcs")
-
-
-def _check_m(m) -> int:
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral):
-        raise TypeError(f"m (the number of imputations) must be an integer, got {type(m).__name__} {m!r}")
-    if m < 1:
-        raise ValueError(f"m (the number of imputations) must be at least 1, got {m}")
-    return int(m)
-
-
-def _check_count(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
-    return int(value)
 
 
 def _drop_missing_groups(data: pd.DataFrame, groups: list[str]) -> tuple[pd.DataFrame, int]:
@@ -72,23 +57,15 @@ def imputation_model(formula: str, data: pd.DataFrame) -> dict:
 
 def _pan(data: pd.DataFrame, formula: str, m: int, seed, n_burn: int, n_iter: int) -> Imputations:
     model = imputation_model(formula, data)
-    targets, group, spec = model["targets"], model["group"], model["spec"]
+    targets, group = model["targets"], model["group"]
     data, dropped = _drop_missing_groups(data, [group])
     _entirely_missing(data, targets)
     for c in targets:
         if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c]):
             raise DataError(f"column {c!r} is {data[c].dtype}: the joint normal model (pan) imputes numeric "
                             "variables; impute categorical ones with method='forest' (or code them as numbers)")
-    needed = model["predictors"]
-    incomplete = [c for c in needed if data[c].isna().any()]
-    if incomplete:
-        raise DataError(f"the predictors {', '.join(map(repr, incomplete))} of the imputation model have missing "
-                        "values; put them on the left of '~' to impute them too")
-    fixed = design_matrix(to_formulaic(spec.fixed), data, "imputation model")
-    X = np.asarray(fixed, dtype=float)
-    zmat = design_matrix(to_formulaic(spec.random[0].lhs), data, "imputation model's random effects")
-    Z = np.asarray(zmat, dtype=float)
-    codes = pd.factorize(data[group])[0]
+    fixed, zmat, codes = imputation_matrices(data, model)
+    X, Z = np.asarray(fixed, dtype=float), np.asarray(zmat, dtype=float)
     rng = np.random.default_rng(seed)
     sampler = PanSampler(data[targets].to_numpy(dtype=float), X, Z, codes, rng)
     draws, trace = sampler.run(m, n_burn, n_iter)
@@ -174,7 +151,7 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
     if not isinstance(method, str) or method.lower() not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
     method = method.lower()
-    m = _check_m(m if m is not None else (1 if method == "forest" else 20))
+    m = check_count("m", m if m is not None else (1 if method == "forest" else 20))
     if method in ("pan", "fcs"):
         if formula is None:
             raise ValueError(f"method={method!r} needs an imputation formula, e.g. "
@@ -182,11 +159,11 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
         if forest_options:
             raise TypeError(f"unexpected keyword arguments for method={method!r}: {', '.join(forest_options)}")
         if method == "pan":
-            return _pan(data, formula, m, seed, _check_count("n_burn", n_burn, 3), _check_count("n_iter", n_iter, 1))
+            return _pan(data, formula, m, seed, check_count("n_burn", n_burn, 3), check_count("n_iter", n_iter, 1))
         model = imputation_model(formula, data)
         sub, dropped = _drop_missing_groups(data, [model["group"]])
         _entirely_missing(sub, model["targets"])
-        imps = fcs_impute(sub, model, m=m, seed=seed, maxit=_check_count("maxit", maxit, 1))
+        imps = fcs_impute(sub, model, m=m, seed=seed, maxit=check_count("maxit", maxit, 1))
         imps.info["rows_dropped"] = dropped
         _warn_rhat(imps.diagnostics, "maxit")
         return imps
@@ -205,8 +182,8 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
     rng = np.random.default_rng(seed)
     sets, oobs, recs = [], [], []
     for _ in range(m):
-        done, oob, rec = forest_impute(sub, cols, groups, seed=rng, max_iter=_check_count("max_iter", max_iter, 1),
-                                       n_estimators=_check_count("n_estimators", n_estimators, 1), **forest_options)
+        done, oob, rec = forest_impute(sub, cols, groups, seed=rng, max_iter=check_count("max_iter", max_iter, 1),
+                                       n_estimators=check_count("n_estimators", n_estimators, 1), **forest_options)
         sets.append(done)
         oobs.append(oob)
         recs.append(rec)

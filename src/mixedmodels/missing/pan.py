@@ -20,7 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
-__all__ = ["PanSampler", "gelman_rubin", "gelman_rubin_chains", "rhat_table", "inv_wishart"]
+from ..exceptions import DataError
+from ..spec.design import design_matrix, to_formulaic
+
+__all__ = ["PanSampler", "imputation_matrices", "gelman_rubin", "gelman_rubin_chains", "rhat_table", "inv_wishart"]
 
 
 def _chol(a: np.ndarray) -> np.ndarray:
@@ -70,6 +73,19 @@ def gelman_rubin(chain: np.ndarray, pieces: int = 3) -> np.ndarray:
         rhat = np.sqrt(vhat / w)
     rhat[(w == 0) & (b == 0)] = 1.0
     return rhat
+
+
+def imputation_matrices(data: pd.DataFrame, model: dict):
+    """The imputation model's fixed and random-effects matrices (formulaic frames, for their column
+    names) and the cluster codes; complete predictors are required (the sampler conditions on them)."""
+    spec = model["spec"]
+    incomplete = [c for c in model["predictors"] if data[c].isna().any()]
+    if incomplete:
+        raise DataError(f"the predictors {', '.join(map(repr, incomplete))} of the imputation model have missing "
+                        "values; put them on the left of '~' to impute them too")
+    fixed = design_matrix(to_formulaic(spec.fixed), data, "imputation model")
+    zmat = design_matrix(to_formulaic(spec.random[0].lhs), data, "imputation model's random effects")
+    return fixed, zmat, pd.factorize(data[model["group"]])[0]
 
 
 class PanSampler:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.lazy import lazy_import
+from .checks import finite_difference_derivatives
 from .optim import Control, minimize
 
 stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
@@ -109,26 +110,6 @@ class ExplicitCriterion:
             m.set_theta(m.warm_start())
 
 
-def _hessian(fun, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    k = len(x)
-    f0 = fun(x)
-    step = h * np.maximum(np.abs(x), 1.0)
-    H = np.empty((k, k))
-    fp = np.empty(k)
-    fm = np.empty(k)
-    for i in range(k):
-        e = np.zeros(k)
-        e[i] = step[i]
-        fp[i], fm[i] = fun(x + e), fun(x - e)
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / step[i] ** 2
-    for i in range(k):
-        for j in range(i):
-            e = np.zeros(k)
-            e[i], e[j] = step[i], step[j]
-            H[i, j] = H[j, i] = (fun(x + e) - fp[i] - fp[j] + f0) / (step[i] * step[j])
-    return H
-
-
 def _ml_model(model):
     if getattr(model, "reml", False):
         with warnings.catch_warnings():
@@ -177,7 +158,7 @@ def penalized_ci(model, method: str = "wald", level: float = 0.95, which=None) -
         return crit(crit.back(full))
 
     try:
-        H = _hessian(fz, zhat[ok])
+        H = finite_difference_derivatives(fz, zhat[ok], rel_step=1e-4)[1]
         cov = 2.0 * np.linalg.inv(H)
         se_z = np.full(len(zhat), np.nan)
         se_z[ok] = np.sqrt(np.maximum(np.diag(cov), 0.0))
