@@ -45,11 +45,22 @@ def test_every_guide_has_a_help_topic():
 
     topics = {"alternatives": "alternatives", "big-data": "big_data", "convergence": "convergence",
               "errors": "errors", "machine-learning": "machine_learning", "missing-data": "missing_data",
-              "model-comparison": "model_comparison", "small-samples": "small_samples", "tables": "tables"}
-    guides = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"architecture"}
+              "model-comparison": "model_comparison", "small-samples": "small_samples", "tables": "tables",
+              "r2-icc": "r2_icc", "growth-curves": "growth_curves"}
+    guides = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"architecture", "index"}
     assert guides == set(topics), guides ^ set(topics)
     for stem, topic in topics.items():
         out = io.StringIO()
         mm.help(topic, file=out)
         first = next(line for line in (ROOT / "docs" / f"{stem}.md").read_text("utf-8").splitlines() if line.strip())
         assert first.strip() in out.getvalue(), stem
+
+
+def test_every_guide_is_on_the_site():
+    """mkdocs.yml's navigation lists each guide in docs/ (but the developers' architecture.md)."""
+    nav = (ROOT / "mkdocs.yml").read_text("utf-8")
+    guides = {p.name for p in (ROOT / "docs").glob("*.md")} - {"architecture.md"}
+    missing = sorted(g for g in guides if f" {g}" not in nav)
+    assert not missing, f"add these guides to mkdocs.yml's nav: {missing}"
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs" / "reference").glob("*.md")}
+    assert pages and all(f" {p}" in nav for p in pages), pages

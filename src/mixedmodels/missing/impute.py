@@ -126,9 +126,6 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
         forest: the maximum number of sweeps, trees per forest, and options of scikit-learn's
         forests (``max_features``, ``min_samples_leaf``, ``n_jobs``).
 
-    Rows with a missing grouping factor cannot be imputed: they are dropped, counted and warned
-    (:class:`~mixedmodels.exceptions.MissingDataWarning`).
-
     Returns
     -------
     pandas.DataFrame or Imputations
@@ -136,6 +133,11 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
         error per imputed variable, as missForest's ``OOBerror``), ``.attrs["imputed"]`` (the mask)
         and ``.attrs["convergence"]``. Otherwise an :class:`Imputations` object for
         ``mm.lmer(formula, imputations)``, with its ``diagnostics`` (R̂ per parameter, or OOB errors).
+
+    Notes
+    -----
+    Rows with a missing grouping factor cannot be imputed: they are dropped, counted and warned
+    (:class:`~mixedmodels.exceptions.MissingDataWarning`).
 
     Examples
     --------

@@ -368,12 +368,6 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
         It is about grouping factors only: a level of a categorical *predictor* that was not
         in the fitted data always raises :class:`~mixedmodels.exceptions.DataError` naming
         the column, the unseen and the known levels (as lme4).
-
-    Missing values in a column the fixed effects (or an included random-effects term's
-    columns) use give NaN predictions for those rows, as lme4's default ``na.pass``; a
-    column the prediction needs that is absent from ``newdata``, and ±Inf in one it uses (or
-    in a column computed from it, such as ``log(x)`` at 0), raise ``DataError`` naming the
-    column and the count, as the fit does.
     se_fit : bool
         Add ``se_fit``, the standard error of the fixed-effects part ``x'β̂``.
     interval : {None, "confidence", "prediction"}
@@ -395,6 +389,14 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
     pandas.Series or pandas.DataFrame
         The predictions (indexed like ``newdata``), or a DataFrame with ``fit`` and
         ``se_fit`` and/or ``lower``, ``upper``.
+
+    Notes
+    -----
+    Missing values in a column the fixed effects (or an included random-effects term's
+    columns) use give NaN predictions for those rows, as lme4's default ``na.pass``; a
+    column the prediction needs that is absent from ``newdata``, and ±Inf in one it uses (or
+    in a column computed from it, such as ``log(x)`` at 0), raise ``DataError`` naming the
+    column and the count, as the fit does.
     """
     if type not in ("link", "response"):
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")

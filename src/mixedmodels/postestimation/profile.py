@@ -367,8 +367,9 @@ def confint(model, method: str = "profile", level: float = 0.95, **kwargs) -> pd
         ``progress`` go to :func:`bootstrap`).
     level : float, default 0.95
         Strictly between 0 and 1 (``level=95`` raises, with the hint ``0.95``).
-    which : str or list of str, optional (keyword)
-        Parameter rows to compute; an unknown name raises ``ValueError`` listing the known ones.
+    **kwargs
+        ``which=`` (str or list of str): the parameter rows to compute; an unknown name raises
+        ``ValueError`` listing the known ones. The profile's and the bootstrap's settings.
 
     Returns
     -------

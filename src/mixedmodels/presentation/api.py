@@ -182,14 +182,16 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         full covariance over its indicators), or afex-style, one uncorrelated term per model
         matrix column.
 
-    Every argument is checked: a wrong type or value raises ``TypeError``/``ValueError``, and
-    an unknown keyword (such as R's ``REML=``, or ``family=``, which is for :func:`glmer`)
-    raises ``TypeError`` naming the Python spelling.
-
     Returns
     -------
     LinearMixedModel
         The fitted model.
+
+    Notes
+    -----
+    Every argument is checked: a wrong type or value raises ``TypeError``/``ValueError``, and
+    an unknown keyword (such as R's ``REML=``, or ``family=``, which is for :func:`glmer`)
+    raises ``TypeError`` naming the Python spelling.
 
     Examples
     --------
@@ -258,12 +260,14 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     expand_doublebar : {"lme4", "afex"}, default "lme4"
         How ``(f || g)`` is expanded (see :func:`lmer`).
 
-    Arguments are checked as in :func:`lmer`; R's ``nAGQ=`` raises ``TypeError`` naming
-    ``n_agq=``.
-
     Returns
     -------
     GeneralizedLinearMixedModel
+
+    Notes
+    -----
+    Arguments are checked as in :func:`lmer`; R's ``nAGQ=`` raises ``TypeError`` naming
+    ``n_agq=``.
 
     Examples
     --------
