@@ -1,6 +1,9 @@
 """Every plot, for an LMM and a GLMM, saved to a file: a real image (size, not blank), drawn
 into a caller's Axes where asked, with the fixes of issue 18 (level orders, labels, colours)."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,8 +149,37 @@ def test_profile_zeta_meets_the_profile_interval(sleep):
     hi = np.interp(1.959964, z["zeta"], z["value"])
     assert abs(lo - ci["lower"]) < 0.02 * se and abs(hi - ci["upper"]) < 0.02 * se
     assert np.all(np.diff(z["zeta"]) > 0)
-    with pytest.raises(ValueError, match="not fixed effects"):
+    with pytest.raises(ValueError, match="not parameters of the model"):
         profile_zeta(sleep, which=["days"])
+
+
+ZETA = json.loads((Path(__file__).resolve().parent / "reference" / "profile_zeta_reference.json").read_text())
+
+
+@pytest.mark.parametrize("case", ["sleepstudy", "dyestuff"])
+def test_variance_zeta_equals_lme4_profile(case):
+    """ζ of every sd, cor and σ at lme4's own profile points equals lme4's ``profile()`` ζ
+    (make_profile_zeta_reference.R); the fixed effects' ζ too."""
+    from mixedmodels.postestimation.profile import variance_zeta
+    from mixedmodels.postestimation.profile_zeta import profile_zeta
+
+    ref = ZETA[case]
+    data = mm.load_dataset("sleepstudy" if case == "sleepstudy" else "Dyestuff")
+    m = mm.lmer(ref["formula"], data, reml=ref["reml"])
+    for name, pts in ref["profile"].items():
+        values, zeta = np.array(pts["value"]), np.array(pts["zeta"])
+        if name in m.fixef.index:
+            continue
+        inside = np.abs(values) < 1 - 1e-9 if name.startswith("cor_") else values > 0
+        ours, ref_z = variance_zeta(m, name, values[inside]), zeta[inside]
+        # equal where intervals are read (|ζ| < 4); beyond, an equal or lower deviance (at
+        # sleepstudy's sd = 1.0 lme4's inner fit stops at cor = 1 with ζ = -4.59, ours -4.53)
+        near = np.abs(ref_z) < 4
+        np.testing.assert_allclose(ours[near], ref_z[near], atol=2e-3, err_msg=name)
+        assert np.all(np.abs(ours) <= np.abs(ref_z) + 2e-3), name
+    z = profile_zeta(m, n_points=5, width=2.0)   # default: every parameter, variance ones first
+    assert list(dict.fromkeys(z["parameter"])) == list(ref["profile"])
+    assert z.groupby("parameter")["zeta"].apply(lambda v: bool(np.all(np.diff(v) > 0))).all()
 
 
 def test_residuals_by_group_orders_by_median(sleep):

@@ -129,6 +129,9 @@ def test_progress_bars(fits, capsys):
     mm.bootstrap(m0, n=4, seed=1, progress=True)
     assert "bootstrap" in capsys.readouterr().err            # tqdm on stderr
     mm.bootstrap(m0, n=4, seed=1)                            # "auto": not interactive here, silent
+    mm.caic(m0, progress=True)
+    assert "caic" in capsys.readouterr().err
+    mm.caic(m0)
     mm.all_fit(m0, optimizers=("bobyqa",), parallel=False, progress=False)
     m0.confint(method="profile", which=["sigma"], progress=False)
     assert capsys.readouterr().err == ""

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from ..exceptions import MixedModelsWarning
+from .progress import Progress
 
 __all__ = ["caic", "CAICResult"]
 
@@ -73,7 +74,7 @@ def _conditional_loglik(model) -> float:
     return float(-0.5 * np.sum(_LOG_2PI + np.log(s2 / w[used]) + w[used] * resid[used] ** 2 / s2))
 
 
-def _bias_correction(model, max_q: int) -> float:
+def _bias_correction(model, max_q: int, progress: bool | str = "auto") -> float:
     """Greven & Kneib's corrected degrees of freedom (without the +1 for σ)."""
     design = model.design
     n = design.nobs
@@ -91,6 +92,18 @@ def _bias_correction(model, max_q: int) -> float:
             f"(more than max_q = {max_q}); pass a larger max_q if the memory allows "
             f"(about {8 * q * q * 6 / 2**30:.1f} GiB)")
     offsets = np.concatenate([[0], np.cumsum(sizes)])
+    k = sum(len(rows) for rows, _ in layouts)
+    # steps: the q × q factor and inverse, Zᵀ A Z, then per covariance parameter its direction,
+    # its row of B and its row of C; "auto" shows the bar once the total is expected past ~2 s
+    bar = Progress(3 + 3 * k, "caic", progress)
+    try:
+        return _corrected_df(model, X, w, terms, Ts, layouts, sizes, q, offsets, n, p, bar)
+    finally:
+        bar.close()
+
+
+def _corrected_df(model, X, w, terms, Ts, layouts, sizes, q, offsets, n, p, bar) -> float:
+    """The body of :func:`_bias_correction`, reporting each step to ``bar``."""
     Z = sp.hstack([t.matrix.sparse() for t in terms]).tocsr()
     lam = sp.block_diag([sp.kron(sp.identity(t.nlevels), sp.csr_matrix(T))
                          for t, T in zip(terms, Ts)]).tocsr()
@@ -98,6 +111,7 @@ def _bias_correction(model, max_q: int) -> float:
     WZL = sp.diags(w) @ ZL
     U = (ZL.T @ WZL).toarray()
     M = cho_factor(np.eye(q) + U, lower=True)
+    bar.update()
 
     def v0inv(v: np.ndarray) -> np.ndarray:
         """V₀⁻¹ v with V₀ = W⁻¹ + ZΛΛᵀZᵀ (Woodbury)."""
@@ -116,6 +130,7 @@ def _bias_correction(model, max_q: int) -> float:
     Minv = cho_solve(M, np.eye(q))
     wsafe = np.where(w > 0, w, np.inf)
     tr_RA = n - q + np.trace(Minv) - np.trace(cho_solve(xf, PX.T @ (PX / wsafe[:, None])))
+    bar.update()
 
     # Zᵀ V₀⁻¹ Z and ZᵀAZ, q × q
     S = (Z.T @ sp.diags(w) @ Z).toarray()
@@ -126,6 +141,7 @@ def _bias_correction(model, max_q: int) -> float:
     G = ZtV0Z - ZtPX @ cho_solve(xf, ZtPX.T)
     Gp = G if model.reml else ZtV0Z
     nprime = n - p if model.reml else n
+    bar.update()
 
     y = model.response
     e = y - model.fitted()             # conditional residuals
@@ -163,7 +179,10 @@ def _bias_correction(model, max_q: int) -> float:
     Dg = [d_times(j, g) for j in range(k)]
     eWe = np.array([g @ dg for dg in Dg])
     # a_j = A W_j e, h_j = W⁻¹ a_j
-    a = [apply_A(np.asarray(Z @ dg).ravel()) for dg in Dg]
+    a = []
+    for dg in Dg:
+        a.append(apply_A(np.asarray(Z @ dg).ravel()))
+        bar.update()
     h = [aj / wsafe for aj in a]
     # G' D_j, nonzero only in the columns of θ_j's term: keep those (q × q_t)
     GD = []
@@ -182,12 +201,14 @@ def _bias_correction(model, max_q: int) -> float:
             val = (-tye * trace / (2 * nprime) - eWe[j] * eWe[kk] / (2 * tye)
                    + float(Dg[kk] @ (G @ Dg[j])))
             B[j, kk] = B[kk, j] = val
+        bar.update()
     # C[j,:]·x = (D_j g)ᵀ ZᵀA x − (eᵀW_j e / (2 tye)) eᵀx ; needed for x = h_i
     ZtAh = [np.asarray(Z.T @ apply_A(hi)).ravel() for hi in h]
     Cx = np.zeros((k, k))  # Cx[j, i] = C[j,:]·h_i
     for j in range(k):
         for i in range(k):
             Cx[j, i] = Dg[j] @ ZtAh[i] - eWe[j] / (2 * tye) * float(e @ h[i])
+        bar.update()
     try:
         lam_y = np.linalg.solve(B, Cx)
     except np.linalg.LinAlgError:
@@ -211,7 +232,8 @@ class CAICResult(dict):
                               "reduced": bool(self["new"])}])
 
 
-def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 0.0) -> "CAICResult":
+def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 0.0,
+         progress: bool | str = "auto") -> "CAICResult":
     """Conditional AIC with Greven & Kneib's (2010) corrected degrees of freedom, as ``cAIC4::cAIC``.
 
     ``caic = −2 × conditional log-likelihood + 2 × df``. The conditional log-likelihood is that
@@ -232,6 +254,9 @@ def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 
         Largest number of random effects for which the dense q × q computation is attempted.
     zero_tol : float, default 0.0
         A relative-scale entry (diagonal of T) at or below this is treated as zero.
+    progress : {"auto", True, False}, default "auto"
+        A progress bar over the steps of the correction when the output is interactive and
+        they will take more than about 2 s (:mod:`~mixedmodels.postestimation.progress`).
 
     Returns
     -------
@@ -272,7 +297,7 @@ def caic(model, *, sigma_penalty: int = 1, max_q: int = 6000, zero_tol: float = 
                       "that of the model refit without them (returned as 'reduced_model').",
                       MixedModelsWarning, stacklevel=2)
         target = reduced
-    df = _bias_correction(target, max_q) + sigma_penalty
+    df = _bias_correction(target, max_q, progress) + sigma_penalty
     cll = _conditional_loglik(target)
     return CAICResult({"caic": -2 * cll + 2 * df, "df": df, "conditional_loglik": cll,
                        "reduced_model": reduced, "new": reduced is not None})

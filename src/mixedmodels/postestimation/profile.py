@@ -35,7 +35,7 @@ from .ranef import variance_parameter_names
 stats = lazy_import("scipy.stats")
 sopt = lazy_import("scipy.optimize")
 
-__all__ = ["confint", "profile_ci"]
+__all__ = ["confint", "profile_ci", "variance_zeta"]
 
 
 def _kinds(param) -> list[str]:
@@ -340,6 +340,53 @@ def profile_ci(model, level: float = 0.95, which: Sequence[str] | None = None,
         prof.ml.set_theta(prof.ml.theta)   # the factor back at the fitted θ
     out = pd.DataFrame({"lower": lower, "upper": upper}, index=rows)
     return out.loc[[r for r in rows if r in wanted]]
+
+
+def variance_zeta(model, name: str, values: Sequence[float]) -> np.ndarray:
+    """ζ of one variance parameter of an LMM at the given values, as lme4's ``profile``.
+
+    ``ζ(x) = sign(x − x̂) √(dev(x) − dev(x̂))`` on the ML deviance with the parameter ``name``
+    (lme4's ``oldNames=FALSE`` name: ``sd_Days|Subject``, ``cor_Days.(Intercept)|Subject``,
+    ``sigma``) held at ``x`` and every other sd/cor and σ re-estimated (β profiled out). REML
+    fits are profiled through their ML refit, as lme4. Each inner fit starts from the solution
+    at the nearest value already done, walking outwards from the estimate.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+    name : str
+        One of the variance-parameter row names of ``confint``.
+    values : sequence of float
+        Where to evaluate ζ (sds and σ ≥ 0, correlations in [−1, 1]).
+
+    Returns
+    -------
+    numpy.ndarray
+        ζ at each value, in the order given.
+    """
+    if not model.family.linear:
+        raise NotImplementedError("variance-parameter ζ profiles are implemented for LMMs; for a "
+                                  "GLMM use confint(m, method='profile') for the limits")
+    names = variance_parameter_names(model)
+    if name not in names:
+        raise ValueError(f"{name!r} is not a variance parameter of this model; they are {names}")
+    prof = _Profiler(model)
+    w = names.index(name)
+    xhat = prof.sv_hat[w]
+    values = np.asarray(values, dtype=float)
+    out = np.full(len(values), np.nan)
+    try:
+        for side in (values < xhat, values >= xhat):  # outwards from the estimate on each side
+            idx = np.flatnonzero(side)
+            memory = _StartMemory(float(xhat), np.delete(prof.sv_hat, w))
+            for i in idx[np.argsort(np.abs(values[idx] - xhat))]:
+                val, xs = prof.profile_var(w, float(values[i]), memory.nearest(float(values[i])))
+                if np.isfinite(val):
+                    memory.add(float(values[i]), xs)
+                out[i] = np.sign(values[i] - xhat) * np.sqrt(max(val - prof.base, 0.0))
+    finally:
+        prof.ml.set_theta(prof.ml.theta)
+    return out
 
 
 def _wald_ci(model, level: float) -> pd.DataFrame:

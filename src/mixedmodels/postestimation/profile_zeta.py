@@ -8,6 +8,10 @@ a model with a column fewer is another criterion). ζ is a straight line when th
 likelihood is quadratic, so that Wald intervals are right; where it bends, profile intervals
 (``confint(method="profile")``) differ from Wald's. Works for LMMs and GLMMs (whose refits go
 through PIRLS with the offset).
+
+For LMMs the variance parameters (lme4's ``sd_...|g``, ``cor_...|g``, ``sigma``) are profiled
+too (:func:`~mixedmodels.postestimation.profile.variance_zeta`), over a range set from the
+profile's own curvature at the estimate on the log (sd) or atanh (correlation) scale.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .profile import variance_zeta
+from .ranef import variance_parameter_names
 
 __all__ = ["profile_zeta"]
 
@@ -30,7 +37,8 @@ def profile_zeta(model, which: Sequence[str] | None = None, n_points: int = 11,
     ----------
     model : fitted mixed model
     which : list of str, optional
-        Fixed effects to profile (default all).
+        Parameters to profile: fixed effects and, for LMMs, variance parameters by their
+        ``confint`` row names (default: all of them; GLMMs: the fixed effects).
     n_points : int
         Values per parameter (odd numbers include the estimate).
     width : float
@@ -40,15 +48,23 @@ def profile_zeta(model, which: Sequence[str] | None = None, n_points: int = 11,
     -------
     pandas.DataFrame
         ``parameter``, ``value``, ``zeta``, ``wald`` (``(v − β̂)/SE``, the straight line ζ would
-        be for a quadratic likelihood).
+        be for a quadratic likelihood; NaN for variance parameters, whose Wald line lme4 does
+        not draw either).
     """
     names = list(model.fixef.index)
-    which = names if which is None else list(which)
-    unknown = [w for w in which if w not in names]
+    vnames = variance_parameter_names(model) if model.family.linear else []
+    which = vnames + names if which is None else list(which)
+    unknown = [w for w in which if w not in names + vnames]
     if unknown:
-        raise ValueError(f"which names {unknown}, which are not fixed effects; they are {names}")
+        raise ValueError(f"which names {unknown}, which are not parameters of the model; they "
+                         f"are {vnames + names}")
     if n_points < 3:
         raise ValueError(f"n_points must be at least 3, got {n_points}")
+    rows = [row for name in which if name in vnames
+            for row in _variance_rows(model, name, n_points, width)]
+    which = [w for w in which if w in names]
+    if not which:
+        return pd.DataFrame(rows, columns=["parameter", "value", "zeta", "wald"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         base = model.refit_ml()
@@ -57,7 +73,6 @@ def profile_zeta(model, which: Sequence[str] | None = None, n_points: int = 11,
     beta = base.fixef.to_numpy()
     se = np.sqrt(np.diag(base.vcov.to_numpy()))
     offset = design.offset if design.offset is not None else np.zeros(design.nobs)
-    rows = []
     for name in which:
         j = names.index(name)
         keep = [i for i in range(len(names)) if i != j]
@@ -72,3 +87,26 @@ def profile_zeta(model, which: Sequence[str] | None = None, n_points: int = 11,
             rows.append({"parameter": name, "value": float(v), "zeta": float(zeta),
                          "wald": float((v - beta[j]) / se[j])})
     return pd.DataFrame(rows)
+
+
+def _variance_rows(model, name: str, n_points: int, width: float) -> list[dict]:
+    """ζ over x̂ ± width·se on the log (sd, σ) or atanh (cor) scale, with se from ζ at ±0.05."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ml = model.refit_ml()
+    sv = dict(zip(variance_parameter_names(model), ml.factor.parametrization.to_sdcor(ml.theta, ml.sigma)))
+    xhat = float(sv[name])
+    cor = name.startswith("cor_")
+    fwd, back = (np.arctanh, np.tanh) if cor else (np.log, np.exp)
+    if (not cor and xhat <= 0) or (cor and abs(xhat) >= 1 - 1e-8):
+        return []   # on the boundary: no interior ζ curve (confint gives the one-sided limit)
+    u0, h = float(fwd(xhat)), 0.05
+    z = variance_zeta(model, name, back(np.array([u0 - h, u0 + h])))
+    slope = (z[1] - z[0]) / (2 * h)
+    se_u = 1.0 / slope if np.isfinite(slope) and slope > 0 else 0.5
+    grid = back(u0 + se_u * np.linspace(-width, width, n_points))
+    if cor:
+        grid = np.clip(grid, -1 + 1e-8, 1 - 1e-8)
+    zeta = variance_zeta(model, name, grid)
+    return [{"parameter": name, "value": float(v), "zeta": float(t), "wald": np.nan}
+            for v, t in zip(grid, zeta)]

@@ -115,7 +115,8 @@ def plot_effects(model, x: str, by: str | None = None, at: dict | None = None, t
 @implements("plot_profile")
 def plot_profile(model, which: Sequence[str] | None = None, level: float = 0.95, n_points: int = 11,
                  width: float = 3.0, figsize: tuple[float, float] | None = None, ax=None):
-    """ζ profile plots of the fixed effects (lme4's ``xyplot(profile(m))``).
+    """ζ profile plots of every parameter, as lme4's ``xyplot(profile(m))``: for LMMs the sds,
+    correlations and σ too (GLMMs: the fixed effects).
 
     ζ against each parameter (solid) with the straight line of a quadratic likelihood
     (dashed, the Wald approximation) and the ``level`` cut-offs ±z: where the two part, the
