@@ -28,6 +28,7 @@ from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
+from .tidy import frame_library
 
 __all__ = ["lmer", "glmer"]
 
@@ -218,15 +219,18 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
                                expand_doublebar=expand_doublebar)
         ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
         return LinearMixedModel(design, reml=reml, control=ctrl).fit()
+    library = frame_library(data)   # tidy/glance give results back in the data's frame type
     data = as_pandas(data)
     if standardize:
-        return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
-                                 na_action=na_action, control=control,
-                                 expand_doublebar=expand_doublebar)
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
-                          expand_doublebar=expand_doublebar)
-    model = LinearMixedModel(design, reml=reml, control=control)
-    return model.fit()
+        model = standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
+                                  na_action=na_action, control=control,
+                                  expand_doublebar=expand_doublebar)
+    else:
+        design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
+                              expand_doublebar=expand_doublebar)
+        model = LinearMixedModel(design, reml=reml, control=control).fit()
+    model.data_library = library
+    return model
 
 
 def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial", n_agq: int = 1,
@@ -296,6 +300,7 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
             "per iteration (10-30 per θ evaluation, thousands per fit), which is not implemented out "
             "of core. Fit it in memory (collect the needed columns: a few numeric columns of 10M rows "
             "take a few hundred MB), on a sample, or fit an LMM (mm.lmer) on the source.")
+    library = frame_library(data)
     data = as_pandas(data)
     if fam.linear:
         raise ValueError("family 'gaussian' with the identity link is a linear mixed model: "
@@ -337,4 +342,5 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         model = GeneralizedLinearMixedModel(design, fam, n_agq, control)
         model.separation_warned = separated
         model.fit()
+    model.data_library = library
     return model

@@ -16,6 +16,8 @@ import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..sources.frames import as_pandas
+
 __all__ = ["tidy", "glance", "augment", "hat_values"]
 
 _EFFECTS = ("fixed", "ran_pars", "ran_vals", "ran_coefs")
@@ -141,9 +143,34 @@ def _ran_coefs(model) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def frame_library(data) -> str:
+    """``"polars"`` or ``"pyarrow"`` for frames of those libraries, else ``"pandas"``: the type
+    that :func:`tidy`, :func:`glance` and :func:`augment` give their results back in."""
+    top = type(data).__module__.split(".")[0]
+    return top if top in ("polars", "pyarrow") else "pandas"
+
+
+def _check_output(output) -> str | None:
+    if output not in (None, "pandas", "polars", "pyarrow"):
+        raise ValueError(f"output must be None, 'pandas', 'polars' or 'pyarrow', got {output!r}")
+    return output
+
+
+def _in_library(table: pd.DataFrame, library: str):
+    """A pandas result as a frame of ``library`` (through narwhals; the index is dropped, as
+    polars and pyarrow frames have none)."""
+    if library == "pandas":
+        return table
+    import narwhals as nw
+
+    frame = nw.from_native(table.reset_index(drop=True), eager_only=True)
+    return frame.to_polars() if library == "polars" else frame.to_arrow()
+
+
 def tidy(model, effects: str | Iterable[str] = ("fixed", "ran_pars"), *, conf_int: bool = False,
          conf_level: float = 0.95, conf_method: str = "Wald", scales: str = "sdcor",
-         ddf_method: str | None = None, exponentiate: bool = False, **ci_kwargs) -> pd.DataFrame:
+         ddf_method: str | None = None, exponentiate: bool = False, output: str | None = None,
+         **ci_kwargs) -> pd.DataFrame:
     """The estimates as one long table, as broom.mixed's ``tidy(m)``.
 
     Parameters
@@ -169,13 +196,17 @@ def tidy(model, effects: str | Iterable[str] = ("fixed", "ran_pars"), *, conf_in
     exponentiate : bool, default False
         Exponentiate the fixed effects and their intervals (odds or rate ratios); the standard
         error becomes ``estimate × std.error`` (the delta method), as broom.mixed.
+    output : {None, "pandas", "polars", "pyarrow"}
+        The frame type of the result; None: the type of the data the model was fit to (a
+        polars or pyarrow frame gives that type back, anything else pandas).
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame (or the ``output`` frame type)
         Columns ``effect, group, [level,] term, estimate, std.error, statistic, [df, p.value,]
         [conf.low, conf.high]``: the fixed rows first, then the random-effect parameters.
     """
+    library = _check_output(output) or getattr(model, "data_library", "pandas")
     chosen = _as_effects(effects)
     method = _CONF_METHODS.get(str(conf_method).lower())
     if method is None:
@@ -197,11 +228,17 @@ def tidy(model, effects: str | Iterable[str] = ("fixed", "ran_pars"), *, conf_in
         out = out.drop(columns="group")
     order = ["effect", "group", "level", "term", "estimate", "std.error", "statistic", "df", "p.value",
              "conf.low", "conf.high"]
-    return out[[c for c in order if c in out.columns]]
+    return _in_library(out[[c for c in order if c in out.columns]], library)
 
 
-def glance(model) -> pd.DataFrame:
+def glance(model, *, output: str | None = None) -> pd.DataFrame:
     """One row of model-level statistics, as broom.mixed's ``glance(m)``.
+
+    Parameters
+    ----------
+    model : fitted mixed model
+    output : {None, "pandas", "polars", "pyarrow"}
+        The frame type of the result, as :func:`tidy`.
 
     Returns
     -------
@@ -218,7 +255,7 @@ def glance(model) -> pd.DataFrame:
         dev = getattr(model, "deviance", None)
         row["deviance"] = float(dev) if dev is not None and not callable(dev) else -2.0 * float(model.loglik)
     row["df.residual"] = model.nobs - model.npar
-    return pd.DataFrame([row])
+    return _in_library(pd.DataFrame([row]), _check_output(output) or getattr(model, "data_library", "pandas"))
 
 
 def _z_lambda(model) -> sp.csr_matrix:
@@ -280,14 +317,15 @@ def augment(model, data: pd.DataFrame | None = None) -> pd.DataFrame:
     Parameters
     ----------
     model : fitted mixed model
-    data : pandas.DataFrame, optional
+    data : pandas, polars or pyarrow DataFrame, optional
         The data the model was fit to. Its rows come back in its order with its index; rows the
         fit dropped (missing values, zero weights) get NaN in the new columns, as R's
         ``na.exclude``. Default: the model frame (the variables the model uses, rows used).
+        A polars or pyarrow frame gives a frame of its library back.
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame (or the type of ``data``)
         The data, then ``.fitted`` (link scale, as lme4's ``predict``), ``.resid`` (lme4's default
         residuals: response for LMMs, deviance for GLMMs), ``.hat``, ``.cooksd``, ``.fixed`` (the
         fixed-effects part), ``.mu``, ``.offset``, ``.sqrtXwt``, ``.sqrtrwt``, ``.weights``,
@@ -316,12 +354,16 @@ def augment(model, data: pd.DataFrame | None = None) -> pd.DataFrame:
     stats = pd.DataFrame(cols, index=frame.index)
     if data is None:
         return pd.concat([frame.copy(), stats], axis=1)
+    library = frame_library(data)
+    if library != "pandas":   # polars/pyarrow: rows in order, as the fit converted them
+        data = as_pandas(data, "data")
     if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"augment: data must be a pandas DataFrame, got {type(data).__name__}")
+        raise TypeError(f"augment: data must be a pandas, polars or pyarrow DataFrame, got "
+                        f"{type(data).__name__}")
     missing = frame.index.difference(data.index)
     if len(missing) or len(data) < len(frame):
         raise ValueError("augment: data is not the data the model was fit to (its index lacks "
                          f"{len(missing)} of the fit's rows); pass that data frame, or none")
     clash = [c for c in stats.columns if c in data.columns]
     out = data.drop(columns=clash).copy()
-    return pd.concat([out, stats.reindex(data.index)], axis=1)
+    return _in_library(pd.concat([out, stats.reindex(data.index)], axis=1), library)
