@@ -23,12 +23,16 @@ class ReTermMatrix:
     nlevels : int
     correlated : bool
         Full lower-triangular relative covariance factor, or diagonal.
+    structure : CovStructure, optional
+        A structured covariance (glmmTMB's ``cs``, ``ar1``, ``ou``; see
+        :mod:`mixedmodels.core.structures`); None for lme4's (full or diagonal, by ``correlated``).
     """
 
     codes: np.ndarray
     values: np.ndarray
     nlevels: int
     correlated: bool = True
+    structure: object = None
 
     @property
     def ncols(self) -> int:

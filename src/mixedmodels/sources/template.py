@@ -202,7 +202,8 @@ class Template:
         skel = design.frame
         self.fixef_names = [r_column_name(c) for c in self.fixed_spec.get_model_matrix(skel.iloc[:2]).columns]
         self.p = len(self.fixef_names)
-        self.shapes = [TermShape(t.nlevels, len(t.columns), t.matrix.correlated) for t in terms]
+        self.shapes = [TermShape(t.nlevels, len(t.columns), t.matrix.correlated, t.matrix.structure)
+                       for t in terms]
         resp = spec.response.strip()
         self.response_column = unquote(resp) if re.fullmatch(r"`[^`]*`", resp) or resp in self.used else None
 
@@ -325,7 +326,8 @@ def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True
                             "Simplify the term.")
         index = pd.Index(table[parts[0]]) if len(parts) == 1 else pd.MultiIndex.from_frame(table[list(parts)])
         maps.append(_GroupMap(parts, index, np.asarray(codes, dtype=np.int64)))
-        empty = ReTermMatrix(np.zeros(0, dtype=np.int64), np.zeros((0, l)), nlev, term.matrix.correlated)
+        empty = ReTermMatrix(np.zeros(0, dtype=np.int64), np.zeros((0, l)), nlev, term.matrix.correlated,
+                             term.matrix.structure)
         terms.append(replace(term, levels=levels, matrix=empty))
     # the skeleton's level counts may differ for interactions: sort (stably) by the data's
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
