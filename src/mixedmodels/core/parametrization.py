@@ -34,8 +34,10 @@ class ThetaParametrization:
     def of(cls, terms: Sequence) -> "ThetaParametrization":
         """From objects with ``ncols``, ``correlated`` and optionally ``structure`` (term
         matrices or design terms)."""
+        structures = tuple(getattr(t, "structure", None) for t in terms)
+        # lme4's structures only: the same object as one built from the flags alone
         return cls(tuple(int(t.ncols) for t in terms), tuple(bool(t.correlated) for t in terms),
-                   tuple(getattr(t, "structure", None) for t in terms))
+                   structures if any(s is not None for s in structures) else ())
 
     # computed once: split() runs at every objective evaluation
     @cached_property

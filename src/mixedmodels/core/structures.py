@@ -111,8 +111,20 @@ class CovStructure:
         """The inverse of :meth:`to_params`; None where the values are out of range."""
         raise NotImplementedError
 
-    def label(self, lhs: str, group: str) -> str:
-        return f"{self.kind}({lhs} | {group})"
+    def summary_rows(self, theta: np.ndarray, scale: float, lhs: str,
+                     columns: Sequence[str]) -> list[tuple[str, str | None, float, float]]:
+        """The rows that show a structured term in ``varcorr``, ``summary`` and ``tidy``:
+        ``(var1, var2, vcov, sdcor)``; an sd-type parameter has ``var2`` None, the others name
+        themselves (``"rho"``, ``"rate"``) with ``vcov`` NaN. A common sd is shown once, on a
+        row named ``kind(lhs)``."""
+        values = self.to_params(theta, scale)
+        label = f"{self.kind}({lhs})"
+        kinds = self.param_kinds()
+        sds = [v for v, k in zip(values, kinds) if k == "sd"]
+        names = list(columns) if len(sds) == len(columns) > 1 else [label]
+        rows: list[tuple[str, str | None, float, float]] = [(n, None, v * v, v) for n, v in zip(names, sds)]
+        rows += [(label, "rho" if k == "cor" else k, np.nan, v) for v, k in zip(values, kinds) if k != "sd"]
+        return rows
 
 
 # --- lme4's structures: θ is T's free entries -------------------------------------------------

@@ -42,7 +42,7 @@ def skips_size_check(kind: str) -> bool:
 
 
 def structure_of(kind: str, shown: str, lhs: str, values: np.ndarray, columns: list[str],
-                 model_spec) -> tuple[np.ndarray, list[str], CovStructure | None, object]:
+                 model_spec, formula: str | None = None) -> tuple[np.ndarray, list[str], CovStructure | None, object]:
     """The columns, structure and column-maker of a term written ``kind(lhs | g)``.
 
     Parameters
@@ -55,6 +55,8 @@ def structure_of(kind: str, shown: str, lhs: str, values: np.ndarray, columns: l
         The term's model-matrix columns and their names, evaluated from ``lhs``.
     model_spec :
         formulaic's spec of those columns (replayed on new data).
+    formula : str, optional
+        The whole model formula, for messages.
 
     Returns
     -------
@@ -76,7 +78,7 @@ def structure_of(kind: str, shown: str, lhs: str, values: np.ndarray, columns: l
     expr, no_intercept = _without_intercept(lhs)
     if kind in _NEEDS_NO_INTERCEPT and (not no_intercept or "(Intercept)" in columns):
         raise FormulaError(f"{shown} has an intercept, which an {kind.upper()} structure over time "
-                           f"points cannot have: write {kind}({expr or lhs} + 0 | ...)", shown)
+                           f"points cannot have: write {kind}({expr or lhs} + 0 | ...)", formula or shown)
     if kind == "ar1":
         indicator = bool(np.all((values == 0) | (values == 1)) and np.all(values.sum(axis=1) == 1))
         if not indicator:
@@ -84,7 +86,7 @@ def structure_of(kind: str, shown: str, lhs: str, values: np.ndarray, columns: l
                             "points (one column per level, in time order), but it is numeric. "
                             "Convert it (df[col].astype('category'), levels in time order), or use "
                             f"ou({expr} + 0 | ...) for numeric, possibly unequally spaced, times.")
-        _need_two(shown, expr, values.shape[1], "levels")
+        _need_two(shown, expr, values.shape[1], "level")
         return values, columns, AR1(values.shape[1]), model_spec
     if kind == "ou":
         if values.shape[1] != 1:
@@ -93,20 +95,24 @@ def structure_of(kind: str, shown: str, lhs: str, values: np.ndarray, columns: l
                             f"Pass the times as numbers (pd.to_numeric), or use ar1({expr} + 0 | ...) "
                             "for a factor of equally spaced times.")
         times = np.unique(values[:, 0])
-        _need_two(shown, expr, len(times), "distinct times")
+        _need_two(shown, expr, len(times), "distinct time")
         spec = TimeIndicators(model_spec, expr, tuple(float(t) for t in times))
         return spec.indicators(values[:, 0]), spec.columns, OU(len(times), spec.times), spec
     if kind == "cs":
-        _need_two(shown, lhs, values.shape[1], "columns")
+        if values.shape[1] < 2:
+            raise DataError(f"{shown} has {values.shape[1]} column; compound symmetry is a common "
+                            "correlation between 2 or more columns (e.g. the levels of a factor, "
+                            "cs(0 + f | g)). For one column write (lhs | group).")
         return values, columns, CompoundSymmetry(values.shape[1]), model_spec
     raise ValueError(f"unknown covariance structure {kind!r}")
 
 
 def _need_two(shown: str, expr: str, found: int, what: str) -> None:
     if found < 2:
-        raise DataError(f"{shown}: '{expr}' has {found} {what} in the data; a correlation over "
-                        "time needs at least 2 time points. Use a scalar term such as "
-                        "(1 | group) instead, or check the rows kept after missing values.")
+        raise DataError(f"{shown}: found {found} {what}{'s' if found != 1 else ''} of '{expr}' in the "
+                        "data; a correlation over time needs at least 2 time points. Use a scalar "
+                        "term such as (1 | group) instead, or check which rows were dropped for "
+                        "missing values.")
 
 
 class TimeIndicators:

@@ -703,7 +703,8 @@ def _evaluate_term(spec: ModelFormula, term, lhs: str, correlated: bool, frame: 
     kind = getattr(term, "structure", "us")
     model_spec = mat.model_spec
     if kind != "us":
-        values, columns, structure, model_spec = structure_of(kind, str(term), lhs, values, columns, model_spec)
+        values, columns, structure, model_spec = structure_of(kind, str(term), lhs, values, columns,
+                                                              model_spec, spec.text)
     else:
         structure = None
     codes, levels = factor_codes(frame, term.group)
