@@ -201,3 +201,17 @@ def test_bad_structure_terms(formula, data, error, match):
     d = PANEL[PANEL["ftime"] == "t0"] if data == "one_time" else PANEL
     with pytest.raises(error, match=match):
         mm.lmer(formula, d, reml=False)
+
+
+def test_standardized_fit_keeps_the_structure():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.lmer(CASES["panel_ar1"][0], PANEL, reml=False, standardize=True)
+    assert abs(m.loglik - COV["panel_ar1"]["loglik"]) / abs(COV["panel_ar1"]["loglik"]) < 1e-6
+    rho = m.varcorr.query("var2 == 'rho'")["sdcor"].iloc[0]
+    assert rho == pytest.approx(COV["panel_ar1"]["terms"]["id.1"]["cor"][0][1], rel=1e-3)
+
+
+def test_caic_says_it_has_no_structured_terms():
+    with pytest.raises(NotImplementedError, match="not available for cs, ar1 or ou"):
+        mm.caic(fit("panel_ar1_only"))
