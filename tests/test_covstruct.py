@@ -30,6 +30,7 @@ def _sleep() -> pd.DataFrame:
 
 CASES = {
     "panel_ar1": ("y ~ time + x + (1 | id) + ar1(ftime + 0 | id)", PANEL, None),
+    "panel_ar1_reml": ("y ~ time + x + (1 | id) + ar1(ftime + 0 | id)", PANEL, None),
     "panel_ar1_only": ("y ~ time + x + ar1(ftime + 0 | id)", PANEL, None),
     "panel_poisson_ar1": ("count ~ time + x + ar1(ftime + 0 | id)", PANEL, "poisson"),
     "ou": ("y ~ x + ou(time + 0 | id)", OU_DATA, None),
@@ -46,7 +47,7 @@ def fit(key: str):
         data = _sleep() if data is None else data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _FITS[key] = (mm.lmer(formula, data, reml=False) if family is None
+            _FITS[key] = (mm.lmer(formula, data, reml=key.endswith("_reml")) if family is None
                           else mm.glmer(formula, data, family=family))
     return _FITS[key]
 

@@ -54,6 +54,8 @@ sleep$fdays <- factor(paste0("d", sleep$Days %/% 4))   # days 0-3, 4-7, 8-9
 out <- list()
 m <- glmmTMB(y ~ time + x + (1 | id) + ar1(ftime + 0 | id), panel, REML = FALSE)
 out$panel_ar1 <- fit_summary(m, c("id", "id.1"))
+m <- glmmTMB(y ~ time + x + (1 | id) + ar1(ftime + 0 | id), panel, REML = TRUE)
+out$panel_ar1_reml <- fit_summary(m, c("id", "id.1"))
 m <- glmmTMB(y ~ time + x + ar1(ftime + 0 | id), panel, REML = FALSE)
 out$panel_ar1_only <- fit_summary(m, "id")
 m <- glmmTMB(count ~ time + x + ar1(ftime + 0 | id), panel, family = poisson)
