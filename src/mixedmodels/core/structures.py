@@ -297,22 +297,82 @@ class CompoundSymmetry(CovStructure):
 
 
 @dataclass(frozen=True)
-class AR1(CovStructure):
-    """``ar1``: one variance, ``cor(i, j) = ρ^|i−j|`` over equally spaced levels."""
+class _SdAndOne(CovStructure):
+    """A common sd and one more parameter (``ar1``'s ρ, ``ou``'s rate): θ = (s, u), T = s C(v)
+    with v = ``value(u)`` and C the Cholesky factor of the correlation."""
 
-    kind: ClassVar[str] = "ar1"
+    #: the second parameter's display name, and that of its θ entry
+    second: ClassVar[str] = ""
+    theta_second: ClassVar[str] = ""
 
     @property
     def layout(self) -> tuple[np.ndarray, np.ndarray]:
         return np.array([0, 1]), np.array([0, 0])
 
+    def value(self, u: float) -> float:
+        """The second parameter from its θ entry."""
+        raise NotImplementedError
+
+    def value_derivative(self, u: float) -> float:
+        raise NotImplementedError
+
+    def unconstrained(self, v: float) -> float | None:
+        """The θ entry of a second parameter ``v``; None out of range."""
+        raise NotImplementedError
+
+    def _corr_factor(self, v: float) -> tuple[np.ndarray, np.ndarray]:
+        """C(v) and dC/dv."""
+        raise NotImplementedError
+
+    def factor(self, theta: np.ndarray) -> np.ndarray:
+        return theta[0] * self._corr_factor(self.value(theta[1]))[0]
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        C, dC = self._corr_factor(self.value(theta[1]))
+        return np.stack([C, theta[0] * dC * self.value_derivative(theta[1])])
+
+    def param_kinds(self) -> list[str]:
+        return ["sd", "cor" if self.second == "rho" else self.second]
+
+    def param_names(self, name: str, columns: Sequence[str]) -> list[str]:
+        return [f"sd_{self.kind}|{name}", f"{self.second}_{self.kind}|{name}"]
+
+    def theta_names(self, name: str, columns: Sequence[str]) -> list[str]:
+        return [f"{name}.{self.kind}.sd", f"{name}.{self.kind}.{self.theta_second}"]
+
+    def to_params(self, theta: np.ndarray, scale: float) -> np.ndarray:
+        return np.array([scale * theta[0], self.value(theta[1])])
+
+    def from_params(self, values: np.ndarray, scale: float) -> np.ndarray | None:
+        u = self.unconstrained(float(values[1]))
+        return None if u is None else np.array([values[0] / scale, u])
+
+
+@dataclass(frozen=True)
+class AR1(_SdAndOne):
+    """``ar1``: one variance, ``cor(i, j) = ρ^|i−j|`` over equally spaced levels."""
+
+    kind: ClassVar[str] = "ar1"
+    second: ClassVar[str] = "rho"
+    theta_second: ClassVar[str] = "phi"
+
     @staticmethod
     def rho(phi: float) -> float:
         return phi / np.sqrt(1.0 + phi * phi)
 
-    def _corr_factor(self, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    def value(self, u: float) -> float:
+        return self.rho(u)
+
+    def value_derivative(self, u: float) -> float:
+        return (1.0 + u * u) ** -1.5
+
+    def unconstrained(self, v: float) -> float | None:
+        return v / np.sqrt(1.0 - v * v) if -1.0 < v < 1.0 else None
+
+    def _corr_factor(self, v: float) -> tuple[np.ndarray, np.ndarray]:
         """The closed-form Cholesky factor of the AR(1) correlation and its derivative by ρ:
         C[i, 0] = ρ^i, C[i, j] = ρ^(i−j) √(1 − ρ²) for 1 ≤ j ≤ i."""
+        rho = v
         l = self.ncols
         lag = np.subtract.outer(np.arange(l), np.arange(l))
         lower = lag >= 0
@@ -329,44 +389,29 @@ class AR1(CovStructure):
     def start(self) -> np.ndarray:
         return np.array([1.0, 0.0])
 
-    def factor(self, theta: np.ndarray) -> np.ndarray:
-        return theta[0] * self._corr_factor(self.rho(theta[1]))[0]
-
-    def jacobian(self, theta: np.ndarray) -> np.ndarray:
-        C, dC = self._corr_factor(self.rho(theta[1]))
-        d_rho = (1.0 + theta[1] * theta[1]) ** -1.5
-        return np.stack([C, theta[0] * dC * d_rho])
-
-    def param_names(self, name: str, columns: Sequence[str]) -> list[str]:
-        return [f"sd_ar1|{name}", f"rho_ar1|{name}"]
-
-    def theta_names(self, name: str, columns: Sequence[str]) -> list[str]:
-        return [f"{name}.ar1.sd", f"{name}.ar1.phi"]
-
-    def to_params(self, theta: np.ndarray, scale: float) -> np.ndarray:
-        return np.array([scale * theta[0], self.rho(theta[1])])
-
-    def from_params(self, values: np.ndarray, scale: float) -> np.ndarray | None:
-        rho = float(values[1])
-        if not -1.0 < rho < 1.0:
-            return None
-        return np.array([values[0] / scale, rho / np.sqrt(1.0 - rho * rho)])
-
 
 @dataclass(frozen=True)
-class OU(CovStructure):
+class OU(_SdAndOne):
     """``ou``: one variance, ``cor(i, j) = exp(−rate·|tᵢ − tⱼ|)`` over sorted distinct times."""
 
     times: tuple[float, ...] = ()
     kind: ClassVar[str] = "ou"
+    second: ClassVar[str] = "rate"
+    theta_second: ClassVar[str] = "log_rate"
 
-    @property
-    def layout(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array([0, 1]), np.array([0, 0])
+    def value(self, u: float) -> float:
+        return float(np.exp(u))
 
-    def _corr_factor(self, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    def value_derivative(self, u: float) -> float:
+        return float(np.exp(u))
+
+    def unconstrained(self, v: float) -> float | None:
+        return float(np.log(v)) if v > 0 else None
+
+    def _corr_factor(self, v: float) -> tuple[np.ndarray, np.ndarray]:
         """The closed-form Cholesky factor (the process is Markov) and its derivative by the
         rate: C[i, j] = c_j exp(−rate (tᵢ − tⱼ)), c₀ = 1, c_j = √(1 − exp(−2 rate (tⱼ − tⱼ₋₁)))."""
+        rate = v
         t = np.asarray(self.times, dtype=float)
         gap = np.subtract.outer(t, t)
         lower = gap >= 0
@@ -382,28 +427,3 @@ class OU(CovStructure):
     def start(self) -> np.ndarray:
         # a correlation of exp(-1) at the median spacing: the start is unit-free
         return np.array([1.0, -np.log(float(np.median(np.diff(self.times))))])
-
-    def factor(self, theta: np.ndarray) -> np.ndarray:
-        return theta[0] * self._corr_factor(np.exp(theta[1]))[0]
-
-    def jacobian(self, theta: np.ndarray) -> np.ndarray:
-        rate = np.exp(theta[1])
-        C, dC = self._corr_factor(rate)
-        return np.stack([C, theta[0] * dC * rate])
-
-    def param_kinds(self) -> list[str]:
-        return ["sd", "rate"]
-
-    def param_names(self, name: str, columns: Sequence[str]) -> list[str]:
-        return [f"sd_ou|{name}", f"rate_ou|{name}"]
-
-    def theta_names(self, name: str, columns: Sequence[str]) -> list[str]:
-        return [f"{name}.ou.sd", f"{name}.ou.log_rate"]
-
-    def to_params(self, theta: np.ndarray, scale: float) -> np.ndarray:
-        return np.array([scale * theta[0], np.exp(theta[1])])
-
-    def from_params(self, values: np.ndarray, scale: float) -> np.ndarray | None:
-        if not values[1] > 0:
-            return None
-        return np.array([values[0] / scale, np.log(values[1])])
