@@ -82,7 +82,9 @@ def theta_names(model) -> list[str]:
 
 
 def _term_label(term) -> str:
-    return f"({term.lhs} | {term.group})"
+    structure = getattr(term.matrix, "structure", None)
+    kind = "" if structure is None or structure.kind == "us" else structure.kind
+    return f"{kind}({term.lhs} | {term.group})"
 
 
 # -- scaling -------------------------------------------------------------------------------------
