@@ -216,3 +216,14 @@ def test_standardized_fit_keeps_the_structure():
 def test_caic_says_it_has_no_structured_terms():
     with pytest.raises(NotImplementedError, match="not available for cs, ar1 or ou"):
         mm.caic(fit("panel_ar1_only"))
+
+
+def test_re_form_selects_a_structured_term_whole():
+    m = fit("panel_ar1")
+    full, fixed = np.asarray(m.predict()), np.asarray(m.predict(re_form="~0"))
+    ar1 = np.asarray(m.predict(re_form="~ar1(ftime + 0 | id)"))
+    intercept = np.asarray(m.predict(re_form="~(1 | id)"))
+    np.testing.assert_allclose((ar1 - fixed) + (intercept - fixed), full - fixed, atol=1e-12)
+    assert np.abs(ar1 - fixed).max() > 0.1
+    ou = fit("ou")
+    np.testing.assert_allclose(np.asarray(ou.predict(re_form="~ou(time + 0 | id)")), np.asarray(ou.predict()))
