@@ -227,3 +227,15 @@ def test_re_form_selects_a_structured_term_whole():
     assert np.abs(ar1 - fixed).max() > 0.1
     ou = fit("ou")
     np.testing.assert_allclose(np.asarray(ou.predict(re_form="~ou(time + 0 | id)")), np.asarray(ou.predict()))
+
+
+def test_streamed_ar1_matches_glmmtmb_and_ou_needs_the_data(tmp_path):
+    pytest.importorskip("duckdb")
+    PANEL.to_parquet(tmp_path / "panel.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.lmer(CASES["panel_ar1"][0], str(tmp_path / "panel.parquet"), reml=False)
+    assert abs(m.loglik - COV["panel_ar1"]["loglik"]) / abs(COV["panel_ar1"]["loglik"]) < 1e-6
+    OU_DATA.to_parquet(tmp_path / "ou.parquet")
+    with pytest.raises(DataError, match=r"ou\(time \+ 0 \| id\) reads its time points"):
+        mm.lmer(CASES["ou"][0], str(tmp_path / "ou.parquet"), reml=False)

@@ -29,6 +29,7 @@ from ..core.crossproducts import BlockedCrossproducts, TermShape
 from ..core.lazy import lazy_import
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError
+from ..spec.covstruct import skips_size_check
 from ..spec.design import (
     ReTerm,
     build_design,
@@ -316,11 +317,16 @@ def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True
         nlev = len(levels)
         shown = f"({term.lhs} | {term.group})"
         l = len(term.columns)
+        kind = getattr(term.matrix.structure, "kind", "us")
+        if kind == "ou":  # the skeleton holds made-up numbers: the times are not known here
+            raise DataError(f"ou({term.lhs} | {term.group}) reads its time points from the data, which "
+                            "the streamed fit does not hold; load the data as a pandas DataFrame, or "
+                            "use ar1() on a factor of equally spaced times.")
         if check_levels and nlev >= n:
             raise DataError(
                 f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each group has one "
                 "observation, so its random effect is confounded with the residual. Drop the term.")
-        if check_levels and nlev * l >= n:
+        if check_levels and nlev * l >= n and not skips_size_check(kind):
             raise DataError(f"term {shown} has {nlev * l} random effects for {n} observations; the "
                             "random-effects parameters and the residual variance are unidentifiable. "
                             "Simplify the term.")
