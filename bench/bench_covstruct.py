@@ -11,9 +11,10 @@ R's start-up nor reading the data); the ratio is glmmTMB's time over ours. The l
 are printed side by side as a check that both reached the same optimum.
 
 Measured on the shared 2-core machine (2026-12-02; same-run ratios, equal log-likelihoods):
-lmm_ar1_500 1.4 s vs glmmTMB 4.3 s (3.0x), lmm_ar1_2000 4.4 s vs 19.9 s (4.5x),
-poisson_ar1_500 8.7 s vs 5.0 s (0.6x: PIRLS's batched 8 x 8 inverses and diagonal blocks
-dominate, in the GLMM engine).
+lmm_ar1_500 1.6 s vs glmmTMB 4.4 s (2.7x), lmm_ar1_2000 4.6 s vs 17.1 s (3.7x),
+poisson_ar1_500 4.7 s vs 4.5 s (1.0x). What is left is in the blocked factor: the batched
+inverse of the 8 x 8 diagonal blocks (numpy.linalg.inv) and, for two terms on one factor,
+the sparse off-diagonal products.
 
     python bench/bench_covstruct.py                 # all cases
     python bench/bench_covstruct.py lmm_ar1_500     # one case
