@@ -29,7 +29,8 @@ import mixedmodels as mm
 
 TOKENS = ["y", "x", "g", "h", "~", "+", "-", "*", "/", ":", "|", "||", "(", ")", "1", "0", " ",
           "log(", "I(", "factor(", "offset(", "^2", "`a b`", ".", ",", "%in%", "Sepal.Length",
-          "[", "]", "**", "=", "'", '"', "@", "!", "#", "\\", "é", "class", "exp(", "scale(", "poly(x, 2)"]
+          "[", "]", "**", "=", "'", '"', "@", "!", "#", "\\", "é", "class", "exp(", "scale(", "poly(x, 2)",
+          "ar1(", "ou(", "cs(", "diag(", "us("]
 PREFIXES = ["", "y ~ ", "y ~ x + (", "y ~ x + (1 | ", "y ~ (x || g) + ", "log(y) ~ "]
 EXPECTED = (mm.FormulaError, mm.DataError, ValueError, TypeError, NotImplementedError)
 LHS = ["y", "log(y)", "`a b`", "Sepal.Length", "class", "I(y^2)", "y + x", "cbind(y, x)"]
@@ -37,12 +38,14 @@ FIXED = ["x", "h", "x:h", "x*h", "poly(x, 2)", "factor(h)", "I(x^2)", "1", "0", 
          "`a b`", "é", "class", "offset(x)", "log(x)", "exp(x)", "x %in% h", "(x + h)^2", "g"]
 RE_LHS = ["1", "x", "0 + x", "1 + x", "h", "0 + h", "x + h", "factor(h)", "-1 + x", ""]
 GROUPS = ["g", "h", "g:h", "g/h", "h %in% g", "x", "(g)", "factor(g)", "g + h"]
+# glmmTMB's covariance-structure keywords written before a bar term's parenthesis
+STRUCTURES = ["", "", "", "", "us", "diag", "cs", "ar1", "ou", "toep"]
 
 
 def grammar(rng: np.random.Generator) -> str:
     """A formula built from lme4's grammar, then sometimes broken by one random edit."""
     fixed = " + ".join(rng.choice(FIXED, size=int(rng.integers(0, 4)))) or "1"
-    bars = [f"({rng.choice(RE_LHS)} {rng.choice(['|', '||'])} {rng.choice(GROUPS)})"
+    bars = [f"{rng.choice(STRUCTURES)}({rng.choice(RE_LHS)} {rng.choice(['|', '||'])} {rng.choice(GROUPS)})"
             for _ in range(int(rng.integers(0, 3)))]
     text = f"{rng.choice(LHS)} ~ " + " + ".join([fixed, *bars])
     if rng.random() < 0.3:  # one insertion, deletion or substitution of a character

@@ -135,6 +135,9 @@ class ThetaTerm:
 
 def covariance_terms(model, cov: list) -> list:
     """One sampled term per random-effects term: decov's (rstanarm's) or θ's own, with its prior."""
+    if not model.factor.parametrization.is_linear:
+        raise NotImplementedError("the samplers draw lme4's θ (T's entries); cs, ar1 and ou terms "
+                                  "are not available in Bayesian fits. Fit the model with lmer/glmer.")
     terms = []
     for pr, (rows, cols), t in zip(cov, model.factor.parametrization.layouts, model.design.terms):
         if isinstance(pr, Prior) and pr.name == "decov":

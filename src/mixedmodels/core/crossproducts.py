@@ -27,11 +27,13 @@ __all__ = ["BlockedCrossproducts", "TermShape"]
 
 @dataclass(frozen=True)
 class TermShape:
-    """What the factor needs to know of a term: levels, columns, correlation."""
+    """What the factor needs to know of a term: levels, columns, correlation, and its
+    covariance structure (None: lme4's, by ``correlated``)."""
 
     nlevels: int
     ncols: int
     correlated: bool = True
+    structure: object = None
 
     @property
     def q(self) -> int:
@@ -39,7 +41,8 @@ class TermShape:
 
 
 def _shape(term) -> TermShape:
-    return TermShape(int(term.nlevels), int(term.ncols), bool(getattr(term, "correlated", True)))
+    return TermShape(int(term.nlevels), int(term.ncols), bool(getattr(term, "correlated", True)),
+                     getattr(term, "structure", None))
 
 
 def _term_sparse(codes: np.ndarray, values: np.ndarray, shape: TermShape,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,12 +24,16 @@ class ReTermMatrix:
     nlevels : int
     correlated : bool
         Full lower-triangular relative covariance factor, or diagonal.
+    structure : CovStructure, optional
+        A structured covariance (glmmTMB's ``cs``, ``ar1``, ``ou``; see
+        :mod:`mixedmodels.core.structures`); None for lme4's (full or diagonal, by ``correlated``).
     """
 
     codes: np.ndarray
     values: np.ndarray
     nlevels: int
     correlated: bool = True
+    structure: object = None
 
     @property
     def ncols(self) -> int:
@@ -38,9 +43,28 @@ class ReTermMatrix:
     def q(self) -> int:
         return self.nlevels * self.ncols
 
+    @cached_property
+    def _indicator_columns(self) -> np.ndarray | None:
+        """For a structured term whose rows each hold one nonzero (ar1/ou time indicators, cs
+        over a factor's levels), that column per row; None otherwise."""
+        if self.structure is None or getattr(self.structure, "linear", True) or self.ncols < 2:
+            return None
+        nonzero = self.values != 0
+        if np.any(nonzero.sum(axis=1) > 1):
+            return None
+        return np.argmax(nonzero, axis=1)
+
     def diag_blocks(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Zᵢᵀ W Zᵢ as its (levels, l, l) stack of within-level blocks (one pass of bincounts)."""
         l = self.ncols
+        cols = self._indicator_columns
+        if cols is not None:  # diagonal blocks: one bincount instead of l(l+1)/2
+            v = self.values[np.arange(len(cols)), cols]
+            w = v * v if weights is None else weights * v * v
+            diag = np.bincount(self.codes * l + cols, w, minlength=self.nlevels * l).reshape(self.nlevels, l)
+            blocks = np.zeros((self.nlevels, l, l))
+            blocks[:, np.arange(l), np.arange(l)] = diag
+            return blocks
         weighted = self.values if weights is None else self.values * weights[:, None]
         blocks = np.empty((self.nlevels, l, l))
         for a in range(l):

@@ -338,7 +338,13 @@ class MixedModel:
     def varcorr(self) -> pd.DataFrame:
         """Variance components as a tidy table, like R's ``as.data.frame(VarCorr(m))``."""
         rows = []
-        for term, cov in zip(self.design.terms, self.term_covariances()):
+        param = self.factor.parametrization
+        for i, (term, cov) in enumerate(zip(self.design.terms, self.term_covariances())):
+            if not param.terms[i].linear:  # cs, ar1, ou: their sd, ρ or rate, not all l² entries
+                rows += [(term.name, *r) for r in param.terms[i].summary_rows(
+                    param.term_theta(self._theta, i), np.sqrt(self.residual_variance_scale), term.lhs,
+                    term.columns)]
+                continue
             sd = np.sqrt(np.diag(cov))
             for j, col in enumerate(term.columns):
                 rows.append((term.name, col, None, cov[j, j], sd[j]))

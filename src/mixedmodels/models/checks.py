@@ -77,18 +77,14 @@ def _act(level: str, message: str, category: type[Warning]) -> None:
 
 def theta_names(model) -> list[str]:
     """lme4-style names of θ's entries: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
-    names = []
-    for term, (rows, cols) in zip(model.design.terms, model.factor.layouts):
-        for r, c in zip(rows, cols):
-            if r == c:
-                names.append(f"{term.name}.{term.columns[r]}")
-            else:
-                names.append(f"{term.name}.{term.columns[r]}.{term.columns[c]}")
-    return names
+    terms = model.design.terms
+    return model.factor.parametrization.names([t.name for t in terms], [t.columns for t in terms])
 
 
 def _term_label(term) -> str:
-    return f"({term.lhs} | {term.group})"
+    structure = getattr(term.matrix, "structure", None)
+    kind = "" if structure is None or structure.kind == "us" else structure.kind
+    return f"{kind}({term.lhs} | {term.group})"
 
 
 # -- scaling -------------------------------------------------------------------------------------

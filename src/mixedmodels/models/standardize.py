@@ -76,7 +76,10 @@ def standardize_design(design: ModelDesign) -> tuple[ModelDesign, "Standardizati
     for term in design.terms:
         mat = term.matrix
         centre = mat.correlated and mat.ncols > 1
-        M = _column_map(list(term.columns), mat.values, centre, f"({term.lhs} | {term.group})", rows)
+        if mat.structure is not None and not mat.structure.linear:
+            M = np.eye(mat.ncols)  # cs/ar1/ou: rescaled columns would change the structure itself
+        else:
+            M = _column_map(list(term.columns), mat.values, centre, f"({term.lhs} | {term.group})", rows)
         tmaps.append(M)
         new_terms.append(replace(term, matrix=replace(mat, values=mat.values @ M)))
     table = pd.DataFrame(rows, columns=["where", "column", "center", "scale"])
@@ -95,10 +98,13 @@ def _lower_factor(A: np.ndarray) -> np.ndarray:
     return L * signs  # flip columns: L Lᵀ unchanged
 
 
-def _theta_from_factors(model, factors: list[np.ndarray]) -> np.ndarray:
+def _theta_from_factors(model, factors: list[np.ndarray], structured_theta: np.ndarray) -> np.ndarray:
+    """θ of ``model`` from its factors T; a structured term (columns not rescaled) keeps its slice
+    of ``structured_theta``."""
+    param = model.factor.parametrization
     theta = []
-    for T, (rows, cols) in zip(factors, model.factor.layouts):
-        theta.append(T[rows, cols])
+    for i, (T, s, (rows, cols)) in enumerate(zip(factors, param.terms, param.layouts)):
+        theta.append(T[rows, cols] if s.linear else param.term_theta(structured_theta, i))
     return np.concatenate(theta) if theta else np.zeros(0)
 
 
@@ -138,11 +144,12 @@ def standardized_lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     if control.start is not None:  # a start given on the original scale
         raw = std.factor.split_theta(np.asarray(control.start, dtype=float))
         std_control.start = _theta_from_factors(
-            std, [_lower_factor(np.linalg.solve(M, T)) for M, T in zip(info.term_maps, raw)])
+            std, [_lower_factor(np.linalg.solve(M, T)) for M, T in zip(info.term_maps, raw)],
+            np.asarray(control.start, dtype=float))
     std.fit()
     factors = [_lower_factor(M @ T) for M, T in zip(info.term_maps, std.factor.split_theta(std.theta))]
     model = LinearMixedModel(design, reml=reml, control=control)
-    model.set_theta(_theta_from_factors(model, factors))
+    model.set_theta(_theta_from_factors(model, factors, std.theta))
     model.optinfo = std.optinfo
     model.convergence = std.convergence
     model.is_singular = std.is_singular

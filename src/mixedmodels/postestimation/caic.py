@@ -76,6 +76,10 @@ def _conditional_loglik(model) -> float:
 
 def _bias_correction(model, max_q: int, progress: bool | str = "auto") -> float:
     """Greven & Kneib's corrected degrees of freedom (without the +1 for σ)."""
+    if not model.factor.parametrization.is_linear:
+        raise NotImplementedError("cAIC's bias correction differentiates the covariance entries of "
+                                  "lme4's unstructured and diagonal terms; it is not available for "
+                                  "cs, ar1 or ou terms. Compare such models by AIC/BIC instead.")
     design = model.design
     n = design.nobs
     X = np.asarray(design.X, dtype=float)

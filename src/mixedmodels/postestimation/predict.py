@@ -68,6 +68,9 @@ def _same_group(a: str, b: str) -> bool:
 def _requested_columns(model, rt, frame: pd.DataFrame) -> list[str]:
     """The random-effects columns an re_form term names: ``(f || g)`` as the model expanded it
     (lme4: ``(1 | g) + (0 + f | g)``, every indicator of a factor f; afex: f's model columns)."""
+    if rt.structure != "us":  # a structured term comes whole (an ou term's columns are its times)
+        return [c for t in model.design.terms if _same_group(t.group, rt.group) and t.lhs == rt.lhs
+                for c in t.columns]
     if rt.correlated or model.design.extra.get("expand_doublebar") == "afex":
         return _term_columns(rt.lhs, frame)
     return [c for piece in double_bar_terms(rt.lhs) for c in _term_columns(piece, frame)]

@@ -39,8 +39,9 @@ __all__ = ["confint", "profile_ci", "variance_zeta"]
 
 
 def _kinds(param) -> list[str]:
-    """The kind of the sd/cor parameter in each θ position: ``"sd"`` or ``"cor"``."""
-    return ["sd" if a == b else "cor" for rows, cols in param.layouts for a, b in zip(rows, cols)]
+    """The kind of the sd/cor parameter in each θ position: ``"sd"`` or ``"cor"`` (an ``ou``
+    term's rate, positive like an sd, is profiled as one)."""
+    return ["sd" if k == "rate" else k for k in param.param_kinds()]
 
 
 def _bobyqa(fun, x0, lower, upper, step=None, ftol=1e-11, maxeval=4000) -> tuple[np.ndarray, float]:

@@ -98,8 +98,7 @@ def _null_formula(model) -> str:
     spec = model.design.formula
     parts = ["1"]
     for term in spec.random:
-        bar = "|" if term.correlated else "||"
-        parts.append(f"({term.lhs} {bar} {term.group})")
+        parts.append(str(term) if term.correlated else f"({term.lhs} || {term.group})")
     return f"{spec.response} ~ " + " + ".join(parts)
 
 

@@ -39,7 +39,9 @@ _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "
            "errors": "errors.md",
            "r2_icc": "r2-icc.md", "r2": "r2-icc.md", "icc": "r2-icc.md", "r_squared": "r2-icc.md",
            "growth_curves": "growth-curves.md", "growth": "growth-curves.md",
-           "longitudinal": "growth-curves.md"}
+           "longitudinal": "growth-curves.md",
+           "beyond_glm": "beyond-glm.md", "covariance_structures": "beyond-glm.md",
+           "ar1": "beyond-glm.md", "glmmtmb": "beyond-glm.md"}
 
 
 def _read(name: str = "convergence.md") -> str:
@@ -112,7 +114,8 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         ``"machine_learning"`` the guide to random effects in machine learning
         (``docs/machine-learning.md``); likewise ``"big_data"``, ``"small_samples"``,
         ``"tables"``, ``"alternatives"``, ``"model_comparison"``, ``"r2_icc"`` (or ``"r2"``,
-        ``"icc"``), ``"growth_curves"`` and ``"errors"`` print those guides of ``docs/``.
+        ``"icc"``), ``"growth_curves"``, ``"errors"`` and ``"beyond_glm"`` (covariance
+        structures: also ``"covariance_structures"``, ``"ar1"``) print those guides of ``docs/``.
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 

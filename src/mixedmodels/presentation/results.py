@@ -72,7 +72,16 @@ def _header_lines(self) -> list[str]:
 def _random_effects_rows(self) -> tuple[list[str], list[list[str]]]:
     """The header and formatted rows of lme4's random-effects table (``formatVC``)."""
     rows = []
-    for term, cov in zip(self.design.terms, self.term_covariances()):
+    param = self.factor.parametrization
+    for i, (term, cov) in enumerate(zip(self.design.terms, self.term_covariances())):
+        if not param.terms[i].linear:  # cs, ar1, ou: the sds, then "rho 0.72" or "rate 0.70"
+            shown = param.terms[i].summary_rows(param.term_theta(self.theta, i),
+                                                np.sqrt(self.residual_variance_scale), term.lhs, term.columns)
+            sds = [r for r in shown if r[1] is None]
+            extra = [f"{r[1]} {r[3]:.2f}" for r in shown if r[1] is not None]
+            for j, r in enumerate(sds):
+                rows.append(([term.name if j == 0 else "", r[0], r[2], r[3]], extra if j == 0 else []))
+            continue
         sd = np.sqrt(np.diag(cov))
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = cov / np.outer(sd, sd)

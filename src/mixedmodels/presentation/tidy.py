@@ -80,7 +80,17 @@ def _ran_pars(model, scale: str, conf_int: bool, level: float, method: str,
     ``as.data.frame(VarCorr(m), order = "lower.tri")``; then the residual row."""
     prefix = ("sd", "cor") if scale == "sdcor" else ("var", "cov")
     rows = []
-    for term, cov in zip(model.design.terms, model.term_covariances()):
+    param = model.factor.parametrization
+    for i, (term, cov) in enumerate(zip(model.design.terms, model.term_covariances())):
+        if not param.terms[i].linear:  # cs, ar1, ou: sd__ftime, rho__ar1(ftime + 0), ...
+            for var1, var2, vcov, sdcor in param.terms[i].summary_rows(
+                    param.term_theta(model.theta, i), np.sqrt(model.residual_variance_scale), term.lhs,
+                    term.columns):
+                if var2 is None:
+                    rows.append((term.name, f"{prefix[0]}__{var1}", sdcor if scale == "sdcor" else vcov))
+                else:
+                    rows.append((term.name, f"{var2}__{var1}", sdcor))
+            continue
         sd = np.sqrt(np.diag(cov))
         cols = list(term.columns)
         for j in range(len(cols)):

@@ -266,7 +266,7 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     for term, moments in zip(template.terms, part.term_moments):
         values = RowsElsewhere(len(term.columns), where, moments)
         terms.append(replace(term, matrix=ReTermMatrix(np.zeros(0, dtype=np.int64), values, term.nlevels,
-                                                       term.matrix.correlated)))
+                                                       term.matrix.correlated, term.matrix.structure)))
     cp.terms = list(template.shapes)
     base = template.design
     X = RowsElsewhere(len(keep), where, x_moments, cp)

@@ -29,6 +29,7 @@ from ..core.crossproducts import BlockedCrossproducts, TermShape
 from ..core.lazy import lazy_import
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError
+from ..spec.covstruct import skips_size_check
 from ..spec.design import (
     ReTerm,
     build_design,
@@ -202,7 +203,8 @@ class Template:
         skel = design.frame
         self.fixef_names = [r_column_name(c) for c in self.fixed_spec.get_model_matrix(skel.iloc[:2]).columns]
         self.p = len(self.fixef_names)
-        self.shapes = [TermShape(t.nlevels, len(t.columns), t.matrix.correlated) for t in terms]
+        self.shapes = [TermShape(t.nlevels, len(t.columns), t.matrix.correlated, t.matrix.structure)
+                       for t in terms]
         resp = spec.response.strip()
         self.response_column = unquote(resp) if re.fullmatch(r"`[^`]*`", resp) or resp in self.used else None
 
@@ -315,17 +317,23 @@ def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True
         nlev = len(levels)
         shown = f"({term.lhs} | {term.group})"
         l = len(term.columns)
+        kind = getattr(term.matrix.structure, "kind", "us")
+        if kind == "ou":  # the skeleton holds made-up numbers: the times are not known here
+            raise DataError(f"ou({term.lhs} | {term.group}) reads its time points from the data, which "
+                            "the streamed fit does not hold; load the data as a pandas DataFrame, or "
+                            "use ar1() on a factor of equally spaced times.")
         if check_levels and nlev >= n:
             raise DataError(
                 f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each group has one "
                 "observation, so its random effect is confounded with the residual. Drop the term.")
-        if check_levels and nlev * l >= n:
+        if check_levels and nlev * l >= n and not skips_size_check(kind):
             raise DataError(f"term {shown} has {nlev * l} random effects for {n} observations; the "
                             "random-effects parameters and the residual variance are unidentifiable. "
                             "Simplify the term.")
         index = pd.Index(table[parts[0]]) if len(parts) == 1 else pd.MultiIndex.from_frame(table[list(parts)])
         maps.append(_GroupMap(parts, index, np.asarray(codes, dtype=np.int64)))
-        empty = ReTermMatrix(np.zeros(0, dtype=np.int64), np.zeros((0, l)), nlev, term.matrix.correlated)
+        empty = ReTermMatrix(np.zeros(0, dtype=np.int64), np.zeros((0, l)), nlev, term.matrix.correlated,
+                             term.matrix.structure)
         terms.append(replace(term, levels=levels, matrix=empty))
     # the skeleton's level counts may differ for interactions: sort (stably) by the data's
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))

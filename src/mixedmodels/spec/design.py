@@ -20,6 +20,7 @@ import pandas as pd
 from ..core.lazy import lazy_import
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
+from .covstruct import skips_size_check, structure_of
 from .formula import FormulaError, ModelFormula, dot_position, expression_names, parse_formula, quote_names, unquote
 
 formulaic = lazy_import("formulaic")   # imported at the first design, not at import
@@ -117,7 +118,7 @@ class ModelDesign:
             mat = term.matrix
             used, new_codes = np.unique(mat.codes[rows], return_inverse=True)
             new = ReTermMatrix(new_codes.astype(np.int64), np.ascontiguousarray(mat.values[rows]),
-                               len(used), correlated=mat.correlated)
+                               len(used), correlated=mat.correlated, structure=mat.structure)
             terms.append(replace(term, levels=term.levels[used], matrix=new))
             used_levels.append(used)
         order = _sorted_term_order(terms)
@@ -699,6 +700,13 @@ def _evaluate_term(spec: ModelFormula, term, lhs: str, correlated: bool, frame: 
         _check_finite(values[:, j], f"column {col!r} of the random-effects term {shown}")
     if values.shape[1] == 0:
         raise FormulaError(f"random-effects term {shown} has no columns", spec.text)
+    kind = getattr(term, "structure", "us")
+    model_spec = mat.model_spec
+    if kind != "us":
+        values, columns, structure, model_spec = structure_of(kind, str(term), lhs, values, columns,
+                                                              model_spec, spec.text)
+    else:
+        structure = None
     codes, levels = factor_codes(frame, term.group)
     nlev = len(levels)
     if nlev < 2:
@@ -710,17 +718,19 @@ def _evaluate_term(spec: ModelFormula, term, lhs: str, correlated: bool, frame: 
             f"grouping factor {term.group!r} has {nlev} levels for {n} observations: each "
             "group has one observation, so its random effect is confounded with the residual. "
             "Drop the term.")
-    if check_levels and nlev * values.shape[1] >= n:
+    if check_levels and nlev * values.shape[1] >= n and not skips_size_check(kind):
         raise DataError(
             f"term {shown} has {nlev * values.shape[1]} random effects for {n} observations; "
             "the random-effects parameters and the residual variance are unidentifiable. "
             "Simplify the term.")
-    if correlated or values.shape[1] == 1:
+    if correlated or values.shape[1] == 1 or structure is not None:
         pieces = [(values, columns)]
     else:  # afex's (a + b || g): one scalar term per column
         pieces = [(values[:, [j]], [columns[j]]) for j in range(values.shape[1])]
+    correlated = correlated and kind != "diag"
     group = unquote(term.group)
     return [ReTerm(group, group, lhs, cols, levels,
-                   ReTermMatrix(codes, np.ascontiguousarray(vals), nlev, correlated=correlated),
-                   mat.model_spec)
+                   ReTermMatrix(codes, np.ascontiguousarray(vals), nlev, correlated=correlated,
+                                structure=structure),
+                   model_spec)
             for vals, cols in pieces]

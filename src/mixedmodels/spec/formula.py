@@ -43,13 +43,19 @@ class RandomTerm:
         The grouping factor, ``"g"`` or an interaction ``"a:b"``.
     correlated : bool
         False for terms written with ``||`` (which the design expands as lme4 does).
+    structure : str
+        glmmTMB's covariance-structure keyword the term was written with: ``"us"`` (the
+        default, ``(x | g)`` or ``us(x | g)``), ``"diag"``, ``"cs"``, ``"ar1"`` or ``"ou"``.
     """
 
     lhs: str
     group: str
     correlated: bool = True
+    structure: str = "us"
 
     def __str__(self) -> str:
+        if self.structure != "us":
+            return f"{self.structure}({self.lhs} | {self.group})"
         return f"({self.lhs} | {self.group})"
 
 
@@ -245,6 +251,19 @@ def _expand_group(group: str, formula: str, position: int) -> list[str]:
     return out
 
 
+#: glmmTMB's covariance-structure keywords this package fits (see spec.covstruct)
+STRUCTURES = ("us", "diag", "cs", "ar1", "ou")
+_STRUCTURE_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+
+
+def _structure_keyword(name: str, formula: str, position: int) -> str:
+    if name in STRUCTURES:
+        return name
+    raise FormulaError(f"unknown covariance structure '{name}(... | ...)'; the structures are "
+                       f"{', '.join(STRUCTURES)} (glmmTMB's others, such as toep, exp or rr, are "
+                       "not available), or write a plain (expr | group) term", formula, position)
+
+
 def parse_formula(formula: str) -> ModelFormula:
     """Parse an lme4-style formula.
 
@@ -292,19 +311,30 @@ def parse_formula(formula: str) -> ModelFormula:
         while _wrapped(text) and _wrapped(text[1:-1].strip()):  # ((1 | g)) is (1 | g)
             lead += 1 + (len(text[1:-1]) - len(text[1:-1].lstrip()))
             text = text[1:-1].strip()
+        structure, lead_kw = "us", 0
+        keyword_call = _STRUCTURE_CALL.match(text)
+        if keyword_call and _wrapped(text[keyword_call.end() - 1:]) \
+                and _find_top(text[keyword_call.end():-1], "|") >= 0:
+            structure = _structure_keyword(keyword_call.group(1), formula, lead)
+            lead_kw = keyword_call.end() - 1
+            text = text[lead_kw:]
+            lead += lead_kw
         inner = text[1:-1] if _wrapped(text) else None
         bar = _find_top(inner, "|") if inner is not None else -1
         if inner is not None and bar >= 0:
             if sign == "-":
-                raise FormulaError("a random-effects term cannot be subtracted", formula, lead)
+                raise FormulaError("a random-effects term cannot be subtracted", formula, lead - lead_kw)
             double = inner[bar + 1 : bar + 2] == "|"
+            if double and lead_kw:
+                raise FormulaError(f"the {structure}() term takes one '|': {structure}(expr | group)",
+                                   formula, lead + 1 + bar)
             lhs = inner[:bar].strip()
             group_text = inner[bar + (2 if double else 1) :]
             if not lhs:
                 raise FormulaError("random-effects term has nothing before '|'", formula, lead + 1)
             _validate_expr(lhs, formula, lead + 1)
             for group in _expand_group(group_text, formula, lead + bar + 2):
-                random.append(RandomTerm(lhs, group, correlated=not double))
+                random.append(RandomTerm(lhs, group, correlated=not double, structure=structure))
             continue
         if "|" in text:
             raise FormulaError("a '|' must sit inside parentheses: (expr | group)", formula,
