@@ -136,25 +136,34 @@ class TwoLevelSampler:
         if self.s:
             W0[self.w_miss] = np.take(np.nanmean(self.W0, axis=0), np.nonzero(self.w_miss)[1])
         self.W = np.repeat(W0[None], k, axis=0)                                  # (k, J, s)
-        self.set_predictors(X, X2=self.X2 if self.s else None, sorted_rows=False)
         if self.r:
             self.ztz = ReTermMatrix(self.codes, self.Z, self.J).diag_blocks()    # (J, q, q), the engine's blocks
+        self.set_predictors(X, X2=self.X2 if self.s else None, sorted_rows=False)
         # β by least squares, Σ the residual covariance, b zero, Ω scaled to the data
         x1 = self.X if self.X.ndim == 2 else self.X[0]
         beta0 = np.linalg.lstsq(x1, Y0, rcond=None)[0]
         self.beta = np.repeat(beta0[None], k, axis=0)                            # (k, p, r)
-        sig0 = np.cov((Y0 - x1 @ beta0).T).reshape(self.r, self.r) + 1e-8 * np.eye(self.r) if self.r \
-            else np.zeros((0, 0))
+        # start near the moment estimates, so the slow-mixing random-effects variances need not travel
+        # far: bⱼ half the per-cluster least-squares fit of the residuals, Ω their covariance
+        res = Y0 - x1 @ beta0
+        b0 = np.zeros((self.J, self.r, self.q))
+        if self.r:
+            ztr = np.stack([_cluster_sums(res * self.Z[:, [i]], self.starts) for i in range(self.q)], axis=1)
+            fit = np.linalg.solve(self.ztz + 1e-6 * np.eye(self.q), ztr)                     # (J, q, r)
+            b0 = 0.5 * np.where((self.counts > self.q)[:, None, None], fit, 0.0).transpose(0, 2, 1)
+            res = res - (np.repeat(b0, self.counts, axis=0) * self.Z[:, None, :]).sum(-1)
+        sig0 = np.cov(res.T).reshape(self.r, self.r) + 1e-8 * np.eye(self.r) if self.r else np.zeros((0, 0))
         self.sigma = np.repeat(sig0[None], k, axis=0)
         self.sigma_inv = np.linalg.inv(self.sigma) if self.r else self.sigma
         self._sig_root = np.linalg.cholesky(self.sigma) if self.r else self.sigma
-        self.b = np.zeros((k, self.J, self.r, self.q))
+        self.b = np.repeat(b0[None], k, axis=0)                                  # (k, J, r, q)
         x2 = self.X2 if self.X2.ndim == 2 else self.X2[0]
         beta2 = np.linalg.lstsq(x2, W0, rcond=None)[0] if self.s else np.zeros((x2.shape[1], 0))
         self.beta2 = np.repeat(beta2[None], k, axis=0)                           # (k, p2, s)
         om = np.eye(self.d)
         if self.r:
-            om[: self.rq, : self.rq] = 0.5 * np.kron(np.diag(np.diag(sig0)), np.eye(self.q)) + 1e-6 * np.eye(self.rq)
+            om[: self.rq, : self.rq] = np.cov(b0.reshape(self.J, self.rq).T).reshape(self.rq, self.rq) \
+                + 1e-6 * np.eye(self.rq)
         if self.s:
             om[self.rq:, self.rq:] = np.cov((W0 - x2 @ beta2).T).reshape(self.s, self.s) + 1e-6 * np.eye(self.s)
         self.omega = np.repeat(om[None], k, axis=0)
@@ -164,10 +173,14 @@ class TwoLevelSampler:
         self._tril_r, self._tril_d = np.tril_indices(self.r, -1), np.tril_indices(self.d, -1)
         self._triu = np.triu_indices(self.d), np.triu_indices(self.r)
         self._pos = _BLOCK
-        self._lat_obs = {}
+        self._lat_obs, self._bound_rows = {}, {}
         for f in self.factors:
+            obs = np.flatnonzero(f.codes >= 0)
+            codes = f.codes[obs]
             for h, c in enumerate(f.cols):
-                self._lat_obs[c] = (f, h + 1, np.flatnonzero(f.codes >= 0))
+                self._lat_obs[c] = (f, h + 1, obs)
+                rivals = [(cc, np.flatnonzero(codes == g)) for g, cc in enumerate(f.cols, start=1) if cc != c]
+                self._bound_rows[c] = (np.flatnonzero(codes == h + 1), np.flatnonzero(codes == 0), rivals)
 
     # -- set-up -------------------------------------------------------------------------------
     def set_predictors(self, X: np.ndarray, X2: np.ndarray | None = None, sorted_rows: bool = True) -> None:
@@ -307,20 +320,14 @@ class TwoLevelSampler:
         """Truncation of latent column c (level ``level``) in the rows with an observed category: above
         0 and the other columns where the row's level is this one, below 0 for the reference level,
         below the row's level's column otherwise. Returns (lower, upper), each (k, rows)."""
-        codes = f.codes[obs]
+        mine, ref, rivals = self._bound_rows[c]
         lower = np.full((self.k, len(obs)), -np.inf)
         upper = np.full((self.k, len(obs)), np.inf)
-        mine = codes == level
         others = [cc for cc in f.cols if cc != c]
-        if others:
-            lower[:, mine] = np.maximum(self.Y[:, obs[mine]][:, :, others].max(axis=-1), 0.0)
-        else:
-            lower[:, mine] = 0.0
-        upper[:, codes == 0] = 0.0
-        for h, cc in enumerate(f.cols, start=1):
-            if cc != c:
-                sel = codes == h
-                upper[:, sel] = self.Y[:, obs[sel], cc]
+        lower[:, mine] = np.maximum(self.Y[:, obs[mine]][:, :, others].max(axis=-1), 0.0) if others else 0.0
+        upper[:, ref] = 0.0
+        for cc, sel in rivals:
+            upper[:, sel] = self.Y[:, obs[sel], cc]
         return lower, upper
 
     def _level2(self) -> None:
@@ -368,11 +375,23 @@ class TwoLevelSampler:
         return self.W.copy()
 
     def parameters(self) -> np.ndarray:
-        """β, β₂, the unique elements of Ω and of Σ per chain: (k, P) (the traced parameters)."""
+        """β, β₂, the unique elements of Ω and of Σ per chain: (k, P) (the traced parameters).
+
+        A latent column's scale is not identified (only its sign is observed), so its parameters are
+        reported on the scale where its residual variance is 1: β, Σ and Ω divided by √Σ_cc."""
         k = self.k
         iu_d, iu_r = self._triu
-        parts = [self.beta.transpose(0, 2, 1).reshape(k, -1), self.beta2.transpose(0, 2, 1).reshape(k, -1),
-                 self.omega[:, iu_d[0], iu_d[1]], self.sigma[:, iu_r[0], iu_r[1]]]
+        beta, sigma, omega = self.beta, self.sigma, self.omega
+        if self.latent:
+            sc = np.ones((k, self.r))
+            sc[:, self.latent] = np.sqrt(sigma[:, self.latent, self.latent])
+            su = np.ones((k, self.d))
+            su[:, : self.rq] = np.repeat(sc, self.q, axis=1)
+            beta = beta / sc[:, None, :]
+            sigma = sigma / (sc[:, :, None] * sc[:, None, :])
+            omega = omega / (su[:, :, None] * su[:, None, :])
+        parts = [beta.transpose(0, 2, 1).reshape(k, -1), self.beta2.transpose(0, 2, 1).reshape(k, -1),
+                 omega[:, iu_d[0], iu_d[1]], sigma[:, iu_r[0], iu_r[1]]]
         return np.concatenate(parts, axis=1)
 
     def parameter_names(self, xnames, znames, ynames, x2names=(), wnames=()) -> list[str]:
