@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pytest
 from refs import REF
 
 import mixedmodels as mm
@@ -61,14 +60,10 @@ def _checks(imps: mm.Imputations, ref: dict) -> None:
     assert abs(l2 - ref["schqual_mean"]) < 0.3
 
 
-@pytest.fixture(scope="module")
-def pan():
+def test_pan_with_level2_and_categorical_variables_agrees_with_jomo():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.ConvergenceWarning)
-        return mm.impute(D, FORMULAS, method="pan", m=10, seed=5, n_burn=1500, n_iter=50)
-
-
-def test_pan_with_level2_and_categorical_variables_agrees_with_jomo(pan):
+        pan = mm.impute(D, FORMULAS, method="pan", m=10, seed=5, n_burn=1500, n_iter=50)
     _checks(pan, R["jomo"])
     _agree(pan, R["jomo"])
     diag = pan.diagnostics
