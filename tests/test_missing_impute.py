@@ -221,6 +221,22 @@ def test_inverse_wishart_draws_have_the_right_mean():
     np.testing.assert_allclose(sig.mean(axis=0), scale / (10 - 2 - 1), rtol=0.05)   # E[IW(ν, S)] = S/(ν − d − 1)
     np.testing.assert_allclose(root @ root.transpose(0, 2, 1), sig, rtol=1e-10)
     np.testing.assert_allclose(prec @ sig, np.repeat(np.eye(2)[None], k, axis=0), atol=1e-8)
+    # one chain goes to LAPACK directly: the same draw as the batched path
+    one = inv_wishart(10.0, scale[None], chi[:1], np.full((1, 1), 0.3), np.tril_indices(2, -1))
+    two = inv_wishart(10.0, np.repeat(scale[None], 2, axis=0), chi[:2], np.full((2, 1), 0.3), np.tril_indices(2, -1))
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
+
+
+def test_closed_form_gaussian_draw_of_2x2_precisions_matches_the_cholesky_solve():
+    from mixedmodels.missing.sampler import gaussian_draw_2x2
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(3, 5, 2, 2))
+    prec = m @ m.transpose(0, 1, 3, 2) + np.eye(2)
+    rhs, z = rng.normal(size=(3, 5, 2)), rng.normal(size=(3, 5, 2))
+    low = np.linalg.cholesky(prec)
+    want = np.linalg.solve(low.transpose(0, 1, 3, 2), (np.linalg.solve(low, rhs[..., None]) + z[..., None]))[..., 0]
+    np.testing.assert_allclose(gaussian_draw_2x2(prec, rhs, z), want, rtol=1e-12)
 
 
 def test_pan_with_random_slopes_under_mcar_agrees_with_the_full_data_fit():

@@ -24,11 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 from scipy.special import ndtr, ndtri
 
 from ..core.terms import ReTermMatrix
 
-__all__ = ["TwoLevelSampler", "LatentFactor", "inv_wishart"]
+__all__ = ["TwoLevelSampler", "LatentFactor", "inv_wishart", "gaussian_draw_2x2"]
 
 _BLOCK = 64   # sweeps of random numbers drawn at once
 
@@ -54,15 +55,37 @@ def inv_wishart(df: float, scale: np.ndarray, chi: np.ndarray, nrm: np.ndarray, 
     normals below the diagonal. With scale = LLᵀ and the Wishart W = L⁻ᵀAAᵀL⁻¹, Σ = W⁻¹ = FFᵀ, F = LA⁻ᵀ.
     """
     d = scale.shape[-1]
-    low = np.linalg.cholesky(scale)
     a = np.zeros(scale.shape)
     idx = np.arange(d)
     a[:, idx, idx] = np.sqrt(chi)
     if d > 1:
         a[:, tril[0], tril[1]] = nrm
-    f = low @ np.linalg.inv(a).transpose(0, 2, 1)
-    g = a.transpose(0, 2, 1) @ np.linalg.inv(low)          # Σ⁻¹ = W = gᵀg
+    low = ainv = linv = None
+    if scale.shape[0] == 1:
+        # one chain: LAPACK directly (numpy.linalg's per-call overhead dominates on 2 × 2 matrices)
+        c, info = lapack.dpotrf(scale[0], lower=1, clean=1)
+        if info == 0:
+            low = c[None]
+            ainv = lapack.dtrtri(a[0], lower=1)[0][None]
+            linv = lapack.dtrtri(c, lower=1)[0][None]
+    if low is None:
+        low = np.linalg.cholesky(scale)
+        ainv, linv = np.linalg.inv(a), np.linalg.inv(low)
+    f = low @ ainv.transpose(0, 2, 1)
+    g = a.transpose(0, 2, 1) @ linv                         # Σ⁻¹ = W = gᵀg
     return f @ f.transpose(0, 2, 1), f, g.transpose(0, 2, 1) @ g
+
+
+def gaussian_draw_2x2(prec: np.ndarray, rhs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Draws from N(prec⁻¹ rhs, prec⁻¹) for a stack of 2 × 2 precisions (…, 2, 2): x = L⁻ᵀ(L⁻¹ rhs + z)
+    with prec = LLᵀ, in closed form (elementwise over the stack, no LAPACK call per matrix)."""
+    l11 = np.sqrt(prec[..., 0, 0])
+    l21 = prec[..., 1, 0] / l11
+    l22 = np.sqrt(prec[..., 1, 1] - l21 * l21)
+    w1 = rhs[..., 0] / l11 + z[..., 0]
+    w2 = (rhs[..., 1] - l21 * (rhs[..., 0] / l11)) / l22 + z[..., 1]
+    x2 = w2 / l22
+    return np.stack([(w1 - l21 * x2) / l11, x2], axis=-1)
 
 
 def _truncated(mean: np.ndarray, sd: np.ndarray, lower: np.ndarray, upper: np.ndarray, u: np.ndarray):
@@ -273,6 +296,10 @@ class TwoLevelSampler:
         if rq == 1:
             prec = lam[:, :1, 0] + self.sigma_inv[:, :1, 0] * self.ztz[None, :, 0, 0]    # (k, J)
             self.b = (rhs[..., 0] / prec + zn[..., 0] / np.sqrt(prec)).reshape(k, J, 1, 1)
+        elif rq == 2:
+            self.b = gaussian_draw_2x2(lam[:, None, :2, :2] + (self.sigma_inv[:, None, :, None, :, None]
+                                                    * self.ztz[None, :, None, :, None, :]).reshape(k, J, 2, 2),
+                            rhs, zn).reshape(k, J, r, q)
         else:
             kron = (self.sigma_inv[:, None, :, None, :, None] * self.ztz[None, :, None, :, None, :])
             kron = kron.reshape(k, J, rq, rq)
