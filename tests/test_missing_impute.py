@@ -236,7 +236,8 @@ def test_closed_form_gaussian_draw_of_2x2_precisions_matches_the_cholesky_solve(
     rhs, z = rng.normal(size=(3, 5, 2)), rng.normal(size=(3, 5, 2))
     low = np.linalg.cholesky(prec)
     want = np.linalg.solve(low.transpose(0, 1, 3, 2), (np.linalg.solve(low, rhs[..., None]) + z[..., None]))[..., 0]
-    np.testing.assert_allclose(gaussian_draw_2x2(prec, rhs, z), want, rtol=1e-12)
+    np.testing.assert_allclose(gaussian_draw_2x2(prec[..., 0, 0], prec[..., 1, 0], prec[..., 1, 1], rhs, z), want,
+                               rtol=1e-12)
 
 
 def test_pan_with_random_slopes_under_mcar_agrees_with_the_full_data_fit():

@@ -55,37 +55,42 @@ def inv_wishart(df: float, scale: np.ndarray, chi: np.ndarray, nrm: np.ndarray, 
     normals below the diagonal. With scale = LLᵀ and the Wishart W = L⁻ᵀAAᵀL⁻¹, Σ = W⁻¹ = FFᵀ, F = LA⁻ᵀ.
     """
     d = scale.shape[-1]
+    if scale.shape[0] == 1:
+        # one chain: 2-D arrays and LAPACK directly (numpy.linalg's per-call overhead dominates on the
+        # 2 × 2 matrices of a sweep)
+        low, info = lapack.dpotrf(scale[0], lower=1, clean=1)
+        if info == 0:
+            a = np.diag(np.sqrt(chi[0]))
+            if d > 1:
+                a[tril] = nrm[0]
+            f = low @ lapack.dtrtri(a, lower=1)[0].T
+            g = a.T @ lapack.dtrtri(low, lower=1)[0]              # Σ⁻¹ = W = gᵀg
+            return (f @ f.T)[None], f[None], (g.T @ g)[None]
+    low = np.linalg.cholesky(scale)
     a = np.zeros(scale.shape)
     idx = np.arange(d)
     a[:, idx, idx] = np.sqrt(chi)
     if d > 1:
         a[:, tril[0], tril[1]] = nrm
-    low = ainv = linv = None
-    if scale.shape[0] == 1:
-        # one chain: LAPACK directly (numpy.linalg's per-call overhead dominates on 2 × 2 matrices)
-        c, info = lapack.dpotrf(scale[0], lower=1, clean=1)
-        if info == 0:
-            low = c[None]
-            ainv = lapack.dtrtri(a[0], lower=1)[0][None]
-            linv = lapack.dtrtri(c, lower=1)[0][None]
-    if low is None:
-        low = np.linalg.cholesky(scale)
-        ainv, linv = np.linalg.inv(a), np.linalg.inv(low)
-    f = low @ ainv.transpose(0, 2, 1)
-    g = a.transpose(0, 2, 1) @ linv                         # Σ⁻¹ = W = gᵀg
+    f = low @ np.linalg.inv(a).transpose(0, 2, 1)
+    g = a.transpose(0, 2, 1) @ np.linalg.inv(low)          # Σ⁻¹ = W = gᵀg
     return f @ f.transpose(0, 2, 1), f, g.transpose(0, 2, 1) @ g
 
 
-def gaussian_draw_2x2(prec: np.ndarray, rhs: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Draws from N(prec⁻¹ rhs, prec⁻¹) for a stack of 2 × 2 precisions (…, 2, 2): x = L⁻ᵀ(L⁻¹ rhs + z)
-    with prec = LLᵀ, in closed form (elementwise over the stack, no LAPACK call per matrix)."""
-    l11 = np.sqrt(prec[..., 0, 0])
-    l21 = prec[..., 1, 0] / l11
-    l22 = np.sqrt(prec[..., 1, 1] - l21 * l21)
-    w1 = rhs[..., 0] / l11 + z[..., 0]
-    w2 = (rhs[..., 1] - l21 * (rhs[..., 0] / l11)) / l22 + z[..., 1]
-    x2 = w2 / l22
-    return np.stack([(w1 - l21 * x2) / l11, x2], axis=-1)
+def gaussian_draw_2x2(p00: np.ndarray, p10: np.ndarray, p11: np.ndarray, rhs: np.ndarray, z: np.ndarray):
+    """Draws from N(P⁻¹ rhs, P⁻¹) for a stack of 2 × 2 precisions P = [[p00, p10], [p10, p11]] (each
+    element an array over the stack; ``rhs`` and ``z`` (…, 2)): x = L⁻ᵀ(L⁻¹ rhs + z) with P = LLᵀ, in
+    closed form (elementwise over the stack, no LAPACK call per matrix)."""
+    l11 = np.sqrt(p00)
+    l21 = p10 / l11
+    l22 = np.sqrt(p11 - l21 * l21)
+    r1 = rhs[..., 0] / l11
+    w1 = r1 + z[..., 0]
+    x2 = ((rhs[..., 1] - l21 * r1) / l22 + z[..., 1]) / l22
+    out = np.empty(rhs.shape)
+    out[..., 0] = (w1 - l21 * x2) / l11
+    out[..., 1] = x2
+    return out
 
 
 def _truncated(mean: np.ndarray, sd: np.ndarray, lower: np.ndarray, upper: np.ndarray, u: np.ndarray):
@@ -147,6 +152,9 @@ class TwoLevelSampler:
         # level-1 missing cells per column (latent columns: every row, truncated where observed)
         self.miss = np.isnan(Y)
         self.mis_rows = [np.flatnonzero(self.miss[:, c]) for c in range(self.r)]
+        # flat positions of those cells in the (k, n, r) arrays
+        self._flat = [((np.arange(int(chains))[:, None] * self.n + rows[None, :]) * self.r + c)
+                      for c, rows in enumerate(self.mis_rows)]
         self.w_miss = np.isnan(self.W0)
         self.w_rows = [np.flatnonzero(self.w_miss[:, c]) for c in range(self.s)]
         k = self.k
@@ -296,10 +304,17 @@ class TwoLevelSampler:
         if rq == 1:
             prec = lam[:, :1, 0] + self.sigma_inv[:, :1, 0] * self.ztz[None, :, 0, 0]    # (k, J)
             self.b = (rhs[..., 0] / prec + zn[..., 0] / np.sqrt(prec)).reshape(k, J, 1, 1)
+        elif rq == 2 and self.ones_z:
+            # random intercepts of two variables: precision Λ_bb + nⱼ Σ⁻¹, its three elements per cluster
+            nj, si = self.ztz[None, :, 0, 0], self.sigma_inv
+            p00 = lam[:, :1, 0] + nj * si[:, :1, 0]
+            p10 = lam[:, 1:2, 0] + nj * si[:, 1:2, 0]
+            p11 = lam[:, 1:2, 1] + nj * si[:, 1:2, 1]
+            self.b = gaussian_draw_2x2(p00, p10, p11, rhs, zn).reshape(k, J, r, q)
         elif rq == 2:
-            self.b = gaussian_draw_2x2(lam[:, None, :2, :2] + (self.sigma_inv[:, None, :, None, :, None]
-                                                    * self.ztz[None, :, None, :, None, :]).reshape(k, J, 2, 2),
-                            rhs, zn).reshape(k, J, r, q)
+            prec = lam[:, None, :2, :2] + (self.sigma_inv[:, None, :, None, :, None]
+                                           * self.ztz[None, :, None, :, None, :]).reshape(k, J, 2, 2)
+            self.b = gaussian_draw_2x2(prec[..., 0, 0], prec[..., 1, 0], prec[..., 1, 1], rhs, zn).reshape(k, J, r, q)
         else:
             kron = (self.sigma_inv[:, None, :, None, :, None] * self.ztz[None, :, None, :, None, :])
             kron = kron.reshape(k, J, rq, rq)
@@ -326,11 +341,12 @@ class TwoLevelSampler:
             sd = 1.0 / np.sqrt(lcc)
             rows = self.mis_rows[c]
             if len(rows):
-                er = E[:, rows]                                     # (k, m, r)
+                er = E.take(rows, axis=1)                           # (k, m, r); take/put: no fancy-index overhead
                 old = er[..., c]
                 new = old - (er @ lam_c)[..., 0] / lcc + sd * self._z(f"y{c}", (k, len(rows)))
-                Y[:, rows, c] += new - old
-                E[:, rows, c] = new
+                flat = self._flat[c]
+                np.put(Y, flat, Y.take(flat) + (new - old))
+                np.put(E, flat, new)
             if c in self._lat_obs:
                 f, level, obs = self._lat_obs[c]
                 er = E[:, obs]
