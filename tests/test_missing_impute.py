@@ -188,8 +188,15 @@ def test_bad_inputs_get_clear_errors_or_reported_decisions():
         mm.impute(d2, "ReadDis + Empty ~ ReadAchiev + (1 | ID)", method="pan", m=2)
     with pytest.raises(mm.DataError, match="entirely missing"):
         mm.impute(d2[["ID", "ReadDis", "Empty"]], group="ID", method="forest")
-    with pytest.raises(mm.DataError, match="numeric"):
-        mm.impute(d.assign(Sex=d["Sex"].where(d.index % 5 > 0)), "Sex ~ ReadAchiev + (1 | ID)", method="pan", m=2)
+    with pytest.raises(mm.DataError, match="1 observed level"):
+        mm.impute(d.assign(Sex=d["Sex"].where(d["Sex"] == "Boy")), "Sex ~ ReadAchiev + (1 | ID)", method="pan", m=2)
+    with pytest.raises(mm.DataError, match="varies within"):
+        mm.impute(d, ["ReadDis ~ ReadAchiev + (1 | ID)", "SES ~ 1"], method="pan", m=2)
+    with pytest.raises(mm.DataError, match="level-2 column 'Sex' is categorical"):
+        mm.impute(d.assign(Sex=d["ID"].map(lambda i: "a" if i % 2 else None)),
+                  ["ReadDis ~ ReadAchiev + (1 | ID)", "Sex ~ 1"], method="pan", m=2)
+    with pytest.raises(ValueError, match="left of both"):
+        mm.impute(d, ["ReadDis ~ ReadAchiev + (1 | ID)", "ReadDis ~ 1"], method="pan", m=2)
     with pytest.raises(mm.DataError, match="left of '~'"):
         mm.impute(d, "ReadDis ~ SES + (1 | ID)", method="pan", m=2)
     with pytest.raises(ValueError, match="method must be"):
@@ -204,11 +211,33 @@ def test_bad_inputs_get_clear_errors_or_reported_decisions():
 
 
 def test_inverse_wishart_draws_have_the_right_mean():
-    from mixedmodels.missing.pan import inv_wishart
+    from mixedmodels.missing.sampler import inv_wishart
     rng = np.random.default_rng(0)
     scale = np.array([[2.0, 0.5], [0.5, 1.0]])
-    mean = np.mean([inv_wishart(rng, 10.0, scale) for _ in range(4000)], axis=0)
-    np.testing.assert_allclose(mean, scale / (10 - 2 - 1), rtol=0.05)   # E[IW(ν, S)] = S/(ν − d − 1)
+    k = 8000
+    chi = rng.chisquare(10.0 - np.arange(2), size=(k, 2))
+    sig, root, prec = inv_wishart(10.0, np.repeat(scale[None], k, axis=0), chi, rng.standard_normal((k, 1)),
+                                  np.tril_indices(2, -1))
+    np.testing.assert_allclose(sig.mean(axis=0), scale / (10 - 2 - 1), rtol=0.05)   # E[IW(ν, S)] = S/(ν − d − 1)
+    np.testing.assert_allclose(root @ root.transpose(0, 2, 1), sig, rtol=1e-10)
+    np.testing.assert_allclose(prec @ sig, np.repeat(np.eye(2)[None], k, axis=0), atol=1e-8)
+    # one chain goes to LAPACK directly: the same draw as the batched path
+    one = inv_wishart(10.0, scale[None], chi[:1], np.full((1, 1), 0.3), np.tril_indices(2, -1))
+    two = inv_wishart(10.0, np.repeat(scale[None], 2, axis=0), chi[:2], np.full((2, 1), 0.3), np.tril_indices(2, -1))
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
+
+
+def test_closed_form_gaussian_draw_of_2x2_precisions_matches_the_cholesky_solve():
+    from mixedmodels.missing.sampler import gaussian_draw_2x2
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(3, 5, 2, 2))
+    prec = m @ m.transpose(0, 1, 3, 2) + np.eye(2)
+    rhs, z = rng.normal(size=(3, 5, 2)), rng.normal(size=(3, 5, 2))
+    low = np.linalg.cholesky(prec)
+    want = np.linalg.solve(low.transpose(0, 1, 3, 2), (np.linalg.solve(low, rhs[..., None]) + z[..., None]))[..., 0]
+    np.testing.assert_allclose(gaussian_draw_2x2(prec[..., 0, 0], prec[..., 1, 0], prec[..., 1, 1], rhs, z), want,
+                               rtol=1e-12)
 
 
 def test_pan_with_random_slopes_under_mcar_agrees_with_the_full_data_fit():

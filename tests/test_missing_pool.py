@@ -185,3 +185,19 @@ def test_imputations_object():
         Imputations(long)
     with pytest.raises(ValueError, match="imputation number"):
         Imputations.from_long(long, imp="nope")
+
+
+def test_refit_path_for_an_imputed_response_gives_the_separate_fits():
+    """Only the response imputed: the fits after the first are refit(y) of the first (nothing re-parsed);
+    they must be the fits lmer gives each data set on its own."""
+    d = mm.load_dataset("sleepstudy")
+    rng = np.random.default_rng(8)
+    sets = [d.assign(Reaction=d["Reaction"] + rng.normal(scale=20, size=len(d)) * (d.index % 4 == 0))
+            for _ in range(4)]
+    imps = Imputations(sets)
+    fits = mm.lmer("Reaction ~ Days + (Days | Subject)", imps)
+    for f, data in zip(fits.fits, sets):
+        alone = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+        np.testing.assert_allclose(f.fixef.to_numpy(), alone.fixef.to_numpy(), rtol=1e-5)
+        np.testing.assert_allclose(f.loglik, alone.loglik, rtol=1e-8)
+        np.testing.assert_allclose(f.theta, alone.theta, rtol=1e-3, atol=1e-4)

@@ -215,31 +215,38 @@ def pool(fits: list, df_com: float | None = None) -> MIFits:
     return MIFits(fits, df_com=df_com)
 
 
-def _fast_design(design0, frame: pd.DataFrame, changed: set[str]):
-    """The design of a first imputation re-evaluated on another imputation's rows: the parsed formula,
-    grouping codes and term structure are kept; only the columns that imputation changed are rebuilt."""
+def _stacked_designs(design0, frames: list[pd.DataFrame], changed: set[str]) -> list | None:
+    """The first imputation's design re-evaluated on the other imputations' rows, all at once: one
+    model-matrix evaluation over the stacked frames for the fixed part and for each random-effects term
+    whose variables the imputations changed; the parsed formula, grouping codes and term structure are
+    kept. None when the response is not a plain column or a value is not finite (then fit in full)."""
     spec = design0.formula
-    y = np.asarray(frame[spec.response], dtype=float) if spec.response in frame.columns else None
-    if y is None:
+    if spec.response not in frames[0].columns:
         return None
-    mat = design0.fixed_spec.get_model_matrix(frame, na_action="ignore")
+    n = len(frames[0])
+    long = pd.concat(frames, ignore_index=True)
+    mat = design0.fixed_spec.get_model_matrix(long, na_action="ignore")
     names = [r_column_name(c) for c in mat.columns]
     try:
-        idx = [names.index(n) for n in design0.fixef_names]
+        idx = [names.index(nm) for nm in design0.fixef_names]
     except ValueError:
         return None
     X = np.asarray(mat, dtype=float)[:, idx]
-    terms = []
-    for term in design0.terms:
-        used = set(getattr(term.model_spec, "required_variables", set()) or set())
-        if used & changed:
-            vals = term.model_spec.get_model_matrix(frame, na_action="ignore")
-            new = dataclasses.replace(term.matrix, values=np.asarray(vals, dtype=float))
-            term = dataclasses.replace(term, matrix=new)
-        terms.append(term)
+    y = pd.to_numeric(long[spec.response], errors="coerce").to_numpy(dtype=float)
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
         return None
-    return dataclasses.replace(design0, y=y, X=X, terms=terms, frame=frame)
+    values = {}
+    for t, term in enumerate(design0.terms):
+        used = set(getattr(term.model_spec, "required_variables", set()) or set())
+        if used & changed:
+            values[t] = np.asarray(term.model_spec.get_model_matrix(long, na_action="ignore"), dtype=float)
+    out = []
+    for i, frame in enumerate(frames):
+        sl = slice(i * n, (i + 1) * n)
+        terms = [dataclasses.replace(term, matrix=dataclasses.replace(term.matrix, values=values[t][sl]))
+                 if t in values else term for t, term in enumerate(design0.terms)]
+        out.append(dataclasses.replace(design0, y=y[sl], X=X[sl], terms=terms, frame=frame))
+    return out
 
 
 def _check_levels(imputations: Imputations, cols: list[str]) -> None:
@@ -260,9 +267,12 @@ def fit_imputations(fit_function: Callable, formula: str, imputations: Imputatio
                     df_com: float | None = None, **kwargs) -> MIFits:
     """Fit ``fit_function(formula, data, **kwargs)`` (``mm.lmer``/``mm.glmer``) to each imputed data set.
 
-    The first data set is fit in full. For linear mixed models the others reuse its parsed formula,
-    grouping codes and random-effects structure (only the columns the imputations change are
-    re-evaluated) and start the optimizer at the first fit's θ, so m fits cost little more than one.
+    The first data set is fit in full; the others reuse its parsed formula, grouping codes and
+    random-effects structure and start the optimizer at the first fit's estimates, so m fits cost
+    little more than m optimizations. When the imputations changed only the response, each is
+    ``first.refit(y)`` (lme4's ``refit``); otherwise the columns they changed are re-evaluated in
+    one model-matrix evaluation over all the imputed data sets and each fit gets its own design
+    (``first.with_design(...)``).
     """
     if not isinstance(imputations, Imputations):
         raise TypeError(f"expected an Imputations object, got {type(imputations).__name__}")
@@ -276,26 +286,31 @@ def fit_imputations(fit_function: Callable, formula: str, imputations: Imputatio
             warnings.warn(f"in every imputed data set: {w.message}", MissingDataWarning, stacklevel=3)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    fits = [first]
     rows = first.design.frame.index
     base = imputations[0]
     cols = list(first.design.frame.columns)
     _check_levels(imputations, [c for c in cols if not pd.api.types.is_numeric_dtype(base[c])])
-    fast = hasattr(first, "refit") and type(first).__name__ == "LinearMixedModel" and not kwargs.get("standardize")
-    for data in imputations.datasets[1:]:
-        design = None
-        if fast:
-            frame = data.loc[rows, cols]
-            changed = {c for c in cols if not frame[c].equals(base.loc[rows, c])}
-            design = _fast_design(first.design, frame, changed)
-        if design is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", MissingDataWarning)
-                fit = fit_function(formula, data, **kwargs)
+    frames = [d.loc[rows, cols] for d in imputations.datasets[1:]]
+    b0 = base.loc[rows, cols]
+    changed = {c for c in cols if any(not f[c].equals(b0[c]) for f in frames)}
+    response = first.design.formula.response
+    rest = None
+    if not kwargs.get("standardize") and hasattr(first, "refit"):
+        if changed <= {response} and response in cols and pd.api.types.is_numeric_dtype(b0[response]) \
+                and not pd.api.types.is_bool_dtype(b0[response]) and first.design.trials is None:
+            # only the response was imputed: lme4's refit(m, newresp), nothing re-parsed or rebuilt
+            rest = [first.refit(f[response].to_numpy(dtype=float)) for f in frames]
         else:
-            fit = first.with_design(design).fit(start=first.theta)
-            fit.name, fit.data_name = first.name, first.data_name
-        fits.append(fit)
+            designs = _stacked_designs(first.design, frames, changed)
+            if designs is not None:
+                rest = [first.with_design(dz).fit(start=first.warm_start()) for dz in designs]
+                for fit in rest:
+                    fit.name, fit.data_name = first.name, first.data_name
+    if rest is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingDataWarning)
+            rest = [fit_function(formula, data, **kwargs) for data in imputations.datasets[1:]]
+    fits = [first] + rest
     return MIFits(fits, df_com=df_com, imputations=imputations)
 
 

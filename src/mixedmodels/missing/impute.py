@@ -9,14 +9,14 @@ import pandas as pd
 
 from ..exceptions import ConvergenceWarning, DataError, MissingDataWarning
 from ..spec.arguments import check_count
-from ..spec.formula import parse_formula
 from .fcs import fcs_impute
 from .forest import forest_impute
 from .imputations import Imputations
-from .pan import PanSampler, imputation_matrices, rhat_table
+from .jointmodel import parse_imputation_formula
+from .pan import pan_impute
 from .report import formula_roles
 
-__all__ = ["impute", "imputation_model"]
+__all__ = ["impute"]
 
 _METHODS = ("forest", "pan", "fcs")
 
@@ -41,47 +41,17 @@ def _entirely_missing(data: pd.DataFrame, cols: list[str]) -> None:
                             "drop it from the imputation model")
 
 
-def imputation_model(formula: str, data: pd.DataFrame) -> dict:
-    """The pieces of a joint imputation formula ``"y1 + y2 ~ x1 + x2 + (1 | g)"``: the variables to
-    impute (left), the complete predictors (fixed part) and random-effects columns, the grouping factor."""
-    spec = parse_formula(formula)
-    lhs, preds, groups = formula_roles(formula, data)
-    if not lhs:
-        raise ValueError(f"the imputation formula {formula!r} needs the variables to impute on its left, "
-                         "e.g. 'ReadDis + SES ~ ReadAchiev + (1 | ID)'")
-    if len(spec.random) != 1 or len(groups) != 1:
-        raise ValueError(f"the imputation formula {formula!r} needs exactly one random-effects term with one "
-                         "grouping factor, e.g. (1 | ID) or (1 + x | ID) (two-level imputation)")
-    return {"spec": spec, "targets": lhs, "predictors": preds, "group": groups[0]}
-
-
-def _pan(data: pd.DataFrame, formula: str, m: int, seed, n_burn: int, n_iter: int) -> Imputations:
-    model = imputation_model(formula, data)
-    targets, group = model["targets"], model["group"]
-    data, dropped = _drop_missing_groups(data, [group])
-    _entirely_missing(data, targets)
-    for c in targets:
-        if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c]):
-            raise DataError(f"column {c!r} is {data[c].dtype}: the joint normal model (pan) imputes numeric "
-                            "variables; impute categorical ones with method='forest' (or code them as numbers)")
-    fixed, zmat, codes = imputation_matrices(data, model)
-    X, Z = np.asarray(fixed, dtype=float), np.asarray(zmat, dtype=float)
-    rng = np.random.default_rng(seed)
-    sampler = PanSampler(data[targets].to_numpy(dtype=float), X, Z, codes, rng)
-    draws, trace = sampler.run(m, n_burn, n_iter)
-    names = sampler.parameter_names([str(c) for c in fixed.columns], [str(c) for c in zmat.columns], targets)
-    diag = rhat_table(trace, names)
-    sets = []
-    mask = data[targets].isna()
-    for y in draws:
-        d = data.copy()
-        for j, c in enumerate(targets):
-            rows = mask[c].to_numpy()
-            d.loc[rows, c] = y[rows, j]
-        sets.append(d)
-    info = {"formula": formula, "seed": seed, "n_burn": n_burn, "n_iter": n_iter, "rows_dropped": dropped}
-    _warn_rhat(diag, "n_burn")
-    return Imputations(sets, data=data, mask=mask, method="pan", diagnostics=diag, info=info)
+def _pan_or_fcs(data: pd.DataFrame, formula, method: str, m: int, seed, **settings) -> Imputations:
+    model = parse_imputation_formula(formula, data)
+    data, dropped = _drop_missing_groups(data, [model["group"]])
+    _entirely_missing(data, model["targets"] + model["level2"])
+    if method == "pan":
+        imps = pan_impute(data, model, m=m, seed=seed, **settings)
+    else:
+        imps = fcs_impute(data, model, m=m, seed=seed, **settings)
+    imps.info["rows_dropped"] = dropped
+    _warn_rhat(imps.diagnostics, "n_burn" if method == "pan" else "maxit")
+    return imps
 
 
 def _warn_rhat(diag: pd.DataFrame, knob: str) -> None:
@@ -101,11 +71,15 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
     Parameters
     ----------
     data : pandas.DataFrame
-    formula : str, optional
+    formula : str or list of two str, optional
         For ``"pan"`` and ``"fcs"`` (required): the imputation model, mitml's ``panImpute``
         spelling: the variables to impute on the left, the complete predictors on the right, and one
-        random-effects term, e.g. ``"ReadDis + SES ~ ReadAchiev + (1 | ID)"``. For ``"forest"``
-        (optional): its variables are the columns used, and its grouping factor the cluster.
+        random-effects term, e.g. ``"ReadDis + SES ~ ReadAchiev + (1 | ID)"``. With level-2
+        variables (one value per cluster), a list of two formulas as mitml's ``jomoImpute``:
+        ``["ReadDis ~ ReadAchiev + (1 | ID)", "SchClimate ~ 1"]``. Categorical variables (strings,
+        categories, booleans) on the left are imputed through latent normal variables (jomo's
+        model), with their observed levels only. For ``"forest"`` (optional): its variables are the
+        columns used, and its grouping factor the cluster.
     method : {"forest", "pan", "fcs"}
         ``"forest"``: one-off imputation by missForest's algorithm (scikit-learn's random forests),
         the cluster means of the other variables as extra predictors. ``"pan"``: joint multilevel
@@ -161,14 +135,9 @@ def impute(data: pd.DataFrame, formula: str | None = None, *, method: str = "for
         if forest_options:
             raise TypeError(f"unexpected keyword arguments for method={method!r}: {', '.join(forest_options)}")
         if method == "pan":
-            return _pan(data, formula, m, seed, check_count("n_burn", n_burn, 3), check_count("n_iter", n_iter, 1))
-        model = imputation_model(formula, data)
-        sub, dropped = _drop_missing_groups(data, [model["group"]])
-        _entirely_missing(sub, model["targets"])
-        imps = fcs_impute(sub, model, m=m, seed=seed, maxit=check_count("maxit", maxit, 1))
-        imps.info["rows_dropped"] = dropped
-        _warn_rhat(imps.diagnostics, "maxit")
-        return imps
+            return _pan_or_fcs(data, formula, method, m, seed, n_burn=check_count("n_burn", n_burn, 3),
+                               n_iter=check_count("n_iter", n_iter, 1))
+        return _pan_or_fcs(data, formula, method, m, seed, maxit=check_count("maxit", maxit, 1))
     # forest
     if formula is not None:
         lhs, preds, groups = formula_roles(formula, data)
