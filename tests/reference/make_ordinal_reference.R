@@ -18,18 +18,23 @@ one <- function(form, link = "logit", threshold = "flexible", nAGQ = 1) {
   nab <- length(f$alpha) + length(f$beta)
   tau <- drop(f$tJac %*% f$alpha)
   X <- model.matrix(~ temp + contact, wine)[, -1, drop = FALSE]
-  eta0 <- drop(X %*% f$beta)
+  eta0 <- drop(X[, names(f$beta), drop = FALSE] %*% f$beta)
   re <- ranef(f)
   eta_re <- eta0
-  for (g in names(re)) eta_re <- eta_re + re[[g]][as.character(wine[[g]]), 1]
+  for (g in names(re)) {
+    lev <- as.character(wine[[g]])
+    eta_re <- eta_re + re[[g]][lev, 1]
+    if (ncol(re[[g]]) == 2) eta_re <- eta_re + re[[g]][lev, 2] * X[, "tempwarm"]  # (1 + temp | judge)
+  }
   vc <- VarCorr(f)
   list(formula = form, link = link, threshold = threshold, nAGQ = nAGQ,
        logLik = as.numeric(logLik(f)), AIC = AIC(f), alpha = as.list(f$alpha),
        thresholds = tau, beta = as.list(f$beta),
        se = as.list(sqrt(diag(V))[seq_len(nab)]),
        variance = lapply(vc, function(m) diag(as.matrix(m))),
-       ranef = lapply(re, function(r) r[, 1]),
-       condVar = lapply(f$condVar, function(v) as.numeric(v)),
+       covariance = lapply(vc, function(m) as.numeric(as.matrix(m))),
+       ranef = lapply(re, function(r) as.numeric(as.matrix(r))),
+       condVar = lapply(f$condVar, function(v) as.numeric(as.matrix(v))),
        prob0 = cum_probs(tau, eta0[1:8], link), prob_re = cum_probs(tau, eta_re[1:8], link))
 }
 
@@ -45,7 +50,9 @@ cases <- list(
   agq10 = one("rating ~ temp + contact + (1 | judge)", nAGQ = 10),
   probit_agq10 = one("rating ~ temp + contact + (1 | judge)", link = "probit", nAGQ = 10),
   crossed = one("rating ~ temp + contact + (1 | judge) + (1 | bottle)"),
-  crossed_probit = one("rating ~ temp + contact + (1 | judge) + (1 | bottle)", link = "probit")
+  crossed_probit = one("rating ~ temp + contact + (1 | judge) + (1 | bottle)", link = "probit"),
+  crossed2 = one("rating ~ contact + (1 | judge) + (1 | bottle)"),
+  vector = one("rating ~ temp + contact + (1 + temp | judge)")
 )
 writeLines(toJSON(cases, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            file.path(here, "ordinal_reference.json"))
