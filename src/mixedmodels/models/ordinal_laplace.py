@@ -168,6 +168,23 @@ class OrdinalEngine:
         H[np.diag_indices(self.q)] += 1.0
         return H
 
+    def _ascent_hessian(self, vals: np.ndarray, w: np.ndarray):
+        """H for the Newton step: the exact one where it is positive definite (always, for the
+        log-concave links), else with the weights clipped at 0, which keeps the step uphill."""
+        H = self._hessian(vals, w)
+        if self.link.log_concave or np.all(w >= 0):
+            return H
+        if self.single:
+            bad = np.linalg.eigvalsh(H)[:, 0] <= 0
+            if bad.any():
+                H[bad] = self._hessian(vals, np.maximum(w, 0.0))[bad]
+            return H
+        try:
+            np.linalg.cholesky(H)
+        except np.linalg.LinAlgError:
+            H = self._hessian(vals, np.maximum(w, 0.0))
+        return H
+
     def _solve(self, H, g: np.ndarray) -> np.ndarray:
         if self.single:
             m, l, _ = H.shape
@@ -204,9 +221,7 @@ class OrdinalEngine:
         ok = False
         for _ in range(_NEWTON_MAXIT):
             g = self._At(vals, self.wt * d.l_eta) - u
-            # the Newton step with the weights kept ≥ 0: an ascent direction for any link
-            H = self._hessian(vals, np.maximum(d.w, 0.0))
-            step = self._solve(H, g)
+            step = self._solve(self._ascent_hessian(vals, d.w), g)
             t = 1.0
             for _half in range(30):
                 un = u + t * step
@@ -216,9 +231,8 @@ class OrdinalEngine:
                 if objn >= obj - 1e-12 * abs(obj):
                     break
                 t *= 0.5
-            u, eta, d, obj_old, obj = un, etan, dn, obj, objn
-            if np.max(np.abs(t * step), initial=0.0) < _NEWTON_TOL or (
-                    abs(obj - obj_old) < 1e-14 * max(1.0, abs(obj)) and t < 1.0):
+            u, eta, d, obj = un, etan, dn, objn
+            if np.max(np.abs(t * step), initial=0.0) < _NEWTON_TOL:
                 ok = True
                 break
         H = self._hessian(vals, d.w)
