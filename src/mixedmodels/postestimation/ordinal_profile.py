@@ -62,7 +62,7 @@ def profile_confint(model, level: float = 0.95, parm: list[str] | None = None) -
         est, se = x_hat[j], tab.loc[name, "Std. Error"]
         ends = []
         for sign in (-1.0, 1.0):
-            def excess(v):
+            def excess(v, j=j):
                 return _profile_deviance(model, j, v, x_hat)[0] - d_hat - crit
             step = 2.0 * se if np.isfinite(se) and se > 0 else 1.0
             far = est + sign * step
