@@ -36,7 +36,8 @@ _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "
            "small_samples": "small-samples.md", "few_clusters": "small-samples.md", "blme": "small-samples.md",
            "tables": "tables.md", "tidy": "tables.md", "alternatives": "alternatives.md",
            "model_comparison": "model-comparison.md", "anova": "model-comparison.md",
-           "errors": "errors.md"}
+           "errors": "errors.md", "beyond_glm": "beyond-glm.md", "ordinal": "beyond-glm.md",
+           "clmm": "beyond-glm.md"}
 
 
 def _read(name: str = "convergence.md") -> str:
@@ -108,8 +109,8 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         ``"missing-data"`` prints the guide to missing data and multiple imputation;
         ``"machine_learning"`` the guide to random effects in machine learning
         (``docs/machine-learning.md``); likewise ``"big_data"``, ``"small_samples"``,
-        ``"tables"``, ``"alternatives"``, ``"model_comparison"`` and ``"errors"`` print those
-        guides of ``docs/``.
+        ``"tables"``, ``"alternatives"``, ``"model_comparison"``, ``"errors"`` and ``"beyond_glm"``
+        (ordinal models: also ``"ordinal"``, ``"clmm"``) print those guides of ``docs/``.
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 
