@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ordinal_links import CumulativeLink, ObsDerivatives, observation_derivatives
+from .ordinal_links import CumulativeLink, ObsDerivatives, add_third_order, observation_derivatives
 from .ordinal_thresholds import Thresholds
 
 __all__ = ["OrdinalEngine", "LaplaceState"]
 
 _NEWTON_MAXIT = 50
 _NEWTON_TOL = 1e-10
+_NEWTON_QUAD = 1e-6
 _DENSE_Q_MAX = 8_000
 
 
@@ -232,7 +233,10 @@ class OrdinalEngine:
                     break
                 t *= 0.5
             u, eta, d, obj = un, etan, dn, objn
-            if np.max(np.abs(t * step), initial=0.0) < _NEWTON_TOL:
+            size = np.max(np.abs(t * step), initial=0.0)
+            # a full Newton step of size s leaves an error of order s² (quadratic convergence;
+            # the exact Hessian is used for the log-concave links)
+            if size < _NEWTON_TOL or (t == 1.0 and self.link.log_concave and size < _NEWTON_QUAD):
                 ok = True
                 break
         H = self._hessian(vals, d.w)
@@ -286,10 +290,10 @@ class OrdinalEngine:
             g_tau = self._tau_gradient(wt * d.l_a, wt * d.l_c)
             return float(wt @ d.loglik), np.concatenate([self.thr.jacobian.T @ g_tau,
                                                          self.X.T @ (wt * d.l_eta)])
-        u, eta, _, vals, H, ok, _ = self.modes(alpha, beta, theta)
+        u, eta, d, vals, H, ok, _ = self.modes(alpha, beta, theta)
         if ok:
             self._u = u
-        d = self.derivatives(tau, eta, third=True)
+        add_third_order(d)
         ld = self._logdet(H)
         ll = float(wt @ d.loglik - 0.5 * u @ u) - 0.5 * ld
         if not np.isfinite(ld):

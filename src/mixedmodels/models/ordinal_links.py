@@ -9,13 +9,13 @@ steps on the random effects and the exact gradient of the Laplace likelihood nee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
 
 __all__ = ["CUMULATIVE_LINKS", "CumulativeLink", "ObsDerivatives", "cumulative_link",
-           "observation_derivatives", "category_probabilities"]
+           "observation_derivatives", "add_third_order", "category_probabilities"]
 
 _TINY = 1e-300
 _BIG = 700.0  # exp overflows beyond this
@@ -196,6 +196,7 @@ class ObsDerivatives:
     w_a: np.ndarray | None = None
     w_c: np.ndarray | None = None
     w_eta: np.ndarray | None = None
+    _parts: tuple = field(default=(), repr=False)
 
 
 def _density_at(link: CumulativeLink, x: np.ndarray, finite: np.ndarray):
@@ -232,17 +233,27 @@ def observation_derivatives(link: CumulativeLink, upper: np.ndarray, lower: np.n
     l_ac = pa * pc
     w = -(l_aa + 2.0 * l_ac + l_cc)
     out = ObsDerivatives(np.log(P), pc - pa, w)
-    if not third:
-        return out
-    A2, C2 = fa2 / P, fc2 / P
+    # what the third-order derivatives need: arithmetic only, done by add_third_order
+    out._parts = (pa, pc, A1, C1, fa2 / P, fc2 / P, l_aa, l_cc, l_ac)
+    if third:
+        add_third_order(out)
+    return out
+
+
+def add_third_order(d: ObsDerivatives) -> ObsDerivatives:
+    """Fill in the third-order fields of ``d`` (from what :func:`observation_derivatives`
+    kept: no new evaluations of the distribution)."""
+    if d.w_eta is not None:
+        return d
+    pa, pc, A1, C1, A2, C2, l_aa, l_cc, l_ac = d._parts
     l_aaa = A2 - 3.0 * A1 * pa + 2.0 * pa ** 3
     l_aac = A1 * pc - 2.0 * pa * pa * pc
     l_acc = pa * C1 + 2.0 * pa * pc * pc
     l_ccc = -C2 - 3.0 * C1 * pc - 2.0 * pc ** 3
-    out.l_a, out.l_c = pa, -pc
-    out.l_eta_a = -(l_aa + l_ac)
-    out.l_eta_c = -(l_ac + l_cc)
-    out.w_a = -(l_aaa + 2.0 * l_aac + l_acc)
-    out.w_c = -(l_aac + 2.0 * l_acc + l_ccc)
-    out.w_eta = -(out.w_a + out.w_c)
-    return out
+    d.l_a, d.l_c = pa, -pc
+    d.l_eta_a = -(l_aa + l_ac)
+    d.l_eta_c = -(l_ac + l_cc)
+    d.w_a = -(l_aaa + 2.0 * l_aac + l_acc)
+    d.w_c = -(l_aac + 2.0 * l_acc + l_ccc)
+    d.w_eta = -(d.w_a + d.w_c)
+    return d
