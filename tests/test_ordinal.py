@@ -234,3 +234,12 @@ def test_bad_arguments():
     data["one"] = pd.Categorical(["a"] * 72, ordered=True)
     with pytest.raises(mm.DataError, match="at least 2"):
         mm.clmm("one ~ temp + (1 | judge)", data)
+
+
+def test_columns_aliased_with_the_thresholds_are_dropped():
+    # as R's pivoting (and clm): the later of the aliased columns goes
+    with pytest.warns(mm.RankDeficiencyWarning, match="tempwarm"):
+        o = mm.clmm("rating ~ 0 + temp + contact + (1 | judge)", WINE)
+    assert list(o.fixef.index) == ["tempcold", "contactyes"]
+    assert o.fixef["tempcold"] == pytest.approx(-REF["logit"]["beta"]["tempwarm"], abs=1e-4)
+    assert o.loglik == pytest.approx(REF["logit"]["logLik"], rel=1e-6)

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataError, OrdinalResponseWarning
+from ..exceptions import DataError, OrdinalResponseWarning, RankDeficiencyWarning
 from ..models.optim import Control
 from ..models.ordinal import CumulativeLinkMixedModel
 from ..models.ordinal_links import cumulative_link
@@ -16,7 +16,7 @@ from ..models.ordinal_thresholds import make_thresholds
 from ..postestimation import ordinal_profile as _ordinal_profile  # noqa: F401  (registers the profile)
 from ..sources import as_pandas
 from ..spec.arguments import check_count
-from ..spec.design import build_design
+from ..spec.design import aliased_columns, build_design
 from ..spec.response import eval_numeric
 from .datasets import r_level_order
 
@@ -67,6 +67,23 @@ def _response_codes(expr: str, frame: pd.DataFrame, store: dict) -> np.ndarray:
     codes = col.cat.codes.to_numpy().astype(float)
     codes[codes < 0] = np.nan
     return codes
+
+
+def _without_intercept(design):
+    """The design without its intercept, which the thresholds take the place of; columns
+    that are then aliased with the thresholds (``0 + f`` codes every level of f) are dropped."""
+    names = list(design.fixef_names)
+    keep = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    X = design.X[:, keep]
+    aliased = [j - 1 for j in aliased_columns(np.column_stack([np.ones(len(X)), X])) if j > 0]
+    if aliased:
+        dropped = [names[keep[j]] for j in aliased]
+        warnings.warn(f"fixed-effect column(s) {', '.join(dropped)} are aliased with the thresholds "
+                      "(which absorb the intercept) and were dropped", RankDeficiencyWarning,
+                      stacklevel=3)
+        keep = [k for i, k in enumerate(keep) if i not in set(aliased)]
+    return dataclasses.replace(design, X=np.ascontiguousarray(design.X[:, keep]),
+                               fixef_names=[names[j] for j in keep])
 
 
 def clmm(formula: str, data, *, link: str = "logit", threshold: str = "flexible", n_agq: int = 1,
@@ -129,10 +146,7 @@ def clmm(formula: str, data, *, link: str = "logit", threshold: str = "flexible"
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                           response=lambda expr, frame: _response_codes(expr, frame, store),
                           check_levels=False)
-    if "(Intercept)" in design.fixef_names:
-        keep = [j for j, n in enumerate(design.fixef_names) if n != "(Intercept)"]
-        design = dataclasses.replace(design, X=np.ascontiguousarray(design.X[:, keep]),
-                                     fixef_names=[design.fixef_names[j] for j in keep])
+    design = _without_intercept(design)
     model = CumulativeLinkMixedModel(design, store["levels"], link=link, threshold=threshold,
                                      n_agq=n_agq, control=control, optimizer=optimizer)
     model.fit()
