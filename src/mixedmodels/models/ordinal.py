@@ -24,6 +24,7 @@ import pandas as pd
 from ..exceptions import ConvergenceWarning
 from ..spec.design import ModelDesign
 from .base import MixedModel, extension
+from .checks import finite_difference_derivatives
 from .family import Family
 from .optim import Control, OptSummary, minimize, value_and_gradient
 from .ordinal_laplace import OrdinalEngine
@@ -97,6 +98,9 @@ class CumulativeLinkMixedModel(MixedModel):
         self.engine = OrdinalEngine(np.asarray(design.y, dtype=np.int64), design.X, design.offset,
                                     [t.matrix for t in design.terms], self.thresholds_spec,
                                     self.link, design.weights)
+        # the engine splits θ into the terms' factors T as the blocked factor does for the
+        # other models (MixedModel's term_covariances and random_effects use it)
+        self.factor = self.engine
         self.optinfo: OptSummary | None = None
         self._check_messages: list[str] = []
         self.is_singular = False
@@ -292,18 +296,8 @@ class CumulativeLinkMixedModel(MixedModel):
                     ej[j] = h
                     H[:, j] = (self._laplace_fg(x + ej)[1] - self._laplace_fg(x - ej)[1]) / (4 * h)
             else:
-                f0 = self.objective(x)
-                steps = _FD_STEP * np.maximum(1.0, np.abs(x))
-                for i in range(k):
-                    ei = np.zeros(k)
-                    ei[i] = steps[i]
-                    H[i, i] = (self.objective(x + ei) - 2 * f0 + self.objective(x - ei)) / (2 * steps[i] ** 2)
-                    for j in range(i):
-                        ej = np.zeros(k)
-                        ej[j] = steps[j]
-                        val = (self.objective(x + ei + ej) - self.objective(x + ei - ej)
-                               - self.objective(x - ei + ej) + self.objective(x - ei - ej))
-                        H[i, j] = H[j, i] = val / (8 * steps[i] * steps[j])
+                # −2 log-likelihood's second differences, halved
+                H = 0.5 * finite_difference_derivatives(self.objective, x, rel_step=_FD_STEP)[1]
             self.engine.loglik(x)  # leave the warm start at the estimates
             self._hessian_matrix = 0.5 * (H + H.T)
         names = self._par_names()
@@ -365,21 +359,12 @@ class CumulativeLinkMixedModel(MixedModel):
         """The relative factors T per term (column-wise lower triangles): ordinal's ``ST``."""
         return self._theta.copy()
 
-    def term_covariances(self) -> list[np.ndarray]:
-        return [T @ T.T for T in self.engine.lambdas(self._theta)]
-
     @property
     def _u(self) -> list[np.ndarray]:
         e = self.engine
         out = []
         for t, off in zip(self.design.terms, e.u_offsets):
             out.append(self._u_all[off:off + t.nlevels * t.ncols])
-        return out
-
-    def random_effects(self) -> list[np.ndarray]:
-        out = []
-        for term, u, T in zip(self.design.terms, self._u, self.engine.lambdas(self._theta)):
-            out.append(u.reshape(term.nlevels, term.ncols) @ T.T)
         return out
 
     def conditional_covariance(self, max_q: int = 20_000) -> list[np.ndarray]:

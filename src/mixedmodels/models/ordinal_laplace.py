@@ -130,6 +130,9 @@ class OrdinalEngine:
             out.append(T)
         return out
 
+    #: MixedModel's name for it (the blocked factor's)
+    split_theta = lambdas
+
     def slot_values(self, Ts: list[np.ndarray]) -> np.ndarray:
         """A's values per row and slot: z_iᵀ T for each term."""
         if not self.terms:
