@@ -230,6 +230,8 @@ def test_bad_arguments():
         mm.clmm("rating ~ temp + (1 | judge)", WINE, threshold="free")
     with pytest.raises(ValueError, match="single scalar"):
         mm.clmm("rating ~ temp + (1 | judge) + (1 | bottle)", WINE, n_agq=5)
+    with pytest.raises(mm.DataError, match="OrderedModel"):
+        mm.clmm("rating ~ temp", WINE)
     data = WINE.copy()
     data["one"] = pd.Categorical(["a"] * 72, ordered=True)
     with pytest.raises(mm.DataError, match="at least 2"):
@@ -243,3 +245,13 @@ def test_columns_aliased_with_the_thresholds_are_dropped():
     assert list(o.fixef.index) == ["tempcold", "contactyes"]
     assert o.fixef["tempcold"] == pytest.approx(-REF["logit"]["beta"]["tempwarm"], abs=1e-4)
     assert o.loglik == pytest.approx(REF["logit"]["logLik"], rel=1e-6)
+
+
+def test_case_weights_are_repeated_rows():
+    doubled = pd.concat([WINE, WINE.iloc[:10]], ignore_index=True)
+    a = mm.clmm("rating ~ temp + contact + (1 | judge)", doubled)
+    w = np.ones(len(WINE))
+    w[:10] = 2.0
+    b = mm.clmm("rating ~ temp + contact + (1 | judge)", WINE, weights=w)
+    assert b.loglik == pytest.approx(a.loglik, rel=1e-9)
+    np.testing.assert_allclose(b.coefficients.to_numpy(), a.coefficients.to_numpy(), atol=1e-6)

@@ -143,9 +143,16 @@ def clmm(formula: str, data, *, link: str = "logit", threshold: str = "flexible"
         raise TypeError(f"control must be a mm.Control, got {type(control).__name__}")
     data = as_pandas(data)
     store: dict = {}
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
-                          response=lambda expr, frame: _response_codes(expr, frame, store),
-                          check_levels=False)
+    try:
+        design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
+                              response=lambda expr, frame: _response_codes(expr, frame, store),
+                              check_levels=False)
+    except DataError as err:
+        if "no random effects terms" not in str(err):
+            raise
+        raise DataError(f"no random-effects term in {formula!r}: clmm needs at least one, such as "
+                        "(1 | group). For a cumulative-link model without random effects use "
+                        "statsmodels' OrderedModel (R: ordinal::clm).") from None
     design = _without_intercept(design)
     model = CumulativeLinkMixedModel(design, store["levels"], link=link, threshold=threshold,
                                      n_agq=n_agq, control=control, optimizer=optimizer)
