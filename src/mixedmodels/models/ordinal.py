@@ -24,7 +24,6 @@ import pandas as pd
 from ..exceptions import ConvergenceWarning
 from ..spec.design import ModelDesign
 from .base import MixedModel, extension
-from .checks import finite_difference_derivatives
 from .family import Family
 from .optim import Control, OptSummary, minimize, value_and_gradient
 from .ordinal_laplace import OrdinalEngine
@@ -296,8 +295,10 @@ class CumulativeLinkMixedModel(MixedModel):
                     ej[j] = h
                     H[:, j] = (self._laplace_fg(x + ej)[1] - self._laplace_fg(x - ej)[1]) / (4 * h)
             else:
-                # −2 log-likelihood's second differences, halved
-                H = 0.5 * finite_difference_derivatives(self.objective, x, rel_step=_FD_STEP)[1]
+                # −2 log-likelihood's second differences, halved. Four points per pair: the
+                # O(h) off-diagonal of checks.finite_difference_derivatives leaves 4e-4 in the
+                # SEs on wine, this O(h²) one 2e-6 (against ordinal's Richardson extrapolation)
+                H = 0.5 * _second_differences(self.objective, x, _FD_STEP * np.maximum(1.0, np.abs(x)))
             self.engine.loglik(x)  # leave the warm start at the estimates
             self._hessian_matrix = 0.5 * (H + H.T)
         names = self._par_names()
@@ -476,3 +477,18 @@ class CumulativeLinkMixedModel(MixedModel):
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
+
+
+def _second_differences(fun, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Central second differences of ``fun`` at ``x`` (four points per off-diagonal pair)."""
+    k = len(x)
+    f0 = fun(x)
+    H = np.empty((k, k))
+    eye = np.diag(steps)
+    for i in range(k):
+        H[i, i] = (fun(x + eye[i]) - 2 * f0 + fun(x - eye[i])) / steps[i] ** 2
+        for j in range(i):
+            val = (fun(x + eye[i] + eye[j]) - fun(x + eye[i] - eye[j])
+                   - fun(x - eye[i] + eye[j]) + fun(x - eye[i] - eye[j]))
+            H[i, j] = H[j, i] = val / (4 * steps[i] * steps[j])
+    return H
