@@ -255,3 +255,20 @@ def test_case_weights_are_repeated_rows():
     b = mm.clmm("rating ~ temp + contact + (1 | judge)", WINE, weights=w)
     assert b.loglik == pytest.approx(a.loglik, rel=1e-9)
     np.testing.assert_allclose(b.coefficients.to_numpy(), a.coefficients.to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("link", list(CUMULATIVE_LINKS))
+def test_agq_gradient_is_exact(link):
+    from mixedmodels.models.ordinal_agq import agq_loglik_and_gradient
+
+    o = _fit("agq10")
+    e = OrdinalEngine(o.engine.y, o.engine.X, None, [t.matrix for t in o.design.terms],
+                      o.thresholds_spec, CUMULATIVE_LINKS[link])
+    gh = np.polynomial.hermite.hermgauss(7)
+    x = o.parameters.to_numpy() + np.array([0.1, -0.2, 0.1, 0.3, 0.2, -0.1, 0.3])
+    _, g = agq_loglik_and_gradient(e, x, *gh)
+    h = 1e-6
+    num = [(agq_loglik_and_gradient(e, x + h * d, *gh, gradient=False)[0]
+            - agq_loglik_and_gradient(e, x - h * d, *gh, gradient=False)[0]) / (2 * h)
+           for d in np.eye(len(x))]
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)

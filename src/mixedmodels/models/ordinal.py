@@ -5,8 +5,8 @@ equidistant or symmetric structure, the fixed effects β in ordinal's sign conve
 positive β moves the response up), and random effects b = Λ u with u ~ N(0, I). The
 likelihood is the Laplace approximation (``n_agq=1``) or, for one scalar term, adaptive
 Gauss-Hermite quadrature (``n_agq > 1``), maximised with L-BFGS-B on the exact gradient of
-the Laplace likelihood (:mod:`mixedmodels.models.ordinal_laplace`). Standard errors come from
-the Hessian over (α, β, θ): differences of that exact gradient.
+the likelihood (:mod:`mixedmodels.models.ordinal_laplace`, :mod:`mixedmodels.models.ordinal_agq`).
+Standard errors come from the Hessian over (α, β, θ): differences of that exact gradient.
 
 The model fits the :class:`~mixedmodels.models.base.MixedModel` contract: ``fixef`` is β,
 ``vcov`` its covariance, ``varcorr``/``ranef``/``ranef_table`` the random effects,
@@ -26,6 +26,7 @@ from ..spec.design import ModelDesign
 from .base import MixedModel, extension
 from .family import Family
 from .optim import Control, OptSummary, minimize, value_and_gradient
+from .ordinal_agq import agq_loglik_and_gradient
 from .ordinal_laplace import OrdinalEngine
 from .ordinal_links import CumulativeLink, category_probabilities, cumulative_link
 from .ordinal_thresholds import Thresholds, make_thresholds
@@ -33,7 +34,6 @@ from .ordinal_thresholds import Thresholds, make_thresholds
 __all__ = ["CumulativeLinkMixedModel", "CumulativeLinkFamily"]
 
 _GRAD_STEP = 1e-5
-_FD_STEP = 1e-4
 
 
 class CumulativeLinkFamily(Family):
@@ -119,27 +119,16 @@ class CumulativeLinkMixedModel(MixedModel):
         return -2.0 * ll if np.isfinite(ll) else np.inf
 
     def objective_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """−2 × log-likelihood and its gradient (exact for Laplace, central differences for AGQ)."""
+        """−2 × log-likelihood and its exact gradient (Laplace, or AGQ for ``n_agq > 1``)."""
         x = np.asarray(x, float)
-        if self.n_agq == 1:
-            with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):
+            if self.n_agq == 1:
                 ll, g = self.engine.loglik_and_gradient(x)
-            if not np.isfinite(ll):
-                return np.inf, np.zeros(len(x))
-            return -2.0 * ll, -2.0 * g
-        f0 = self.objective(x)
-        lower = self.parameter_lower_bounds
-        g = np.empty(len(x))
-        for j in range(len(x)):
-            h = _GRAD_STEP * max(1.0, abs(x[j]))
-            e = np.zeros(len(x))
-            e[j] = h
-            lo = x - e
-            if lo[j] < lower[j]:
-                g[j] = (self.objective(x + e) - f0) / h
             else:
-                g[j] = (self.objective(x + e) - self.objective(lo)) / (2 * h)
-        return f0, g
+                ll, g = agq_loglik_and_gradient(self.engine, x, *self._gh)
+        if not np.isfinite(ll):
+            return np.inf, np.zeros(len(x))
+        return -2.0 * ll, -2.0 * g
 
     @property
     def parameters(self) -> pd.Series:
@@ -201,7 +190,7 @@ class CumulativeLinkMixedModel(MixedModel):
         lower = self.parameter_lower_bounds
         fun, grad = value_and_gradient(self._laplace_fg)
         opt = minimize(fun, x0, lower, self.control, grad=grad, optimizer=self.optimizer)
-        if self.n_agq > 1:  # polish the Laplace optimum on the quadrature likelihood
+        if self.n_agq > 1:  # from the Laplace optimum, on the quadrature likelihood
             fun, grad = value_and_gradient(self.objective_and_gradient)
             opt = minimize(fun, opt.x, lower, self.control, grad=grad, optimizer=self.optimizer)
         self.optinfo = opt
@@ -283,22 +272,17 @@ class CumulativeLinkMixedModel(MixedModel):
 
     def hessian(self) -> pd.DataFrame:
         """The Hessian of −log-likelihood over (α, β, θ) at the estimates: central differences
-        of the exact gradient (Laplace), or second differences of the AGQ likelihood."""
+        of the exact gradient (of the Laplace or the AGQ likelihood)."""
         if self._hessian_matrix is None:
             x = self._x
             k = len(x)
             H = np.empty((k, k))
-            if self.n_agq == 1:
-                for j in range(k):
-                    h = _GRAD_STEP * max(1.0, abs(x[j]))
-                    ej = np.zeros(k)
-                    ej[j] = h
-                    H[:, j] = (self._laplace_fg(x + ej)[1] - self._laplace_fg(x - ej)[1]) / (4 * h)
-            else:
-                # −2 log-likelihood's second differences, halved. Four points per pair: the
-                # O(h) off-diagonal of checks.finite_difference_derivatives leaves 4e-4 in the
-                # SEs on wine, this O(h²) one 2e-6 (against ordinal's Richardson extrapolation)
-                H = 0.5 * _second_differences(self.objective, x, _FD_STEP * np.maximum(1.0, np.abs(x)))
+            for j in range(k):
+                h = _GRAD_STEP * max(1.0, abs(x[j]))
+                ej = np.zeros(k)
+                ej[j] = h
+                H[:, j] = (self.objective_and_gradient(x + ej)[1]
+                           - self.objective_and_gradient(x - ej)[1]) / (4 * h)
             self.engine.loglik(x)  # leave the warm start at the estimates
             self._hessian_matrix = 0.5 * (H + H.T)
         names = self._par_names()
@@ -478,17 +462,3 @@ class CumulativeLinkMixedModel(MixedModel):
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
-
-def _second_differences(fun, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Central second differences of ``fun`` at ``x`` (four points per off-diagonal pair)."""
-    k = len(x)
-    f0 = fun(x)
-    H = np.empty((k, k))
-    eye = np.diag(steps)
-    for i in range(k):
-        H[i, i] = (fun(x + eye[i]) - 2 * f0 + fun(x - eye[i])) / steps[i] ** 2
-        for j in range(i):
-            val = (fun(x + eye[i] + eye[j]) - fun(x + eye[i] - eye[j])
-                   - fun(x - eye[i] + eye[j]) + fun(x - eye[i] - eye[j]))
-            H[i, j] = H[j, i] = val / (4 * steps[i] * steps[j])
-    return H

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ordinal_agq import agq_loglik_and_gradient
 from .ordinal_links import CumulativeLink, ObsDerivatives, add_third_order, observation_derivatives
 from .ordinal_thresholds import Thresholds
 
@@ -262,25 +263,8 @@ class OrdinalEngine:
         if agq is None:
             ll = float(self.wt @ d.loglik - 0.5 * u @ u) - 0.5 * self._logdet(H)
         else:
-            ll = self._agq(u, vals, H, tau, beta, *agq)
+            ll = agq_loglik_and_gradient(self, x, *agq, state=(u, vals, H, tau), gradient=False)[0]
         return LaplaceState(u, eta, ll, d, ok)
-
-    def _agq(self, u, vals, H, tau, beta, nodes, weights) -> float:
-        t = self.terms[0]
-        s = 1.0 / np.sqrt(H[:, 0, 0])
-        fixed = self.X @ beta + self.offset
-        z = vals[:, 0]
-        total = np.zeros(t.nlevels)
-        terms = []
-        for xk, wk in zip(nodes, weights):
-            uk = u + np.sqrt(2.0) * s * xk
-            dk = self.derivatives(tau, fixed + z * uk[t.codes])
-            psi = np.bincount(t.codes, weights=self.wt * dk.loglik, minlength=t.nlevels) - 0.5 * uk * uk
-            terms.append(np.log(wk) + xk * xk + psi)
-        terms = np.array(terms)
-        top = terms.max(axis=0)
-        total = top + np.log(np.exp(terms - top).sum(axis=0))
-        return float(np.sum(total + np.log(np.sqrt(2.0) * s) - 0.5 * np.log(2.0 * np.pi)))
 
     def loglik_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The Laplace log-likelihood and its exact gradient in (α, β, θ)."""

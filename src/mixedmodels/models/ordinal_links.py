@@ -232,7 +232,7 @@ def observation_derivatives(link: CumulativeLink, upper: np.ndarray, lower: np.n
     l_cc = -C1 - pc * pc
     l_ac = pa * pc
     w = -(l_aa + 2.0 * l_ac + l_cc)
-    out = ObsDerivatives(np.log(P), pc - pa, w)
+    out = ObsDerivatives(np.log(P), pc - pa, w, l_a=pa, l_c=-pc)
     # what the third-order derivatives need: arithmetic only, done by add_third_order
     out._parts = (pa, pc, A1, C1, fa2 / P, fc2 / P, l_aa, l_cc, l_ac)
     if third:
@@ -250,7 +250,6 @@ def add_third_order(d: ObsDerivatives) -> ObsDerivatives:
     l_aac = A1 * pc - 2.0 * pa * pa * pc
     l_acc = pa * C1 + 2.0 * pa * pc * pc
     l_ccc = -C2 - 3.0 * C1 * pc - 2.0 * pc ** 3
-    d.l_a, d.l_c = pa, -pc
     d.l_eta_a = -(l_aa + l_ac)
     d.l_eta_c = -(l_ac + l_cc)
     d.w_a = -(l_aaa + 2.0 * l_aac + l_acc)
