@@ -118,8 +118,7 @@ def main(cases: list[str]) -> pd.DataFrame:
                          "speed-up (cpu)": r_cpu / ours_cpu, "logLik": ll,
                          "ordinal logLik": r_ll, "logLik diff": ll - r_ll})
     table = pd.DataFrame(rows).set_index("case")
-    with pd.option_context("display.float_format", "{:.6g}".format, "display.width", 120):
-        print(table)
+    print(table.to_string(float_format=lambda v: f"{v:.6g}"))
     return table
 
 
