@@ -14,6 +14,16 @@ are shown; on a shared, loaded machine the CPU times are the fairer comparison, 
 speed-up is their ratio.
 
     python bench/bench_ordinal.py
+
+Measured 2026-12-02 (2 shared cores, load ~12; ordinal 2022.11.16)::
+
+                mm.clmm s  ordinal s  mm.clmm cpu s  ordinal cpu s  speed-up (cpu)   logLik  ordinal logLik  logLik diff
+    wine         0.122793      0.128      0.0254396          0.032         1.25788 -81.5654        -81.5654 -3.48437e-06
+    wine_agq10   0.165322       0.15      0.0457788          0.041        0.895611 -81.5325        -81.5325  1.43686e-10
+    sim_50k        4.4408     459.34        1.23551        127.327         103.056 -71823.6        -71823.6  0.000663939
+
+(wine's −3.5e-6: ordinal's reported logLik is off its own Laplace likelihood by that much;
+see tests/reference/make_ordinal_reference.R.)
 """
 
 from __future__ import annotations
