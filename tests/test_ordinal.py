@@ -272,3 +272,17 @@ def test_agq_gradient_is_exact(link):
             - agq_loglik_and_gradient(e, x - h * d, *gh, gradient=False)[0]) / (2 * h)
            for d in np.eye(len(x))]
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
+
+
+def test_pickle_and_refit_to_a_simulated_response():
+    import pickle
+
+    o = _fit("logit")
+    back = pickle.loads(pickle.dumps(o))
+    assert back.loglik == o.loglik
+    np.testing.assert_allclose(back.predict().to_numpy(), o.predict().to_numpy())
+    same = o.refit()  # the same response: the same fit, started at the estimates
+    assert same.loglik == pytest.approx(o.loglik, rel=1e-10)
+    y = o.simulate(1, seed=2)["sim_1"].cat.codes.to_numpy().astype(float)
+    new = o.refit(y)
+    assert new.nobs == 72 and np.isfinite(new.loglik) and new.loglik != o.loglik
