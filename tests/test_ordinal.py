@@ -286,3 +286,22 @@ def test_pickle_and_refit_to_a_simulated_response():
     y = o.simulate(1, seed=2)["sim_1"].cat.codes.to_numpy().astype(float)
     new = o.refit(y)
     assert new.nobs == 72 and np.isfinite(new.loglik) and new.loglik != o.loglik
+
+
+def test_profile_interval_of_a_standard_deviation():
+    from mixedmodels.postestimation.ordinal_profile import _profile_deviance  # noqa: PLC0415
+
+    o = _fit("logit")
+    lo, hi = o.confint("profile", parm=["ST1"]).loc["ST1"]
+    j = list(o.parameters.index).index("ST1")
+    for end in (lo, hi):
+        dev = _profile_deviance(o, j, end, o.parameters.to_numpy())[0]
+        assert dev + 2 * o.loglik == pytest.approx(3.841459, abs=1e-3)
+    assert 0 < lo < o.theta[0] < hi
+    # bottle's sd is estimated at its bound 0: the interval starts there
+    crossed = _fit("crossed")
+    names = list(crossed.parameters.index)
+    bottle = f"ST{1 + [t.group for t in crossed.design.terms].index('bottle')}"
+    lo, hi = crossed.confint("profile", parm=[bottle]).loc[bottle]
+    assert lo == 0.0 and hi > 0
+    assert bottle in names

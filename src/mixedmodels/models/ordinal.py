@@ -324,8 +324,8 @@ class CumulativeLinkMixedModel(MixedModel):
 
     def confint(self, method: str = "wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals for the thresholds and fixed effects: ``"wald"`` or
-        ``"profile"`` (the likelihood-ratio interval: each parameter fixed on a grid with the
-        others re-optimised, as ordinal's ``confint(profile(fit))``)."""
+        ``"profile"`` (likelihood-ratio intervals: each parameter fixed, the others
+        re-optimised; ``parm=["ST1"]`` also profiles a random-effects standard deviation)."""
         if method == "profile":
             return extension("ordinal_profile")(self, level=level, **kwargs)
         if method != "wald":

@@ -36,30 +36,33 @@ def _profile_deviance(model, j: int, value: float, start: np.ndarray) -> tuple[f
 
 @implements("ordinal_profile")
 def profile_confint(model, level: float = 0.95, parm: list[str] | None = None) -> pd.DataFrame:
-    """Likelihood-ratio (profile) confidence intervals of a clmm's thresholds and fixed effects.
+    """Likelihood-ratio (profile) confidence intervals of a clmm's parameters.
 
     Parameters
     ----------
     model : CumulativeLinkMixedModel
     level : float
     parm : list of str, optional
-        Parameter names (default: every threshold parameter and fixed effect).
+        Names from ``model.parameters``: thresholds, fixed effects and the random effects'
+        ``ST1``, ... (the standard deviation of a scalar term; an interval reaching its bound
+        of 0 ends there). Default: every threshold parameter and fixed effect.
     """
     from scipy import optimize, stats
 
-    tab = model.coef_table()
-    names = list(tab.index) if parm is None else list(parm)
-    unknown = [p for p in names if p not in tab.index]
+    all_names = list(model.parameters.index)
+    names = list(model.coef_table().index) if parm is None else list(parm)
+    unknown = [p for p in names if p not in all_names]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; choose from {list(tab.index)}")
+        raise ValueError(f"unknown parameter(s) {unknown}; choose from {all_names}")
+    V = model.vcov_full
     crit = stats.chi2.ppf(level, 1)
     x_hat = model.parameters.to_numpy()
+    lower = model.parameter_lower_bounds
     d_hat = -2.0 * model.loglik
-    all_names = list(model.parameters.index)
     rows = {}
     for name in names:
         j = all_names.index(name)
-        est, se = x_hat[j], tab.loc[name, "Std. Error"]
+        est, se = x_hat[j], float(np.sqrt(max(V.loc[name, name], 0.0)))
         ends = []
         for sign in (-1.0, 1.0):
             def excess(v, j=j):
@@ -67,12 +70,18 @@ def profile_confint(model, level: float = 0.95, parm: list[str] | None = None) -
             step = 2.0 * se if np.isfinite(se) and se > 0 else 1.0
             far = est + sign * step
             for _ in range(20):
+                if sign < 0 and far <= lower[j]:
+                    far = lower[j]
+                    break
                 if excess(far) > 0:
                     break
                 step *= 2.0
                 far = est + sign * step
             else:
                 ends.append(sign * np.inf)
+                continue
+            if sign < 0 and far == lower[j] and excess(far) <= 0:
+                ends.append(far)  # the likelihood ratio stays below the quantile to the bound
                 continue
             ends.append(optimize.brentq(excess, est, far, xtol=1e-6) if sign > 0
                         else optimize.brentq(excess, far, est, xtol=1e-6))
