@@ -9,8 +9,8 @@
 # and presentation methods on MixedModel (m.confint(), m.predict(), m.summary(), plots)
 from .core import DenseOps, RowOps
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
-                         ModelComparisonWarning, RankDeficiencyWarning, ScalingWarning,
-                         SingularFitWarning)
+                         ModelComparisonWarning, OrdinalResponseWarning, RankDeficiencyWarning,
+                         ScalingWarning, SingularFitWarning)
 from .spec.design import build_design
 from .spec.formula import FormulaError, parse_formula
 from .models.base import MixedModel
@@ -42,7 +42,7 @@ from .presentation.plots_more import plot_all_fit
 from .presentation import results as _results  # noqa: F401  (registers summary and repr)
 from .presentation import reprs as _reprs  # noqa: F401  (registers the result objects' printing)
 from .presentation import aliases as _aliases  # noqa: F401  (statsmodels-style .params, .bse, ...)
-from .presentation.api import glmer, lmer
+from .presentation.api import clmm, glmer, lmer
 from .presentation.datasets import list_datasets, load_dataset
 from .presentation.guide import help
 from .presentation.tidy import augment, glance, tidy
@@ -73,6 +73,7 @@ __all__ = [
     "tidy", "glance", "augment", "table", "ModelTable", "format_anova", "format_table",
     "priors", "blmer", "bglmer", "bayes", "compare_small_sample",
     "MixedEffectsRegressor", "MixedEffectsClassifier",
+    "clmm", "OrdinalResponseWarning",
 ]
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "SingularFitWarning",
     "ScalingWarning",
     "ModelComparisonWarning",
+    "OrdinalResponseWarning",
     "DataError",
 ]
 
@@ -55,6 +56,12 @@ class ScalingWarning(MixedModelsWarning):
 
 class ModelComparisonWarning(MixedModelsWarning):
     """A comparison that is invalid or easy to misread (e.g. REML fits with different fixed effects)."""
+
+
+class OrdinalResponseWarning(MixedModelsWarning):
+    """``mm.clmm`` was given a response that is not an ordered categorical (strings, numbers or
+    an unordered categorical); it was converted with the order the message names. Pass an
+    ordered ``pd.Categorical`` to state the order and silence it."""
 
 
 class DataError(ValueError):

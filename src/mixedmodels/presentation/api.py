@@ -28,9 +28,10 @@ from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
+from .ordinal_api import clmm  # noqa: F401  (ordinal models: their own module)
 from .tidy import frame_library
 
-__all__ = ["lmer", "glmer"]
+__all__ = ["lmer", "glmer", "clmm"]
 
 
 # --------------------------------------------------------------------------------------------

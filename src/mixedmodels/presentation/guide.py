@@ -41,7 +41,8 @@ _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "
            "growth_curves": "growth-curves.md", "growth": "growth-curves.md",
            "longitudinal": "growth-curves.md",
            "beyond_glm": "beyond-glm.md", "covariance_structures": "beyond-glm.md",
-           "ar1": "beyond-glm.md", "glmmtmb": "beyond-glm.md"}
+           "ar1": "beyond-glm.md", "glmmtmb": "beyond-glm.md",
+           "ordinal": "beyond-glm.md", "clmm": "beyond-glm.md"}
 
 
 def _read(name: str = "convergence.md") -> str:
@@ -115,7 +116,8 @@ def help(topic: str | None = "convergence", file=None) -> None:  # noqa: A001 (m
         (``docs/machine-learning.md``); likewise ``"big_data"``, ``"small_samples"``,
         ``"tables"``, ``"alternatives"``, ``"model_comparison"``, ``"r2_icc"`` (or ``"r2"``,
         ``"icc"``), ``"growth_curves"``, ``"errors"`` and ``"beyond_glm"`` (covariance
-        structures: also ``"covariance_structures"``, ``"ar1"``) print those guides of ``docs/``.
+        structures: also ``"covariance_structures"``, ``"ar1"``; ordinal models: ``"ordinal"``,
+        ``"clmm"``) print those guides of ``docs/``.
     file : file-like, optional
         Where to print (default ``sys.stdout``).
 

@@ -29,6 +29,8 @@ _CATALOGUE: dict[str, tuple[str, tuple[str, ...], dict[str, list[str]], tuple[st
         {},
         (),
     ),
+    # ordinal's wine: rating is ordered 1 < ... < 5; temp (cold, warm), contact (no, yes)
+    "wine": ("wine.csv", ("rating", "temp", "contact", "bottle", "judge"), {}, ("rating",)),
     "cake": (
         "cake.csv",
         ("replicate", "recipe", "temperature"),
