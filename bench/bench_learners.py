@@ -119,8 +119,10 @@ def regression_rows(df, y, train, seen, unseen, *, group: str, slope: str, featu
         def fit():
             est = mm.MixedEffectsRegressor(learner, random=f"(1 + {slope} | {group})")
             est.fit(X[train], y[train])
-            return {"est": est, "note": f"{est.n_iter_} iterations ({est.residual_method_}); random part "
-                                        f"{est.history_['random_seconds'].sum():.2f} s"}
+            h = est.history_
+            return {"est": est, "note": f"{est.n_iter_} iterations ({est.residual_method_}); learner "
+                                        f"{h['learner_seconds'].sum():.1f} s, random part "
+                                        f"{h['random_seconds'].sum():.2f} s"}
 
         def predict(state, mask):
             with warnings.catch_warnings():

@@ -167,7 +167,8 @@ class _MixedEffectsBase(BaseEstimator):
                               f"{r['rel_change']:.2e}, target step {r['target_step']:.2e}" for r in rows[-6:])
             warnings.warn(
                 f"{label}: the EM loop did not converge in max_iter={self.max_iter} iterations (relative "
-                f"change of the random part's deviance above tol={self.tol:g}, and still improving). Last iterations:\n{trace}\n"
+                f"change of the random part's deviance above tol={self.tol:g}, and still "
+                f"improving). Last iterations:\n{trace}\n"
                 "Increase max_iter, loosen tol, or fix the learner's random_state (a re-randomized forest "
                 "makes the deviance fluctuate); the full trace is in history_.",
                 ConvergenceWarning, stacklevel=3)
