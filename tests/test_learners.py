@@ -265,6 +265,8 @@ def test_classifier_labels_and_scores():
     assert proba.shape == (len(d), 2) and np.allclose(proba.sum(axis=1), 1)
     assert set(clf.predict(d.drop(columns="y"))) <= {"no", "yes"}
     assert 0.6 < clf.score(d.drop(columns="y"), labels) <= 1
+    again = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(again.predict_proba(d.drop(columns="y")), proba)
     with pytest.raises(ValueError, match="binary(.|\n)*OneVsRestClassifier"):
         clone(clf).fit(d.drop(columns="y"), np.arange(len(d)) % 3)
 
