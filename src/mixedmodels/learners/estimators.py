@@ -349,6 +349,10 @@ class MixedEffectsClassifier(ClassifierMixin, _MixedEffectsBase):
     uncertainty (a known group's conditional variance; a new group's full variance), which is
     what calibrates the probabilities of new groups.
 
+    Binary only; for more than two classes wrap it one-vs-rest,
+    ``sklearn.multiclass.OneVsRestClassifier(MixedEffectsClassifier(...))`` (one binomial mixed
+    model per class; a multiclass y raises a ValueError that says so).
+
     Parameters are those of :class:`MixedEffectsRegressor`.
 
     Attributes
