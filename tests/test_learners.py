@@ -162,6 +162,27 @@ def test_crossfit_residuals_for_learners_without_bagging():
     assert np.allclose(est.learner_.coef_, m.fixef.to_numpy()[1:], atol=0.1)
 
 
+def test_crossfit_boosting_stops_at_its_noise_floor():
+    """A cross-fitted boosting learner refit to a slightly changed target moves its
+    predictions a little at every iteration, so the deviance fluctuates without improving: the
+    loop stops when it no longer improves (not after max_iter), with the known variance
+    components."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    df, y, _ = friedman_groups(n_groups=100, per=20, seed=4)
+    est = mm.MixedEffectsRegressor(HistGradientBoostingRegressor(max_iter=60, learning_rate=0.1, random_state=0),
+                                   random="(1 + z | group)", tol=1e-6, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est.fit(df, y)
+    hist = est.history_
+    assert est.residual_method_ == "crossfit" and est.converged_ and est.n_iter_ < 20
+    assert hist["deviance"].iloc[-1] >= hist["deviance"].iloc[:-1].min()      # stopped: no improvement
+    assert (hist["target_step"] > 0).all()
+    vc = est.varcorr_["sdcor"]                  # sd of the intercepts (1), of the slopes on z (0.5)
+    assert abs(vc.iloc[0] - 1.0) < 0.25 and abs(vc.iloc[1] - 0.5) < 0.15
+
+
 def test_predict_seen_and_new_groups(forest_fit):
     est, df, y = forest_fit
     new = df.iloc[:20].assign(group="never-seen")
@@ -244,8 +265,32 @@ def test_classifier_labels_and_scores():
     assert proba.shape == (len(d), 2) and np.allclose(proba.sum(axis=1), 1)
     assert set(clf.predict(d.drop(columns="y"))) <= {"no", "yes"}
     assert 0.6 < clf.score(d.drop(columns="y"), labels) <= 1
-    with pytest.raises(ValueError, match="binary"):
+    again = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(again.predict_proba(d.drop(columns="y")), proba)
+    with pytest.raises(ValueError, match="binary(.|\n)*OneVsRestClassifier"):
         clone(clf).fit(d.drop(columns="y"), np.arange(len(d)) % 3)
+
+
+def test_more_than_two_classes_one_vs_rest():
+    """Three classes through OneVsRestClassifier (the error's advice): three binomial mixed
+    models; the random intercepts beat the same learner without them on held-out rows of
+    seen groups, and the probabilities are normalized."""
+    from sklearn.metrics import log_loss
+    from sklearn.multiclass import OneVsRestClassifier
+
+    df, _, eta = friedman_groups(n_groups=60, per=24, seed=11, sd_int=1.5, classify=True)
+    rng = np.random.default_rng(11)
+    y = np.digitize(eta + rng.logistic(size=len(eta)), [-0.5, 1.0])      # ordered 0 / 1 / 2
+    test = np.tile(np.arange(24), 60) >= 18
+    ovr = OneVsRestClassifier(mm.MixedEffectsClassifier(LinearRegression(), random="(1 | group)",
+                                                        residuals="insample", tol=1e-6, max_iter=100))
+    ovr.fit(df[~test], y[~test])
+    p = ovr.predict_proba(df[test])
+    assert p.shape == (test.sum(), 3) and np.allclose(p.sum(axis=1), 1)
+    feats = [f"x{j}" for j in range(5)] + ["z"]
+    from sklearn.linear_model import LogisticRegression
+    plain = OneVsRestClassifier(LogisticRegression(max_iter=1000)).fit(df.loc[~test, feats], y[~test])
+    assert log_loss(y[test], p) < log_loss(y[test], plain.predict_proba(df.loc[test, feats])) - 0.05
 
 
 # --- bad input -----------------------------------------------------------------------------

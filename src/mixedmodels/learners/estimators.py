@@ -10,8 +10,13 @@ intercept and mean slopes, and the group deviations). Fitting alternates, as MER
    out-of-bag or cross-fitted (:mod:`~mixedmodels.learners.honest`); the classifier's by the
    binomial GLMM (Laplace), with the learner's honest logits as an offset;
 
-until the random part's −2 log-likelihood given the learner stops changing (relative change
-below ``tol``).
+until the random part's −2 log-likelihood given the learner stops improving: its relative
+change is below ``tol``, or it is no lower than at an earlier iteration. The second rule ends
+loops that reach a noise floor: a boosted or cross-fitted learner refit to a slightly changed
+target moves its predictions by a few hundredths of a residual SD at every iteration
+(``history_["target_step"]``), so the deviance then fluctuates by 0.1–0.5 % without
+improving, and waiting for ``tol`` only costs learner fits (K per iteration when
+cross-fitting).
 """
 
 from __future__ import annotations
@@ -39,6 +44,14 @@ _GH_X, _GH_W = np.polynomial.hermite.hermgauss(20)
 
 def _expit(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _target_step(old: np.ndarray, new: np.ndarray, weights: np.ndarray | None, model) -> float:
+    """RMS change of the learner's target, weighted, in units of the residual SD (1 for the
+    binomial GLMM, whose working responses have variance 1/weight)."""
+    w = np.ones(len(old)) if weights is None else weights
+    sigma = float(getattr(model, "sigma", 1.0) or 1.0)
+    return float(np.sqrt(np.mean(w * (new - old) ** 2)) / sigma)
 
 
 class _MixedEffectsBase(BaseEstimator):
@@ -120,7 +133,7 @@ class _MixedEffectsBase(BaseEstimator):
         # one seed per fit: the same folds at every iteration, so the loop follows the learner only
         rs = self.random_state
         seed = int(rs) if isinstance(rs, (int, np.integer)) else int(check_random_state(rs).randint(2 ** 31 - 1))
-        rows, prev, honest, converged = [], None, None, False
+        rows, prev, best, honest, converged = [], None, np.inf, None, False
         for it in range(1, int(self.max_iter) + 1):
             t0 = time.perf_counter()
             resp, weights = target(honest)
@@ -131,33 +144,37 @@ class _MixedEffectsBase(BaseEstimator):
             t2 = time.perf_counter()
             dev = -2.0 * float(model.loglik)
             change = np.nan if prev is None else abs(dev - prev) / max(abs(prev), 1e-8)
+            # how far the learner's next target moved, in residual SDs (the noise floor)
+            step = _target_step(resp, target(honest)[0], weights, model)
             row = {"iteration": it, "deviance": dev, "rel_change": change,
-                   "learner_seconds": t1 - t0, "random_seconds": t2 - t1}
+                   "learner_seconds": t1 - t0, "random_seconds": t2 - t1, "target_step": step}
             for _, r in model.varcorr.iterrows():
                 key = f"{r['group']}:{r['var1']}" if r["var2"] is None or pd.isna(r["var2"]) else \
                     f"{r['group']}:cor({r['var1']},{r['var2']})"
                 key = "Residual" if r["group"] == "Residual" else key
                 row[key] = float(r["sdcor"])
             rows.append(row)
-            prev = dev
-            if it > 1 and change < self.tol:
+            if it > 1 and (change < self.tol or dev >= best):
                 converged = True
                 break
+            prev, best = dev, min(best, dev)
         self.history_ = pd.DataFrame(rows)
         self.n_iter_ = len(rows)
         self.converged_ = converged
         self.residual_method_ = method
         if not converged:
             trace = "\n".join(f"  iteration {r['iteration']:>3}: deviance {r['deviance']:.6f}, relative change "
-                              f"{r['rel_change']:.2e}" for r in rows[-6:])
+                              f"{r['rel_change']:.2e}, target step {r['target_step']:.2e}" for r in rows[-6:])
             warnings.warn(
                 f"{label}: the EM loop did not converge in max_iter={self.max_iter} iterations (relative "
-                f"change of the random part's deviance above tol={self.tol:g}). Last iterations:\n{trace}\n"
+                f"change of the random part's deviance above tol={self.tol:g}, and still "
+                f"improving). Last iterations:\n{trace}\n"
                 "Increase max_iter, loosen tol, or fix the learner's random_state (a re-randomized forest "
                 "makes the deviance fluctuate); the full trace is in history_.",
                 ConvergenceWarning, stacklevel=3)
-        if honest.learner is None:  # cross-fitted: the learner for prediction, on the last target
-            honest.learner = fit_full(learner, Xl, honest.response, honest.weights)
+        if honest.learner is None:  # cross-fitted: the learner for prediction, on the target given
+            resp, weights = target(honest)  # the last random part (the next iteration's)
+            honest.learner = fit_full(learner, Xl, resp, weights)
         return honest
 
     # -- results -------------------------------------------------------------------------------
@@ -247,7 +264,8 @@ class MixedEffectsRegressor(RegressorMixin, _MixedEffectsBase):
     max_iter : int
         EM iterations at most (MERF's default, 20).
     tol : float
-        Convergence: relative change of the random part's −2 log-likelihood below ``tol``.
+        Convergence: the random part's −2 log-likelihood stops improving (relative change below
+        ``tol``, or no lower than at an earlier iteration).
     random_state : int, optional
         Seeds the cross-fitting folds (the learner's own ``random_state`` seeds the learner).
 
@@ -262,7 +280,8 @@ class MixedEffectsRegressor(RegressorMixin, _MixedEffectsBase):
         The random part's intercept and mean slopes.
     history_ : DataFrame
         Per iteration: the deviance, its relative change, seconds in the learner and in the random
-        part, and the standard deviations and correlations.
+        part, ``target_step`` (how far the learner's next target moved, root mean square, in
+        residual SDs), and the standard deviations and correlations.
     n_iter_ : int
     converged_ : bool
     model_ : LinearMixedModel
@@ -330,6 +349,10 @@ class MixedEffectsClassifier(ClassifierMixin, _MixedEffectsBase):
     uncertainty (a known group's conditional variance; a new group's full variance), which is
     what calibrates the probabilities of new groups.
 
+    Binary only; for more than two classes wrap it one-vs-rest,
+    ``sklearn.multiclass.OneVsRestClassifier(MixedEffectsClassifier(...))`` (one binomial mixed
+    model per class; a multiclass y raises a ValueError that says so).
+
     Parameters are those of :class:`MixedEffectsRegressor`.
 
     Attributes
@@ -353,8 +376,11 @@ class MixedEffectsClassifier(ClassifierMixin, _MixedEffectsBase):
             raise DataError(f"y has {int(pd.isna(pd.Series(y)).sum())} missing values; drop those rows")
         classes, y01 = np.unique(y, return_inverse=True)
         if len(classes) != 2:
-            raise ValueError(f"MixedEffectsClassifier is for a binary response; y has {len(classes)} "
-                             f"class(es): {list(classes)[:10]}")
+            more = ("; for more than two, wrap it one-vs-rest: sklearn.multiclass.OneVsRestClassifier("
+                    "MixedEffectsClassifier(...)), one binomial mixed model per class, probabilities "
+                    "normalized to sum to 1") if len(classes) > 2 else ""
+            raise ValueError(f"MixedEffectsClassifier is for a binary response (two classes); y has "
+                             f"{len(classes)} class(es): {list(classes)[:10]}{more}")
         self.classes_ = classes
         y01 = y01.astype(float)
         learner = regression_twin(self.learner)
