@@ -22,6 +22,7 @@ from ..models.lmm import LinearMixedModel
 from ..models.priors import NormalPrior, PointPrior, Prior, TPrior, get_prior
 from .diagnostics import ess_bulk, ess_tail, rhat
 from .posterior import FixefGaussian, LMMPosterior
+from .nuts import NutsResult, run_nuts
 from .sampler import find_mode, run_chain
 
 __all__ = ["BayesFit", "bayes_lmm", "bayes_glmm", "rstanarm_fixef_prior"]
@@ -99,13 +100,7 @@ def _run_chains(run, post, x0: np.ndarray, chains: int, draws: int, warmup: int,
     """From the mode of ``post`` near ``x0``, ``chains`` chains of ``run``, in parallel processes."""
     mode, cov = find_mode(post.log_density, x0)
     seeds = np.random.SeedSequence(seed).spawn(chains)
-    jobs = [(post, mode, cov, warmup, draws, s, thin) for s in seeds]
-    cores = min(chains, os.cpu_count() or 1) if cores is None else max(1, int(cores))
-    if cores > 1 and chains > 1:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
-            return list(pool.map(run, jobs))
-    return [run(j) for j in jobs]
+    return _pool_map(run, [(post, mode, cov, warmup, draws, s, thin) for s in seeds], cores)
 
 
 def _run_glmm(args):
@@ -118,16 +113,54 @@ def _run_glmm(args):
     return run_chain(post.log_density, mode, cov, warmup, draws, seed, after=after, thin=thin)
 
 
-def bayes_glmm(model, *, cov_priors: list, fixef_prior, chains: int = 4, draws: int = 1000, warmup: int = 1000,
-               seed=None, cores: int | None = None, thin: int = 1, prior_labels: list[str] | None = None) -> "BayesFit":
-    """Sample a fitted GLMM's (θ, β) on the Laplace marginal (see :mod:`mixedmodels.bayes.glmm_posterior`)."""
-    from .glmm_posterior import GLMMPosterior
+def _run_nuts(args):
+    post, x0, warmup, draws, seed, thin, max_depth, delta = args
+    rng = np.random.default_rng(seed)
+    # dispersed starts around the Laplace mode, so that R-hat can see chains that disagree
+    start = x0 + rng.uniform(-0.5, 0.5, len(x0))
+    if not np.isfinite(post.log_density(start)):
+        start = x0
+    return run_nuts(post.log_density_and_gradient, start, warmup, draws, rng.integers(2 ** 63),
+                    after=post.conditional_draw, thin=thin, max_depth=max_depth, delta=delta)
 
-    post = GLMMPosterior(model, cov_priors, fixef_prior)
-    x0 = post.to_x(np.maximum(model.theta, 0.05), model.beta)
-    results = _run_chains(_run_glmm, post, x0, chains, draws, warmup, seed, cores, thin)
+
+def _pool_map(run, jobs: list, cores: int | None) -> list:
+    cores = min(len(jobs), os.cpu_count() or 1) if cores is None else max(1, int(cores))
+    if cores > 1 and len(jobs) > 1:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
+            return list(pool.map(run, jobs))
+    return [run(j) for j in jobs]
+
+
+def bayes_glmm(model, *, cov_priors: list, fixef_prior, chains: int = 4, draws: int = 1000, warmup: int = 1000,
+               seed=None, cores: int | None = None, thin: int = 1, prior_labels: list[str] | None = None,
+               method: str = "nuts", max_treedepth: int = 10, adapt_delta: float = 0.8,
+               nb_rate: float = 1.0) -> "BayesFit":
+    """Sample a fitted GLMM's posterior. ``method="nuts"``: the exact joint posterior of (θ, β, u)
+    (and the negative binomial size) by NUTS, non-centred (:mod:`mixedmodels.bayes.glmm_joint`);
+    ``"laplace"``: (θ, β) on the Laplace/AGQ marginal (:mod:`mixedmodels.bayes.glmm_posterior`),
+    u from its Gaussian approximation."""
+    if method == "laplace":
+        from .glmm_posterior import GLMMPosterior
+
+        post = GLMMPosterior(model, cov_priors, fixef_prior)
+        x0 = post.to_x(np.maximum(model.theta, 0.05), model.beta)
+        results = _run_chains(_run_glmm, post, x0, chains, draws, warmup, seed, cores, thin)
+        model.restore_fit_state()
+        return BayesFit(model, post, results, prior_labels or [])
+    from .glmm_joint import GLMMJointPosterior
+
+    post = GLMMJointPosterior(model, cov_priors, fixef_prior, nb_rate=nb_rate)
+    theta0 = np.maximum(model.theta, 0.05)
+    with np.errstate(all="ignore"):
+        _, res = model.evaluate(theta0, model.beta)
     model.restore_fit_state()
-    return BayesFit(model, post, results, prior_labels or [])
+    size0 = getattr(model.family, "theta", None) if post.nb else None
+    x0 = post.to_x(theta0, model.beta, np.asarray(res.u, dtype=float), size0)
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+    jobs = [(post, x0, warmup, draws, s, thin, max_treedepth, adapt_delta) for s in seeds]
+    return BayesFit(model, post, _pool_map(_run_nuts, jobs, cores), prior_labels or [])
 
 
 class BayesFit:
@@ -154,8 +187,19 @@ class BayesFit:
         self.beta = np.array([[e[0] for e in r.extras] for r in results])
         self.u = np.array([[e[1] for e in r.extras] for r in results])
         self.logp = np.stack([r.logp for r in results])
-        self.acceptance = pd.DataFrame({"independence": [r.accept_independence for r in results],
-                                        "random_walk": [r.accept_walk for r in results]})
+        self.nuts = isinstance(results[0], NutsResult)
+        if self.nuts:
+            self.acceptance = pd.DataFrame({"accept_stat": [r.mean_accept for r in results],
+                                            "step_size": [r.step_size for r in results],
+                                            "divergences": [r.divergences for r in results],
+                                            "max_treedepth_hits": [r.max_treedepth_hits for r in results],
+                                            "leapfrog_steps": [r.n_leapfrog for r in results]})
+        else:
+            self.acceptance = pd.DataFrame({"independence": [r.accept_independence for r in results],
+                                            "random_walk": [r.accept_walk for r in results]})
+        # the negative binomial's size: one more sampled parameter, after the variance components
+        self.extra_names = ["size"] if getattr(posterior, "nb", False) else []
+        self.extra = (np.exp(xs[:, :, -1:]) if self.extra_names else np.zeros(xs.shape[:2] + (0,)))
         param = model.factor.parametrization
         terms = model.design.terms
         self.var_names = param.sdcor_names([t.group for t in terms], [t.columns for t in terms])
@@ -168,11 +212,12 @@ class BayesFit:
     # -- draws -----------------------------------------------------------------------------------
     @property
     def parameter_names(self) -> list[str]:
-        return list(self.model.design.fixef_names) + self.var_names + (["sigma"] if self.has_sigma else [])
+        return (list(self.model.design.fixef_names) + self.var_names + (["sigma"] if self.has_sigma else [])
+                + self.extra_names)
 
     def _matrix(self) -> np.ndarray:
         """(chains, draws, parameters) in :attr:`parameter_names` order."""
-        return np.concatenate([self.beta, self._sdcor], axis=2)
+        return np.concatenate([self.beta, self._sdcor, self.extra], axis=2)
 
     def draws(self, ranef: bool = False) -> pd.DataFrame:
         """A tidy frame: one row per draw (``chain``, ``draw``), one column per parameter; with
@@ -232,8 +277,21 @@ class BayesFit:
             self.diagnostic_messages.append(
                 f"effective sample size below {100 * self.chains} (100 per chain) for {', '.join(low_ess)}: "
                 "quantiles and intervals are imprecise. Run more draws (draws=), or thin less.")
+        if self.nuts:
+            div = int(self.acceptance["divergences"].sum())
+            if div:
+                self.diagnostic_messages.append(
+                    f"{div} divergent transitions after warm-up: the sampler could not follow the posterior's "
+                    "curvature (typically a funnel of a group SD near 0), so the draws may be biased. Raise "
+                    "adapt_delta (e.g. 0.95, smaller steps), use stronger priors on the group SDs (e.g. "
+                    "cov_prior=mm.priors.decov(shape=2)), or method='laplace' (the marginal of θ and β).")
+            hits = int(self.acceptance["max_treedepth_hits"].sum())
+            if hits:
+                self.diagnostic_messages.append(
+                    f"{hits} transitions hit the maximum tree depth: the sampler is inefficient (not biased). "
+                    "Raise max_treedepth, or centre and scale the predictors.")
         acc = self.acceptance.to_numpy()
-        if np.any(acc[:, 0] < 0.05) and np.any(acc[:, 1] < 0.05):
+        if not self.nuts and np.any(acc[:, 0] < 0.05) and np.any(acc[:, 1] < 0.05):
             self.diagnostic_messages.append(
                 "the sampler rarely accepted a move in some chain: the posterior is far from the normal "
                 "approximation at its mode (in log-SD coordinates); try stronger priors or a "
@@ -242,9 +300,14 @@ class BayesFit:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
     def __repr__(self) -> str:
-        kind = "linear" if self.has_sigma else "generalized linear (AGQ/Laplace marginal)"
+        if self.has_sigma:
+            kind, how = "linear", "β and b drawn given (θ, σ)"
+        elif self.nuts:
+            kind, how = "generalized linear", "NUTS on the joint posterior of (θ, β, b)"
+        else:
+            kind, how = "generalized linear (AGQ/Laplace marginal)", "b from its Gaussian approximation"
         head = (f"Bayesian {kind} mixed model: {self.model.design.formula.text}\n"
-                f"{self.chains} chains × {self.n_draws} draws; β and b drawn given (θ, σ)\n")
+                f"{self.chains} chains × {self.n_draws} draws; {how}\n")
         if self.prior_labels:
             head += "Priors: " + "; ".join(self.prior_labels) + "\n"
         return head + self.summary().to_string(float_format=lambda v: f"{v:.4g}")
