@@ -135,9 +135,15 @@ class GLMMJointPosterior:
 
     def log_density_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         x = np.asarray(x, dtype=float)
+        if not np.all(np.isfinite(x)) or (self.nb and abs(x[-1]) > 30) or np.any(np.abs(x[:self.nt]) > 50):
+            return -np.inf, np.zeros(self.k)
+        try:
+            return self._evaluate(x)
+        except (OverflowError, FloatingPointError, ValueError, np.linalg.LinAlgError):
+            return -np.inf, np.zeros(self.k)
+
+    def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         grad = np.zeros(self.k)
-        if not np.all(np.isfinite(x)) or (self.nb and abs(x[-1]) > 30):
-            return -np.inf, grad
         beta, u, size = self.parts(x)
         lp = 0.0
         blocks, pos = [], 0

@@ -77,7 +77,7 @@ def _build(integ: _Integrator, x, r, g, v: int, depth: int, eps: float, H0: floa
         if not np.isfinite(H1):
             H1 = -np.inf
         div = (H0 - H1) > 1000.0
-        acc = min(1.0, math.exp(H1 - H0)) if np.isfinite(H1) else 0.0
+        acc = math.exp(min(0.0, H1 - H0)) if np.isfinite(H1) else 0.0
         return _Tree(x1, r1, g1, x1, r1, g1, x1, lp1, g1, H1 - H0, r1.copy(), div, div, acc, 1)
     a = _build(integ, x, r, g, v, depth - 1, eps, H0, rng)
     if a.stop:
