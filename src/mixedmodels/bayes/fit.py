@@ -323,45 +323,89 @@ class BayesFit:
         post = {name: M[:, :, j] for j, name in enumerate(self.parameter_names)}
         return az.from_dict(posterior=post)
 
-    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, kind: str = "mean", level: float = 0.95,
-                n_draws: int | None = 400, seed=None) -> pd.DataFrame:
-        """Posterior predictions: ``kind="mean"`` (the expected response, Xβ + Zb, per draw) or
-        ``"predictive"`` (plus residual noise, a posterior predictive draw). New levels (with
-        ``allow_new_levels``) get random effects drawn from N(0, Σ) of each draw.
+    def predictive_draws(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                         allow_new_levels: bool = False, kind: str = "mean", n_draws: int | None = 400,
+                         seed=None, trials=None) -> np.ndarray:
+        """Posterior draws (draws × rows of ``newdata``, the fitted rows when None) of
 
-        Returns the posterior mean, SD and the ``level`` interval per row of ``newdata``."""
+        * ``kind="link"``: the linear predictor η = Xβ + Zb (rstanarm's ``posterior_linpred``);
+        * ``"mean"``: the expected response g⁻¹(η) (``posterior_epred``; for a binomial model the
+          probability);
+        * ``"predictive"``: a new response (``posterior_predict``): η plus a N(0, σ²) residual for
+          an LMM, binomial counts out of ``trials`` (a column of ``newdata``, an array, or 1;
+          the fitted trials when ``newdata`` is None), Poisson or negative binomial counts.
+
+        Levels not in the fit (with ``allow_new_levels``) get random effects drawn from N(0, Σ)
+        of each draw, one per new level and draw, as rstanarm does. ``n_draws`` posterior draws are
+        used (all when None), chosen at random with ``seed``."""
         from ..postestimation.predict import predict as point_predict
 
-        if not self.has_sigma:
-            raise NotImplementedError("predict is available for Bayesian LMMs; for a GLMM use the draws()")
-        if kind not in ("mean", "predictive"):
-            raise ValueError(f"kind must be 'mean' or 'predictive', got {kind!r}")
+        if kind not in ("link", "mean", "predictive"):
+            raise ValueError(f"kind must be 'link', 'mean' or 'predictive', got {kind!r}")
         rng = np.random.default_rng(seed)
         idx = [(c, d) for c in range(self.chains) for d in range(self.n_draws)]
         if n_draws is not None and n_draws < len(idx):
-            idx = [idx[i] for i in rng.choice(len(idx), size=n_draws, replace=False)]
+            idx = [idx[i] for i in np.sort(rng.choice(len(idx), size=n_draws, replace=False))]
         m = self.model
-        saved = tuple(getattr(m, a, None) for a in ("_theta", "_beta", "_u", "_sigma"))
+        glmm = not self.has_sigma
+        names = ("_theta", "_beta", "_u_all") if glmm else ("_theta", "_beta", "_u", "_sigma")
+        saved = {a: getattr(m, a, None) for a in names}
         preds = []
         try:
             for c, d in idx:
                 th = self.theta[c, d]
-                m._theta, m._beta, m._sigma = th, self.beta[c, d], self.sigma[c, d]
-                m._u = _split_u(self.u[c, d], m.design.terms)
-                base = np.asarray(point_predict(m, newdata, re_form=re_form, allow_new_levels=allow_new_levels),
-                                  dtype=float)
+                m._theta, m._beta = th, self.beta[c, d]
+                if glmm:
+                    m._u_all = self.u[c, d]
+                else:
+                    m._sigma = self.sigma[c, d]
+                    m._u = _split_u(self.u[c, d], m.design.terms)
+                eta = np.asarray(point_predict(m, newdata, re_form=re_form, allow_new_levels=allow_new_levels),
+                                 dtype=float)
                 if allow_new_levels and newdata is not None and re_form is None:
-                    base = base + _new_level_effects(m, newdata, th, self.sigma[c, d], rng)
-                if kind == "predictive":
-                    base = base + self.sigma[c, d] * rng.standard_normal(len(base))
-                preds.append(base)
+                    eta = eta + _new_level_effects(m, newdata, th, self.sigma[c, d], rng)
+                preds.append(self._response_draw(eta, kind, c, d, rng, newdata, trials))
         finally:
-            m._theta, m._beta, m._u, m._sigma = saved
-        P = np.array(preds)
+            for a, v in saved.items():
+                setattr(m, a, v)
+        return np.array(preds)
+
+    def _response_draw(self, eta: np.ndarray, kind: str, c: int, d: int, rng, newdata, trials) -> np.ndarray:
+        if kind == "link":
+            return eta
+        if self.has_sigma:
+            return eta + self.sigma[c, d] * rng.standard_normal(len(eta)) if kind == "predictive" else eta
+        fam = self.model.family
+        mu = fam.link.inverse(eta)
+        if kind == "mean":
+            return mu
+        if fam.name == "binomial":
+            n = _trials(self.model, newdata, trials, len(mu))
+            return rng.binomial(n, np.clip(mu, 0.0, 1.0)).astype(float)
+        if fam.name == "poisson":
+            return rng.poisson(mu).astype(float)
+        if fam.name == "negative_binomial":
+            k = float(self.extra[c, d, 0])
+            return rng.negative_binomial(k, k / (k + mu)).astype(float)
+        raise NotImplementedError(f"posterior predictive draws for the {fam.name} family")
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, kind: str = "mean", level: float = 0.95,
+                n_draws: int | None = 400, seed=None, trials=None) -> pd.DataFrame:
+        """Posterior summaries of :meth:`predictive_draws` (see there for ``kind``): the mean, SD
+        and the central ``level`` interval per row of ``newdata`` (the fitted rows when None)."""
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
+        P = self.predictive_draws(newdata, re_form=re_form, allow_new_levels=allow_new_levels, kind=kind,
+                                  n_draws=n_draws, seed=seed, trials=trials)
         a = (1 - level) / 2
         return pd.DataFrame({"mean": P.mean(axis=0), "sd": P.std(axis=0, ddof=1),
                              "lower": np.quantile(P, a, axis=0), "upper": np.quantile(P, 1 - a, axis=0)})
+
+    def fitted(self, kind: str = "mean", level: float = 0.95, n_draws: int | None = None, seed=None) -> pd.DataFrame:
+        """Posterior summaries of the fitted values (the expected response of each fitted row,
+        rstanarm's ``posterior_epred`` without new data); ``kind="link"`` for η."""
+        return self.predict(None, kind=kind, level=level, n_draws=n_draws, seed=seed)
 
     def plot_trace(self, parameters: list[str] | None = None):
         """Trace plots (one line per chain) and densities; returns the figure."""
@@ -411,6 +455,19 @@ def _split_u(u: np.ndarray, terms) -> list[np.ndarray]:
         out.append(u[pos:pos + q])
         pos += q
     return out
+
+
+def _trials(model, newdata, trials, n: int) -> np.ndarray:
+    if trials is None:
+        return model.trials.astype(np.int64) if newdata is None else np.ones(n, dtype=np.int64)
+    if isinstance(trials, str):
+        if newdata is None or trials not in newdata.columns:
+            raise ValueError(f"trials names the column {trials!r}, which newdata does not have")
+        trials = newdata[trials].to_numpy()
+    t = np.asarray(trials, dtype=float)
+    if t.shape != (n,) or np.any(t < 0) or np.any(t != np.round(t)):
+        raise ValueError(f"trials must be {n} non-negative whole numbers (one per row)")
+    return t.astype(np.int64)
 
 
 def _new_level_effects(model, newdata: pd.DataFrame, theta, sigma, rng) -> np.ndarray:
