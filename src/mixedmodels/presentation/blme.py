@@ -12,7 +12,7 @@ from ..exceptions import DataError
 from ..models.family import get_family
 from ..models.optim import Control
 from ..models.penalized import PenalizedGeneralizedLinearMixedModel, PenalizedLinearMixedModel, bind_priors
-from ..spec.arguments import check_bool
+from ..spec.arguments import check_bool, check_count
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
 
@@ -205,6 +205,12 @@ def bayes_fit(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int =
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "warmup" else 1):
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     _check_common(na_action, weights, None, None)
+    if method not in ("nuts", "laplace"):
+        raise ValueError(f"method must be 'nuts' or 'laplace', got {method!r}")
+    max_treedepth = check_count("max_treedepth", max_treedepth)
+    for name, v, hi in (("adapt_delta", adapt_delta, 1.0), ("nb_rate", nb_rate, np.inf)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0 < v < hi:
+            raise ValueError(f"{name} must be a number in (0, {hi}), got {v!r}")
     fam = None if family is None else get_family(family)
     if fam is not None and not fam.linear:
         return _bayes_glmm(formula, data, fam, chains=chains, draws=draws, warmup=warmup, seed=seed,
