@@ -91,6 +91,10 @@ def test_binomial_nuts_matches_stan_glmer():
     assert b.summary()["rhat"].max() <= 1.01
     assert b.acceptance["divergences"].sum() == 0
     assert "NUTS" in repr(b)
+    # rstanarm's default priors (autoscaled normals on β, the intercept's on centred predictors)
+    r = _quiet(mm.bayes_fit, "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.load_dataset("cbpp"),
+               family="binomial", chains=4, draws=1000, warmup=500, seed=6, priors="rstanarm")
+    _agree(r.summary(), json.loads(GLMM.read_text())["cbpp_rstanarm"]["summary"])
 
 
 @pytest.mark.skipif(not MORE.exists(), reason="rstanarm reference not made")
@@ -144,7 +148,9 @@ def test_decov_on_three_columns_matches_stan_lmer(reg):
     b = _quiet(mm.bayes_fit, "y ~ x1 + x2 + (x1 + x2 | g)", d, chains=4, draws=1500, warmup=1000, seed=3,
                cov_prior=mm.priors.decov(regularization=reg))
     s = b.summary()
-    _agree(s, _ref(f"sim3_decov{reg}")["summary"], sd_tol=0.12, q_tol=0.4)
+    # a 10-parameter posterior with ESS ≈ 500 for the variance parameters in both samplers: the
+    # Monte Carlo error of a difference of means is ≈ 0.06 SD, hence 0.15 SD (and 12% for SDs)
+    _agree(s, _ref(f"sim3_decov{reg}")["summary"], mean_tol=0.15, sd_tol=0.12, q_tol=0.4)
     assert s["rhat"].max() <= 1.01
 
 

@@ -21,8 +21,8 @@ from ..exceptions import ConvergenceWarning
 from ..models.lmm import LinearMixedModel
 from ..models.priors import NormalPrior, PointPrior, Prior, TPrior, get_prior
 from .diagnostics import ess_bulk, ess_tail, rhat
-from .posterior import FixefGaussian, LMMPosterior
 from .nuts import NutsResult, run_nuts
+from .posterior import FixefGaussian, LMMPosterior
 from .sampler import find_mode, run_chain
 
 __all__ = ["BayesFit", "bayes_lmm", "bayes_glmm", "rstanarm_fixef_prior"]
@@ -338,37 +338,75 @@ class BayesFit:
         Levels not in the fit (with ``allow_new_levels``) get random effects drawn from N(0, Σ)
         of each draw, one per new level and draw, as rstanarm does. ``n_draws`` posterior draws are
         used (all when None), chosen at random with ``seed``."""
-        from ..postestimation.predict import predict as point_predict
-
         if kind not in ("link", "mean", "predictive"):
             raise ValueError(f"kind must be 'link', 'mean' or 'predictive', got {kind!r}")
         rng = np.random.default_rng(seed)
         idx = [(c, d) for c in range(self.chains) for d in range(self.n_draws)]
         if n_draws is not None and n_draws < len(idx):
             idx = [idx[i] for i in np.sort(rng.choice(len(idx), size=n_draws, replace=False))]
+        offset, X, cols = self._linear_pieces(newdata, re_form, allow_new_levels)
+        ci = np.array([c for c, _ in idx])
+        di = np.array([d for _, d in idx])
+        eta = offset[None, :] + self.beta[ci, di] @ X.T
+        if cols:
+            B = self.ranef_draws()
+            for t, j, v, codes in cols:
+                known = codes >= 0
+                eta[:, known] += v[known][None, :] * B[t][ci, di][:, codes[known], j]
+        out = []
+        for k, (c, d) in enumerate(idx):
+            e = eta[k]
+            if allow_new_levels and newdata is not None and re_form is None:
+                e = e + _new_level_effects(self.model, newdata, self.theta[c, d], self.sigma[c, d], rng)
+            out.append(self._response_draw(e, kind, c, d, rng, newdata, trials))
+        return np.array(out)
+
+    def _linear_pieces(self, newdata, re_form, allow_new_levels):
+        """η on ``newdata`` is affine in (β, b): probe the point prediction (which builds the new
+        model matrices, masks and level codes) at unit β and at two settings of each random-effects
+        column, instead of once per draw. Returns the offset, X, and per (term, column) the
+        values and the level codes (−1: a level not in the fit)."""
+        from ..postestimation.predict import predict as point_predict
+
         m = self.model
         glmm = not self.has_sigma
         names = ("_theta", "_beta", "_u_all") if glmm else ("_theta", "_beta", "_u", "_sigma")
         saved = {a: getattr(m, a, None) for a in names}
-        preds = []
+        terms = m.design.terms
+        p = len(m.design.fixef_names)
+
+        def eta(beta, bs):
+            m._beta = beta
+            flat = [b.reshape(-1) for b in bs]
+            if glmm:
+                m._u_all = np.concatenate(flat) if flat else np.zeros(0)
+            else:
+                m._u = flat
+            return np.asarray(point_predict(m, newdata, re_form=re_form, allow_new_levels=allow_new_levels),
+                              dtype=float)
+
         try:
-            for c, d in idx:
-                th = self.theta[c, d]
-                m._theta, m._beta = th, self.beta[c, d]
-                if glmm:
-                    m._u_all = self.u[c, d]
-                else:
-                    m._sigma = self.sigma[c, d]
-                    m._u = _split_u(self.u[c, d], m.design.terms)
-                eta = np.asarray(point_predict(m, newdata, re_form=re_form, allow_new_levels=allow_new_levels),
-                                 dtype=float)
-                if allow_new_levels and newdata is not None and re_form is None:
-                    eta = eta + _new_level_effects(m, newdata, th, self.sigma[c, d], rng)
-                preds.append(self._response_draw(eta, kind, c, d, rng, newdata, trials))
+            m._theta = m.factor.parametrization.start()   # T = I: b = u
+            zero_b = [np.zeros((t.nlevels, t.ncols)) for t in terms]
+            offset = eta(np.zeros(p), zero_b)
+            X = np.column_stack([eta(e, zero_b) - offset for e in np.eye(p)]) if p else np.zeros((len(offset), 0))
+            cols = []
+            for i, t in enumerate(terms):
+                for j in range(t.ncols):
+                    bs = [b.copy() for b in zero_b]
+                    bs[i][:, j] = 1.0
+                    v = eta(np.zeros(p), bs) - offset
+                    bs[i][:, j] = np.arange(1, t.nlevels + 1)
+                    w = eta(np.zeros(p), bs) - offset
+                    with np.errstate(all="ignore"):
+                        ok = np.isfinite(v) & np.isfinite(w) & (v != 0)
+                        codes = np.where(ok, np.rint(w / np.where(ok, v, 1.0)) - 1, -1).astype(np.int64)
+                    if np.any(codes >= 0):
+                        cols.append((i, j, v, codes))
         finally:
-            for a, v in saved.items():
-                setattr(m, a, v)
-        return np.array(preds)
+            for a, val in saved.items():
+                setattr(m, a, val)
+        return offset, X, cols
 
     def _response_draw(self, eta: np.ndarray, kind: str, c: int, d: int, rng, newdata, trials) -> np.ndarray:
         if kind == "link":
@@ -446,15 +484,6 @@ class BayesFit:
             ax.set_visible(False)
         fig.tight_layout()
         return fig
-
-
-def _split_u(u: np.ndarray, terms) -> list[np.ndarray]:
-    out, pos = [], 0
-    for t in terms:
-        q = t.nlevels * t.ncols
-        out.append(u[pos:pos + q])
-        pos += q
-    return out
 
 
 def _trials(model, newdata, trials, n: int) -> np.ndarray:

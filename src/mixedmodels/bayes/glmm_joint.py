@@ -154,7 +154,7 @@ class GLMMJointPosterior:
             blocks.append((th, J, pos))
             pos += term.k
         eta = self.offset + self.X @ beta
-        Us, Ts, upos = [], [], 0
+        Us, upos = [], 0
         for (codes, values, m, l), (rows, cols), (th, _, _) in zip(self.re, self.layouts, blocks):
             T = np.zeros((l, l))
             T[rows, cols] = th

@@ -26,7 +26,8 @@ from ..models.lmm import LinearMixedModel
 from ..models.penalized import PriorSet
 from ..models.priors import GammaPrior, InvGammaPrior, InvWishartPrior, Prior, WishartPrior
 
-__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "DecovCholTerm", "ThetaTerm", "covariance_terms", "split_terms"]
+__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "DecovCholTerm", "ThetaTerm", "covariance_terms",
+           "split_terms"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
