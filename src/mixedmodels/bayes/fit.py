@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ConvergenceWarning
+from ..models.family import Binomial, NegativeBinomial, Poisson
 from ..models.lmm import LinearMixedModel
 from ..models.priors import NormalPrior, PointPrior, Prior, TPrior, get_prior
 from .diagnostics import ess_bulk, ess_tail, rhat
@@ -59,7 +60,7 @@ def _fixef_gaussian(prior, p: int) -> FixefGaussian | None:
     if prior is None:
         return None
     if isinstance(prior, TPrior):
-        raise NotImplementedError("mm.bayes integrates β out analytically, which needs a flat or normal "
+        raise NotImplementedError("mm.bayes_fit integrates β out analytically for LMMs, which needs a flat or normal "
                                   "prior on the fixed effects; a t prior is available in mm.blmer")
     assert isinstance(prior, NormalPrior)
     return FixefGaussian(prior.precision, np.zeros(p), relative=prior.common_scale, label=prior.describe())
@@ -417,12 +418,12 @@ class BayesFit:
         mu = fam.link.inverse(eta)
         if kind == "mean":
             return mu
-        if fam.name == "binomial":
+        if isinstance(fam, Binomial):
             n = _trials(self.model, newdata, trials, len(mu))
             return rng.binomial(n, np.clip(mu, 0.0, 1.0)).astype(float)
-        if fam.name == "poisson":
+        if isinstance(fam, Poisson):
             return rng.poisson(mu).astype(float)
-        if fam.name == "negative_binomial":
+        if isinstance(fam, NegativeBinomial):
             k = float(self.extra[c, d, 0])
             return rng.negative_binomial(k, k / (k + mu)).astype(float)
         raise NotImplementedError(f"posterior predictive draws for the {fam.name} family")
@@ -533,5 +534,5 @@ def resolve_resid(value, y: np.ndarray):
         return ("exponential", 1.0 / float(np.std(y, ddof=1)) if rate is None else float(rate))
     bound = pr.bind("resid")
     if isinstance(bound, PointPrior):
-        raise NotImplementedError("a point prior on σ is not available in mm.bayes")
+        raise NotImplementedError("a point prior on σ is not available in mm.bayes_fit")
     return bound

@@ -19,6 +19,7 @@ import math
 import numpy as np
 from scipy.special import gammaln, psi
 
+from ..models.family import Binomial, LogitLink, LogLink, NegativeBinomial, Poisson
 from .posterior import DecovTerm, FixefGaussian, covariance_terms, split_terms
 
 __all__ = ["GLMMJointPosterior"]
@@ -48,12 +49,19 @@ class GLMMJointPosterior:
                    for t in d.terms]
         self.layouts = [(np.asarray(r), np.asarray(c)) for r, c in model.factor.parametrization.layouts]
         self.q = sum(m * l for _, _, m, l in self.re)
-        self.nb = self.family.name == "negative_binomial"
+        fam, link = self.family, self.family.link
+        self.nb = isinstance(fam, NegativeBinomial)
         self.nb_rate = 1.0 if nb_rate is None else float(nb_rate)
         self.k = self.nt + self.p + self.q + (1 if self.nb else 0)
-        link = self.family.link.name
-        self.kind = {("binomial", "logit"): "logit", ("poisson", "log"): "log",
-                     ("negative_binomial", "log"): "nb_log"}.get((self.family.name, link), "general")
+        # closed forms for the canonical links (stable in η); any other link through the family
+        if isinstance(fam, Binomial) and isinstance(link, LogitLink):
+            self.kind = "logit"
+        elif isinstance(fam, Poisson) and isinstance(link, LogLink):
+            self.kind = "log"
+        elif self.nb and isinstance(link, LogLink):
+            self.kind = "nb_log"
+        else:
+            self.kind = "general"
         if self.nb:
             self._lg_y1 = gammaln(self.y + 1.0)
 

@@ -194,9 +194,9 @@ class ThetaTerm:
         self.rows, self.cols = rows, cols
         self.prior = prior
         if prior is not None and not prior.common_scale:
-            raise NotImplementedError("mm.bayes supports covariance priors relative to σ² (common_scale=True)")
+            raise NotImplementedError("mm.bayes_fit supports covariance priors relative to σ² (common_scale=True)")
         if isinstance(prior, (WishartPrior, InvWishartPrior)) and prior.posterior_scale != "cov":
-            raise NotImplementedError("mm.bayes supports Wishart priors with posterior_scale='cov'")
+            raise NotImplementedError("mm.bayes_fit supports Wishart priors with posterior_scale='cov'")
 
     def theta(self, x):
         th = np.array(x, dtype=float)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..bayes.fit import BayesFit, bayes_glmm, bayes_lmm, resolve_resid, rstanarm_fixef_prior
 from ..exceptions import DataError
-from ..models.family import get_family
+from ..models.family import NegativeBinomial, get_family
 from ..models.optim import Control
 from ..models.penalized import PenalizedGeneralizedLinearMixedModel, PenalizedLinearMixedModel, bind_priors
 from ..spec.arguments import check_bool, check_count
@@ -259,7 +259,7 @@ def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_
     from ..models.glmm import GeneralizedLinearMixedModel
     from ..models.priors import get_prior
 
-    nb = fam.name == "negative_binomial"
+    nb = isinstance(fam, NegativeBinomial)
     if fam.has_scale:
         raise NotImplementedError("mm.bayes_fit samples binomial, Poisson and negative binomial GLMMs; "
                                   f"the {fam.name} family (with a scale parameter) is not available")
@@ -298,7 +298,6 @@ def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_
         # posterior SD). nuts: the fit is only the chains' start.
         scalar = len(design.terms) == 1 and design.terms[0].ncols == 1
         if nb:
-            from ..models.family import NegativeBinomial
             from ..models.nbinom import fit_negative_binomial
 
             model = fit_negative_binomial(design, NegativeBinomial(link=fam.link), 1, None)
