@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sampler import DrawStore
+
 __all__ = ["run_nuts", "NutsResult"]
 
 
@@ -210,12 +212,9 @@ def run_nuts(logp_grad, x0: np.ndarray, warmup: int, draws: int, seed, *, after=
     ends = set(_windows(warmup))
     window: list[np.ndarray] = []
     init = int(0.15 * warmup)
-    out_x = np.empty((draws, k))
-    out_lp = np.empty(draws)
-    extras = []
+    store = DrawStore(draws, k, thin, after)
     div = hits = 0
     acc_sum = 0.0
-    kept = 0
     for it in range(warmup + draws * thin):
         x, lp, g, accept, divergent, hit = _transition(integ, x, lp, g, eps, max_depth, rng)
         if it < warmup:
@@ -236,11 +235,6 @@ def run_nuts(logp_grad, x0: np.ndarray, warmup: int, draws: int, seed, *, after=
         div += divergent
         hits += hit
         acc_sum += accept
-        if (it - warmup) % thin == thin - 1:
-            out_x[kept] = x
-            out_lp[kept] = lp
-            if after is not None:
-                extras.append(after(x, rng))
-            kept += 1
-    return NutsResult(out_x, out_lp, int(div), int(hits), float(eps), acc_sum / max(draws * thin, 1),
-                      integ.calls, extras)
+        store.offer(it - warmup, x, lp, rng)
+    return NutsResult(store.x, store.logp, int(div), int(hits), float(eps), acc_sum / max(draws * thin, 1),
+                      integ.calls, store.extras)
