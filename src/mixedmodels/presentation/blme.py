@@ -148,11 +148,13 @@ def bayes_fit(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int =
     """Fully Bayesian fit of a linear or generalized linear mixed model with an lme4 formula
     (rstanarm's ``stan_lmer`` / ``stan_glmer`` / ``stan_glmer.nb``).
 
-    Only the variance parameters (θ, σ) are sampled, on their marginal posterior: the fixed and
-    random effects integrate out analytically through the same blocked Cholesky factor the fit
-    uses, and are drawn from their conditional normal distributions afterwards. The sampler is our
-    own Metropolis-Hastings mixture (an independence t proposal at the posterior mode and an
-    adaptive random walk, see :mod:`mixedmodels.bayes.sampler`); chains run in parallel processes.
+    LMMs: only the variance parameters (θ, σ) are sampled, on their marginal posterior: the fixed
+    and random effects integrate out analytically through the same blocked Cholesky factor the
+    fit uses, and are drawn from their conditional normal distributions afterwards. The sampler is
+    our own Metropolis-Hastings mixture (an independence t proposal at the posterior mode and an
+    adaptive random walk, see :mod:`mixedmodels.bayes.sampler`). GLMMs: our own NUTS on the exact
+    joint posterior (:mod:`mixedmodels.bayes.nuts`, :mod:`mixedmodels.bayes.glmm_joint`). Chains
+    run in parallel processes.
 
     Parameters
     ----------
