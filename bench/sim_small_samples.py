@@ -84,7 +84,7 @@ def main() -> None:
         rows = list(pool.map(one, jobs))
     secs = time.perf_counter() - t0
     t = table(rows)
-    Path(a.out).write_text(json.dumps({"reps": a.reps, "seconds": secs, "rows": rows}, indent=1))
+    Path(a.out).write_text(json.dumps({"reps": a.reps, "seconds": secs, "rows": rows}, separators=(",", ":")))
     print(f"{a.reps} replicates per size, {secs:.0f} s with {a.workers} workers")
     print(t.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
