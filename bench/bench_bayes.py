@@ -1,4 +1,4 @@
-"""Bayesian LMM fits: mm.bayes against rstanarm's stan_lmer, timed in the same run.
+"""Bayesian LMM fits: mm.bayes_fit against rstanarm's stan_lmer, timed in the same run.
 
 Sleepstudy, ``Reaction ~ Days + (Days | Subject)``, rstanarm's default priors on both sides
 (``priors="rstanarm"``), 4 chains × 1000 draws after 1000 warm-up, chains in parallel processes
@@ -45,9 +45,9 @@ def main() -> None:
     f = "Reaction ~ Days + (Days | Subject)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mm.bayes(f, data, chains=2, draws=20, warmup=20, seed=0, cores=1)  # imports, first-call costs
+        mm.bayes_fit(f, data, chains=2, draws=20, warmup=20, seed=0, cores=1)  # imports, first-call costs
         t0 = time.perf_counter()
-        b = mm.bayes(f, data, chains=4, draws=1000, warmup=1000, seed=1, priors="rstanarm", cores=args.cores)
+        b = mm.bayes_fit(f, data, chains=4, draws=1000, warmup=1000, seed=1, priors="rstanarm", cores=args.cores)
         ours = time.perf_counter() - t0
     s = b.summary()
     stan = None
@@ -68,7 +68,7 @@ def main() -> None:
     print(f"sleepstudy, 4 chains x 1000 draws after 1000 warm-up, {args.cores} processes, "
           f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
     print(f"{'method':<28}{'seconds':>10}")
-    print(f"{'mm.bayes':<28}{ours:>10.2f}")
+    print(f"{'mm.bayes_fit':<28}{ours:>10.2f}")
     if stan:
         print(f"{'stan_lmer (sampling)':<28}{stan['seconds']:>10.2f}")
         print(f"{'stan_lmer (Rscript wall)':<28}{stan['wall']:>10.2f}")

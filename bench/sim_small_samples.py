@@ -5,10 +5,10 @@ cluster, x uniform on (−1, 1) within clusters; 5, 10, 20 and 50 clusters. Per 
 
 * REML (mm.lmer): the SD estimate, singular or not, profile 95% intervals for the SD and the slope;
 * blme (mm.blmer, default Wishart prior): the mode, Wald 95% intervals at the mode;
-* Bayes (mm.bayes, default priors: decov(1,1,1,1), flat β, σ ~ exponential(1/sd(y))): posterior
+* Bayes (mm.bayes_fit, default priors: decov(1,1,1,1), flat β, σ ~ exponential(1/sd(y))): posterior
   median and central 95% interval (2 chains × 500 draws after 500 warm-up).
 
-Run: ``python bench/sim_small_samples.py --reps 50`` (writes bench/sim_small_samples.json).
+Run: ``python bench/sim_small_samples.py --reps 200`` (writes bench/sim_small_samples.json).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def one(args):
         w = b.confint()
         out["blme_sd_ci"] = w.loc["sd_(Intercept)|g", ["lower", "upper"]].tolist()
         out["blme_x_ci"] = w.loc["x", ["lower", "upper"]].tolist()
-        p = mm.bayes(F, d, chains=2, draws=500, warmup=500, seed=rep, cores=1)
+        p = mm.bayes_fit(F, d, chains=2, draws=500, warmup=500, seed=rep, cores=1)
         dr = p.draws()
         out["bayes_sd"] = float(dr["sd_(Intercept)|g"].median())
         out["bayes_sd_ci"] = dr["sd_(Intercept)|g"].quantile([0.025, 0.975]).tolist()
@@ -84,7 +84,7 @@ def main() -> None:
         rows = list(pool.map(one, jobs))
     secs = time.perf_counter() - t0
     t = table(rows)
-    Path(a.out).write_text(json.dumps({"reps": a.reps, "seconds": secs, "rows": rows}, indent=1))
+    Path(a.out).write_text(json.dumps({"reps": a.reps, "seconds": secs, "rows": rows}, separators=(",", ":")))
     print(f"{a.reps} replicates per size, {secs:.0f} s with {a.workers} workers")
     print(t.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

@@ -1,4 +1,4 @@
-"""mm.bayes: the marginal posterior of (θ, σ), the conditional draws of β and b, the diagnostics
+"""mm.bayes_fit: the marginal posterior of (θ, σ), the conditional draws of β and b, the diagnostics
 (against ArviZ), and the posterior summaries against rstanarm (tests/reference/
 make_rstanarm_reference.R)."""
 
@@ -113,7 +113,7 @@ def _bayes(name):
         pri = "rstanarm" if name.endswith("rstanarm") else "default"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mm.ConvergenceWarning)
-            _FITS[name] = mm.bayes(f, data, chains=4, draws=750, warmup=500, seed=11, priors=pri)
+            _FITS[name] = mm.bayes_fit(f, data, chains=4, draws=750, warmup=500, seed=11, priors=pri)
     return _FITS[name]
 
 
@@ -155,18 +155,18 @@ def test_predict_new_levels_are_wider():
 
 def test_bad_input():
     with pytest.raises(mm.DataError, match="random effects"):
-        mm.bayes("y ~ x", _sim5())
+        mm.bayes_fit("y ~ x", _sim5())
     with pytest.raises(ValueError, match="unknown prior"):
-        mm.bayes("y ~ x + (1 | g)", _sim5(), cov_prior="decof")
+        mm.bayes_fit("y ~ x + (1 | g)", _sim5(), cov_prior="decof")
     with pytest.raises(NotImplementedError, match="t prior"):
-        mm.bayes("y ~ x + (1 | g)", _sim5(), fixef_prior="t")
+        mm.bayes_fit("y ~ x + (1 | g)", _sim5(), fixef_prior="t")
     with pytest.raises(ValueError, match="priors must be"):
-        mm.bayes("y ~ x + (1 | g)", _sim5(), priors="stan")
+        mm.bayes_fit("y ~ x + (1 | g)", _sim5(), priors="stan")
 
 
 def test_short_chains_warn_with_advice():
     with pytest.warns(mm.ConvergenceWarning, match="draws="):
-        mm.bayes("y ~ x + (1 | g)", _sim5(), chains=2, draws=30, warmup=30, seed=1, cores=1)
+        mm.bayes_fit("y ~ x + (1 | g)", _sim5(), chains=2, draws=30, warmup=30, seed=1, cores=1)
 
 
 def test_compare_small_sample_side_by_side():
@@ -193,12 +193,12 @@ RSTAN_GLMM = REF / "rstanarm_glmm_reference.json"
 
 
 @pytest.mark.skipif(not RSTAN_GLMM.exists(), reason="rstanarm GLMM reference not made")
-def test_glmm_posterior_on_the_laplace_marginal_matches_stan_glmer():
+def test_glmm_posterior_on_the_laplace_marginal_matches_stan_glmer():  # method='laplace'
     ref = json.loads(RSTAN_GLMM.read_text())["cbpp_flat"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.ConvergenceWarning)
-        b = mm.bayes("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.load_dataset("cbpp"),
-                     family="binomial", chains=4, draws=500, warmup=500, seed=5)
+        b = mm.bayes_fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.load_dataset("cbpp"),
+                         family="binomial", chains=4, draws=500, warmup=500, seed=5, method="laplace")
     s = b.summary()
     for par, r in ref["summary"].items():
         row = s.loc[par]

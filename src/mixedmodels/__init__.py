@@ -49,7 +49,7 @@ from .presentation.tidy import augment, glance, tidy
 from .presentation.tables import ModelTable, table
 from .presentation.display import format_anova, format_table
 from .models import priors
-from .presentation.blme import bayes, bglmer, blmer
+from .presentation.blme import bayes_fit, bglmer, blmer
 from .presentation.small_sample import compare_small_sample
 
 __version__ = "0.1.0"
@@ -71,7 +71,7 @@ __all__ = [
     "emmeans", "EMMeans", "simulate_residuals", "SimulatedResiduals", "plot_all_fit",
     "missing_report", "impute", "pool", "compare_missing", "Imputations", "MIFits",
     "tidy", "glance", "augment", "table", "ModelTable", "format_anova", "format_table",
-    "priors", "blmer", "bglmer", "bayes", "compare_small_sample",
+    "priors", "blmer", "bglmer", "bayes_fit", "compare_small_sample",
     "MixedEffectsRegressor", "MixedEffectsClassifier",
     "clmm", "OrdinalResponseWarning",
 ]

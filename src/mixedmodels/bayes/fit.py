@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ConvergenceWarning
+from ..models.family import Binomial, NegativeBinomial, Poisson
 from ..models.lmm import LinearMixedModel
 from ..models.priors import NormalPrior, PointPrior, Prior, TPrior, get_prior
 from .diagnostics import ess_bulk, ess_tail, rhat
+from .nuts import NutsResult, run_nuts
 from .posterior import FixefGaussian, LMMPosterior
 from .sampler import find_mode, run_chain
 
@@ -58,7 +60,7 @@ def _fixef_gaussian(prior, p: int) -> FixefGaussian | None:
     if prior is None:
         return None
     if isinstance(prior, TPrior):
-        raise NotImplementedError("mm.bayes integrates β out analytically, which needs a flat or normal "
+        raise NotImplementedError("mm.bayes_fit integrates β out analytically for LMMs, which needs a flat or normal "
                                   "prior on the fixed effects; a t prior is available in mm.blmer")
     assert isinstance(prior, NormalPrior)
     return FixefGaussian(prior.precision, np.zeros(p), relative=prior.common_scale, label=prior.describe())
@@ -99,13 +101,7 @@ def _run_chains(run, post, x0: np.ndarray, chains: int, draws: int, warmup: int,
     """From the mode of ``post`` near ``x0``, ``chains`` chains of ``run``, in parallel processes."""
     mode, cov = find_mode(post.log_density, x0)
     seeds = np.random.SeedSequence(seed).spawn(chains)
-    jobs = [(post, mode, cov, warmup, draws, s, thin) for s in seeds]
-    cores = min(chains, os.cpu_count() or 1) if cores is None else max(1, int(cores))
-    if cores > 1 and chains > 1:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
-            return list(pool.map(run, jobs))
-    return [run(j) for j in jobs]
+    return _pool_map(run, [(post, mode, cov, warmup, draws, s, thin) for s in seeds], cores)
 
 
 def _run_glmm(args):
@@ -118,16 +114,54 @@ def _run_glmm(args):
     return run_chain(post.log_density, mode, cov, warmup, draws, seed, after=after, thin=thin)
 
 
-def bayes_glmm(model, *, cov_priors: list, fixef_prior, chains: int = 4, draws: int = 1000, warmup: int = 1000,
-               seed=None, cores: int | None = None, thin: int = 1, prior_labels: list[str] | None = None) -> "BayesFit":
-    """Sample a fitted GLMM's (θ, β) on the Laplace marginal (see :mod:`mixedmodels.bayes.glmm_posterior`)."""
-    from .glmm_posterior import GLMMPosterior
+def _run_nuts(args):
+    post, x0, warmup, draws, seed, thin, max_depth, delta = args
+    rng = np.random.default_rng(seed)
+    # dispersed starts around the Laplace mode, so that R-hat can see chains that disagree
+    start = x0 + rng.uniform(-0.5, 0.5, len(x0))
+    if not np.isfinite(post.log_density(start)):
+        start = x0
+    return run_nuts(post.log_density_and_gradient, start, warmup, draws, rng.integers(2 ** 63),
+                    after=post.conditional_draw, thin=thin, max_depth=max_depth, delta=delta)
 
-    post = GLMMPosterior(model, cov_priors, fixef_prior)
-    x0 = post.to_x(np.maximum(model.theta, 0.05), model.beta)
-    results = _run_chains(_run_glmm, post, x0, chains, draws, warmup, seed, cores, thin)
+
+def _pool_map(run, jobs: list, cores: int | None) -> list:
+    cores = min(len(jobs), os.cpu_count() or 1) if cores is None else max(1, int(cores))
+    if cores > 1 and len(jobs) > 1:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ProcessPoolExecutor(max_workers=cores, mp_context=ctx) as pool:
+            return list(pool.map(run, jobs))
+    return [run(j) for j in jobs]
+
+
+def bayes_glmm(model, *, cov_priors: list, fixef_prior, chains: int = 4, draws: int = 1000, warmup: int = 1000,
+               seed=None, cores: int | None = None, thin: int = 1, prior_labels: list[str] | None = None,
+               method: str = "nuts", max_treedepth: int = 10, adapt_delta: float = 0.8,
+               nb_rate: float = 1.0) -> "BayesFit":
+    """Sample a fitted GLMM's posterior. ``method="nuts"``: the exact joint posterior of (θ, β, u)
+    (and the negative binomial size) by NUTS, non-centred (:mod:`mixedmodels.bayes.glmm_joint`);
+    ``"laplace"``: (θ, β) on the Laplace/AGQ marginal (:mod:`mixedmodels.bayes.glmm_posterior`),
+    u from its Gaussian approximation."""
+    if method == "laplace":
+        from .glmm_posterior import GLMMPosterior
+
+        post = GLMMPosterior(model, cov_priors, fixef_prior)
+        x0 = post.to_x(np.maximum(model.theta, 0.05), model.beta)
+        results = _run_chains(_run_glmm, post, x0, chains, draws, warmup, seed, cores, thin)
+        model.restore_fit_state()
+        return BayesFit(model, post, results, prior_labels or [])
+    from .glmm_joint import GLMMJointPosterior
+
+    post = GLMMJointPosterior(model, cov_priors, fixef_prior, nb_rate=nb_rate)
+    theta0 = np.maximum(model.theta, 0.05)
+    with np.errstate(all="ignore"):
+        _, res = model.evaluate(theta0, model.beta)
     model.restore_fit_state()
-    return BayesFit(model, post, results, prior_labels or [])
+    size0 = getattr(model.family, "theta", None) if post.nb else None
+    x0 = post.to_x(theta0, model.beta, np.asarray(res.u, dtype=float), size0)
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+    jobs = [(post, x0, warmup, draws, s, thin, max_treedepth, adapt_delta) for s in seeds]
+    return BayesFit(model, post, _pool_map(_run_nuts, jobs, cores), prior_labels or [])
 
 
 class BayesFit:
@@ -154,8 +188,19 @@ class BayesFit:
         self.beta = np.array([[e[0] for e in r.extras] for r in results])
         self.u = np.array([[e[1] for e in r.extras] for r in results])
         self.logp = np.stack([r.logp for r in results])
-        self.acceptance = pd.DataFrame({"independence": [r.accept_independence for r in results],
-                                        "random_walk": [r.accept_walk for r in results]})
+        self.nuts = isinstance(results[0], NutsResult)
+        if self.nuts:
+            self.acceptance = pd.DataFrame({"accept_stat": [r.mean_accept for r in results],
+                                            "step_size": [r.step_size for r in results],
+                                            "divergences": [r.divergences for r in results],
+                                            "max_treedepth_hits": [r.max_treedepth_hits for r in results],
+                                            "leapfrog_steps": [r.n_leapfrog for r in results]})
+        else:
+            self.acceptance = pd.DataFrame({"independence": [r.accept_independence for r in results],
+                                            "random_walk": [r.accept_walk for r in results]})
+        # the negative binomial's size: one more sampled parameter, after the variance components
+        self.extra_names = ["size"] if getattr(posterior, "nb", False) else []
+        self.extra = (np.exp(xs[:, :, -1:]) if self.extra_names else np.zeros(xs.shape[:2] + (0,)))
         param = model.factor.parametrization
         terms = model.design.terms
         self.var_names = param.sdcor_names([t.group for t in terms], [t.columns for t in terms])
@@ -168,11 +213,12 @@ class BayesFit:
     # -- draws -----------------------------------------------------------------------------------
     @property
     def parameter_names(self) -> list[str]:
-        return list(self.model.design.fixef_names) + self.var_names + (["sigma"] if self.has_sigma else [])
+        return (list(self.model.design.fixef_names) + self.var_names + (["sigma"] if self.has_sigma else [])
+                + self.extra_names)
 
     def _matrix(self) -> np.ndarray:
         """(chains, draws, parameters) in :attr:`parameter_names` order."""
-        return np.concatenate([self.beta, self._sdcor], axis=2)
+        return np.concatenate([self.beta, self._sdcor, self.extra], axis=2)
 
     def draws(self, ranef: bool = False) -> pd.DataFrame:
         """A tidy frame: one row per draw (``chain``, ``draw``), one column per parameter; with
@@ -232,8 +278,21 @@ class BayesFit:
             self.diagnostic_messages.append(
                 f"effective sample size below {100 * self.chains} (100 per chain) for {', '.join(low_ess)}: "
                 "quantiles and intervals are imprecise. Run more draws (draws=), or thin less.")
+        if self.nuts:
+            div = int(self.acceptance["divergences"].sum())
+            if div:
+                self.diagnostic_messages.append(
+                    f"{div} divergent transitions after warm-up: the sampler could not follow the posterior's "
+                    "curvature (typically a funnel of a group SD near 0), so the draws may be biased. Raise "
+                    "adapt_delta (e.g. 0.95, smaller steps), use stronger priors on the group SDs (e.g. "
+                    "cov_prior=mm.priors.decov(shape=2)), or method='laplace' (the marginal of θ and β).")
+            hits = int(self.acceptance["max_treedepth_hits"].sum())
+            if hits:
+                self.diagnostic_messages.append(
+                    f"{hits} transitions hit the maximum tree depth: the sampler is inefficient (not biased). "
+                    "Raise max_treedepth, or centre and scale the predictors.")
         acc = self.acceptance.to_numpy()
-        if np.any(acc[:, 0] < 0.05) and np.any(acc[:, 1] < 0.05):
+        if not self.nuts and np.any(acc[:, 0] < 0.05) and np.any(acc[:, 1] < 0.05):
             self.diagnostic_messages.append(
                 "the sampler rarely accepted a move in some chain: the posterior is far from the normal "
                 "approximation at its mode (in log-SD coordinates); try stronger priors or a "
@@ -242,9 +301,14 @@ class BayesFit:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
     def __repr__(self) -> str:
-        kind = "linear" if self.has_sigma else "generalized linear (AGQ/Laplace marginal)"
+        if self.has_sigma:
+            kind, how = "linear", "β and b drawn given (θ, σ)"
+        elif self.nuts:
+            kind, how = "generalized linear", "NUTS on the joint posterior of (θ, β, b)"
+        else:
+            kind, how = "generalized linear (AGQ/Laplace marginal)", "b from its Gaussian approximation"
         head = (f"Bayesian {kind} mixed model: {self.model.design.formula.text}\n"
-                f"{self.chains} chains × {self.n_draws} draws; β and b drawn given (θ, σ)\n")
+                f"{self.chains} chains × {self.n_draws} draws; {how}\n")
         if self.prior_labels:
             head += "Priors: " + "; ".join(self.prior_labels) + "\n"
         return head + self.summary().to_string(float_format=lambda v: f"{v:.4g}")
@@ -260,45 +324,127 @@ class BayesFit:
         post = {name: M[:, :, j] for j, name in enumerate(self.parameter_names)}
         return az.from_dict(posterior=post)
 
-    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, kind: str = "mean", level: float = 0.95,
-                n_draws: int | None = 400, seed=None) -> pd.DataFrame:
-        """Posterior predictions: ``kind="mean"`` (the expected response, Xβ + Zb, per draw) or
-        ``"predictive"`` (plus residual noise, a posterior predictive draw). New levels (with
-        ``allow_new_levels``) get random effects drawn from N(0, Σ) of each draw.
+    def predictive_draws(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                         allow_new_levels: bool = False, kind: str = "mean", n_draws: int | None = 400,
+                         seed=None, trials=None) -> np.ndarray:
+        """Posterior draws (draws × rows of ``newdata``, the fitted rows when None) of
 
-        Returns the posterior mean, SD and the ``level`` interval per row of ``newdata``."""
-        from ..postestimation.predict import predict as point_predict
+        * ``kind="link"``: the linear predictor η = Xβ + Zb (rstanarm's ``posterior_linpred``);
+        * ``"mean"``: the expected response g⁻¹(η) (``posterior_epred``; for a binomial model the
+          probability);
+        * ``"predictive"``: a new response (``posterior_predict``): η plus a N(0, σ²) residual for
+          an LMM, binomial counts out of ``trials`` (a column of ``newdata``, an array, or 1;
+          the fitted trials when ``newdata`` is None), Poisson or negative binomial counts.
 
-        if not self.has_sigma:
-            raise NotImplementedError("predict is available for Bayesian LMMs; for a GLMM use the draws()")
-        if kind not in ("mean", "predictive"):
-            raise ValueError(f"kind must be 'mean' or 'predictive', got {kind!r}")
+        Levels not in the fit (with ``allow_new_levels``) get random effects drawn from N(0, Σ)
+        of each draw, one per new level and draw, as rstanarm does. ``n_draws`` posterior draws are
+        used (all when None), chosen at random with ``seed``."""
+        if kind not in ("link", "mean", "predictive"):
+            raise ValueError(f"kind must be 'link', 'mean' or 'predictive', got {kind!r}")
         rng = np.random.default_rng(seed)
         idx = [(c, d) for c in range(self.chains) for d in range(self.n_draws)]
         if n_draws is not None and n_draws < len(idx):
-            idx = [idx[i] for i in rng.choice(len(idx), size=n_draws, replace=False)]
+            idx = [idx[i] for i in np.sort(rng.choice(len(idx), size=n_draws, replace=False))]
+        offset, X, cols = self._linear_pieces(newdata, re_form, allow_new_levels)
+        ci = np.array([c for c, _ in idx])
+        di = np.array([d for _, d in idx])
+        eta = offset[None, :] + self.beta[ci, di] @ X.T
+        if cols:
+            B = self.ranef_draws()
+            for t, j, v, codes in cols:
+                known = codes >= 0
+                eta[:, known] += v[known][None, :] * B[t][ci, di][:, codes[known], j]
+        out = []
+        for k, (c, d) in enumerate(idx):
+            e = eta[k]
+            if allow_new_levels and newdata is not None and re_form is None:
+                e = e + _new_level_effects(self.model, newdata, self.theta[c, d], self.sigma[c, d], rng)
+            out.append(self._response_draw(e, kind, c, d, rng, newdata, trials))
+        return np.array(out)
+
+    def _linear_pieces(self, newdata, re_form, allow_new_levels):
+        """η on ``newdata`` is affine in (β, b): probe the point prediction (which builds the new
+        model matrices, masks and level codes) at unit β and at two settings of each random-effects
+        column, instead of once per draw. Returns the offset, X, and per (term, column) the
+        values and the level codes (−1: a level not in the fit)."""
+        from ..postestimation.predict import predict as point_predict
+
         m = self.model
-        saved = tuple(getattr(m, a, None) for a in ("_theta", "_beta", "_u", "_sigma"))
-        preds = []
+        glmm = not self.has_sigma
+        names = ("_theta", "_beta", "_u_all") if glmm else ("_theta", "_beta", "_u", "_sigma")
+        saved = {a: getattr(m, a, None) for a in names}
+        terms = m.design.terms
+        p = len(m.design.fixef_names)
+
+        def eta(beta, bs):
+            m._beta = beta
+            flat = [b.reshape(-1) for b in bs]
+            if glmm:
+                m._u_all = np.concatenate(flat) if flat else np.zeros(0)
+            else:
+                m._u = flat
+            return np.asarray(point_predict(m, newdata, re_form=re_form, allow_new_levels=allow_new_levels),
+                              dtype=float)
+
         try:
-            for c, d in idx:
-                th = self.theta[c, d]
-                m._theta, m._beta, m._sigma = th, self.beta[c, d], self.sigma[c, d]
-                m._u = _split_u(self.u[c, d], m.design.terms)
-                base = np.asarray(point_predict(m, newdata, re_form=re_form, allow_new_levels=allow_new_levels),
-                                  dtype=float)
-                if allow_new_levels and newdata is not None and re_form is None:
-                    base = base + _new_level_effects(m, newdata, th, self.sigma[c, d], rng)
-                if kind == "predictive":
-                    base = base + self.sigma[c, d] * rng.standard_normal(len(base))
-                preds.append(base)
+            m._theta = m.factor.parametrization.start()   # T = I: b = u
+            zero_b = [np.zeros((t.nlevels, t.ncols)) for t in terms]
+            offset = eta(np.zeros(p), zero_b)
+            X = np.column_stack([eta(e, zero_b) - offset for e in np.eye(p)]) if p else np.zeros((len(offset), 0))
+            cols = []
+            for i, t in enumerate(terms):
+                for j in range(t.ncols):
+                    bs = [b.copy() for b in zero_b]
+                    bs[i][:, j] = 1.0
+                    v = eta(np.zeros(p), bs) - offset
+                    bs[i][:, j] = np.arange(1, t.nlevels + 1)
+                    w = eta(np.zeros(p), bs) - offset
+                    with np.errstate(all="ignore"):
+                        ok = np.isfinite(v) & np.isfinite(w) & (v != 0)
+                        codes = np.where(ok, np.rint(w / np.where(ok, v, 1.0)) - 1, -1).astype(np.int64)
+                    if np.any(codes >= 0):
+                        cols.append((i, j, v, codes))
         finally:
-            m._theta, m._beta, m._u, m._sigma = saved
-        P = np.array(preds)
+            for a, val in saved.items():
+                setattr(m, a, val)
+        return offset, X, cols
+
+    def _response_draw(self, eta: np.ndarray, kind: str, c: int, d: int, rng, newdata, trials) -> np.ndarray:
+        if kind == "link":
+            return eta
+        if self.has_sigma:
+            return eta + self.sigma[c, d] * rng.standard_normal(len(eta)) if kind == "predictive" else eta
+        fam = self.model.family
+        mu = fam.link.inverse(eta)
+        if kind == "mean":
+            return mu
+        if isinstance(fam, Binomial):
+            n = _trials(self.model, newdata, trials, len(mu))
+            return rng.binomial(n, np.clip(mu, 0.0, 1.0)).astype(float)
+        if isinstance(fam, Poisson):
+            return rng.poisson(mu).astype(float)
+        if isinstance(fam, NegativeBinomial):
+            k = float(self.extra[c, d, 0])
+            return rng.negative_binomial(k, k / (k + mu)).astype(float)
+        raise NotImplementedError(f"posterior predictive draws for the {fam.name} family")
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, kind: str = "mean", level: float = 0.95,
+                n_draws: int | None = 400, seed=None, trials=None) -> pd.DataFrame:
+        """Posterior summaries of :meth:`predictive_draws` (see there for ``kind``): the mean, SD
+        and the central ``level`` interval per row of ``newdata`` (the fitted rows when None)."""
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
+        P = self.predictive_draws(newdata, re_form=re_form, allow_new_levels=allow_new_levels, kind=kind,
+                                  n_draws=n_draws, seed=seed, trials=trials)
         a = (1 - level) / 2
         return pd.DataFrame({"mean": P.mean(axis=0), "sd": P.std(axis=0, ddof=1),
                              "lower": np.quantile(P, a, axis=0), "upper": np.quantile(P, 1 - a, axis=0)})
+
+    def fitted(self, kind: str = "mean", level: float = 0.95, n_draws: int | None = None, seed=None) -> pd.DataFrame:
+        """Posterior summaries of the fitted values (the expected response of each fitted row,
+        rstanarm's ``posterior_epred`` without new data); ``kind="link"`` for η."""
+        return self.predict(None, kind=kind, level=level, n_draws=n_draws, seed=seed)
 
     def plot_trace(self, parameters: list[str] | None = None):
         """Trace plots (one line per chain) and densities; returns the figure."""
@@ -341,13 +487,17 @@ class BayesFit:
         return fig
 
 
-def _split_u(u: np.ndarray, terms) -> list[np.ndarray]:
-    out, pos = [], 0
-    for t in terms:
-        q = t.nlevels * t.ncols
-        out.append(u[pos:pos + q])
-        pos += q
-    return out
+def _trials(model, newdata, trials, n: int) -> np.ndarray:
+    if trials is None:
+        return model.trials.astype(np.int64) if newdata is None else np.ones(n, dtype=np.int64)
+    if isinstance(trials, str):
+        if newdata is None or trials not in newdata.columns:
+            raise ValueError(f"trials names the column {trials!r}, which newdata does not have")
+        trials = newdata[trials].to_numpy()
+    t = np.asarray(trials, dtype=float)
+    if t.shape != (n,) or np.any(t < 0) or np.any(t != np.round(t)):
+        raise ValueError(f"trials must be {n} non-negative whole numbers (one per row)")
+    return t.astype(np.int64)
 
 
 def _new_level_effects(model, newdata: pd.DataFrame, theta, sigma, rng) -> np.ndarray:
@@ -384,5 +534,5 @@ def resolve_resid(value, y: np.ndarray):
         return ("exponential", 1.0 / float(np.std(y, ddof=1)) if rate is None else float(rate))
     bound = pr.bind("resid")
     if isinstance(bound, PointPrior):
-        raise NotImplementedError("a point prior on σ is not available in mm.bayes")
+        raise NotImplementedError("a point prior on σ is not available in mm.bayes_fit")
     return bound

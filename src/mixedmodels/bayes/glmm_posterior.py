@@ -1,7 +1,7 @@
 """The posterior of a GLMM's (θ, β) on the marginal likelihood of the fitted model's deviance.
 
 The random effects are integrated out by the model's deviance: adaptive Gauss-Hermite quadrature
-for one scalar term (``mm.bayes`` uses 9 nodes, nearly exact), else the Laplace approximation
+for one scalar term (``mm.bayes_fit(method="laplace")`` uses 9 nodes, nearly exact), else the Laplace approximation
 (PIRLS converged tightly), so (θ, β) is sampled on −½ deviance + log prior, and
 b is drawn afterwards from the Gaussian approximation at the conditional mode,
 u | θ, β, y ≈ N(û, (ΛᵀZᵀWZΛ + I)⁻¹). This is approximate where the Laplace approximation is

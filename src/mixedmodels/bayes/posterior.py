@@ -26,7 +26,8 @@ from ..models.lmm import LinearMixedModel
 from ..models.penalized import PriorSet
 from ..models.priors import GammaPrior, InvGammaPrior, InvWishartPrior, Prior, WishartPrior
 
-__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "ThetaTerm", "covariance_terms", "split_terms"]
+__all__ = ["LMMPosterior", "FixefGaussian", "DecovTerm", "DecovCholTerm", "ThetaTerm", "covariance_terms",
+           "split_terms"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -45,10 +46,9 @@ class FixefGaussian:
 
 
 class DecovTerm:
+    """rstanarm's decov for one or two columns (log τ; log ζ₁, log ζ₂, logit of (ρ + 1)/2)."""
+
     def __init__(self, d: int, prior: Prior):
-        if d > 2:
-            raise NotImplementedError("the decov prior is implemented for terms of up to two columns; "
-                                      "use cov_prior=mm.priors.wishart() for larger terms")
         a = prior.args
         self.d = d
         self.eta, self.conc, self.shape, self.scale = (a["regularization"], a["concentration"], a["shape"],
@@ -93,6 +93,97 @@ class DecovTerm:
                          math.log(rho / (1 - rho))])
 
 
+class DecovCholTerm(DecovTerm):
+    """rstanarm's decov for three or more columns: Σ = D Ω D (relative to σ²) with trace
+    d (τ·scale)², τ ~ Gamma(shape, 1), the variance shares π = ζ/Σζ with ζ_j ~ Gamma(concentration, 1)
+    (a Dirichlet), and the correlation matrix Ω ~ LKJ(regularization) (the density of rstanarm's
+    onion construction). Coordinates: log τ, log ζ (d), and Ω's canonical partial correlations
+    on the atanh scale (d(d − 1)/2, Stan's Cholesky-correlation transform).
+
+    As rstanarm's Stan programs (``make_theta_L``) build the factor, row i ≥ 3 of T has its
+    off-diagonal part scaled by the SD share of row i − 1 and its diagonal by its own, so for
+    three or more columns Σ is not exactly D Ω D; we build T the same way, so that the prior (and
+    the posterior) is rstanarm's."""
+
+    def __init__(self, d: int, prior: Prior, rows: np.ndarray, cols: np.ndarray):
+        super().__init__(d, prior)
+        self.rows, self.cols = np.asarray(rows), np.asarray(cols)
+        self.k = 1 + d + d * (d - 1) // 2
+        self._tril = np.tril_indices(d, -1)
+
+    def _chol_corr(self, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """L (lower, unit rows) from the unconstrained CPCs, and log|∂L/∂y|."""
+        d = self.d
+        z = np.tanh(y)
+        L = np.zeros((d, d))
+        L[0, 0] = 1.0
+        log_jac = float(np.sum(np.log1p(-z * z)))
+        pos = 0
+        for i in range(1, d):
+            ss = 0.0
+            for j in range(i):
+                if j:
+                    log_jac += 0.5 * math.log1p(-ss)
+                L[i, j] = z[pos] * math.sqrt(max(1.0 - ss, 0.0))
+                ss += L[i, j] ** 2
+                pos += 1
+            L[i, i] = math.sqrt(max(1.0 - ss, 0.0))
+        return L, log_jac
+
+    def _pieces(self, x: np.ndarray):
+        d = self.d
+        tau = math.exp(x[0])
+        zeta = np.exp(x[1:1 + d])
+        L, log_jac = self._chol_corr(x[1 + d:])
+        sd = np.sqrt(zeta / zeta.sum() * d) * tau * self.scale
+        return tau, zeta, L, log_jac, sd
+
+    def theta(self, x: np.ndarray) -> np.ndarray:
+        _, _, L, _, sd = self._pieces(x)
+        T = sd[:, None] * L
+        for i in range(2, self.d):
+            T[i, :i] = sd[i - 1] * L[i, :i]
+        return T[self.rows, self.cols]
+
+    def log_prior(self, x: np.ndarray) -> float:
+        d = self.d
+        tau, zeta, L, log_jac, _ = self._pieces(x)
+        lp = self.shape * x[0] - tau                                    # Gamma(shape, 1), log scale
+        lp += float(np.sum(self.conc * x[1:1 + d] - zeta))              # Gamma(concentration, 1) each
+        diag = np.diag(L)[1:]
+        # LKJ(η) on the Cholesky factor: Π_{i ≥ 2} L_ii^(d − i + 2η − 2) (1-based i)
+        expo = d - np.arange(2, d + 1) + 2.0 * self.eta - 2.0
+        return lp + float(np.sum(expo * np.log(diag))) + log_jac
+
+    def to_x(self, theta: np.ndarray) -> np.ndarray:
+        d = self.d
+        T = np.zeros((d, d))
+        T[self.rows, self.cols] = theta
+        # invert the construction of :meth:`theta` (rows clipped to unit length for a start value)
+        sd = np.empty(d)
+        Lc = np.zeros((d, d))
+        sd[0], Lc[0, 0] = max(T[0, 0], 1e-8), 1.0
+        sd[1] = max(float(np.hypot(T[1, 0], T[1, 1])), 1e-8)
+        Lc[1, :2] = T[1, :2] / sd[1]
+        for i in range(2, d):
+            off = T[i, :i] / sd[i - 1]
+            nrm = float(np.sqrt(off @ off))
+            if nrm > 0.99:
+                off *= 0.99 / nrm
+            Lc[i, :i] = off
+            Lc[i, i] = math.sqrt(1.0 - float(off @ off))
+            sd[i] = max(T[i, i] / Lc[i, i], 1e-8)
+        tr = float(np.sum(sd ** 2))
+        y = []
+        for i in range(1, d):
+            ss = 0.0
+            for j in range(i):
+                z = Lc[i, j] / math.sqrt(max(1.0 - ss, 1e-12))
+                y.append(math.atanh(min(max(z, -1 + 1e-9), 1 - 1e-9)))
+                ss += Lc[i, j] ** 2
+        return np.concatenate([[math.log(math.sqrt(tr / d) / self.scale)], np.log(sd ** 2 / tr), y])
+
+
 class ThetaTerm:
     """θ coordinates (log diagonal) under a blme prior (common scale) or none."""
 
@@ -103,9 +194,9 @@ class ThetaTerm:
         self.rows, self.cols = rows, cols
         self.prior = prior
         if prior is not None and not prior.common_scale:
-            raise NotImplementedError("mm.bayes supports covariance priors relative to σ² (common_scale=True)")
+            raise NotImplementedError("mm.bayes_fit supports covariance priors relative to σ² (common_scale=True)")
         if isinstance(prior, (WishartPrior, InvWishartPrior)) and prior.posterior_scale != "cov":
-            raise NotImplementedError("mm.bayes supports Wishart priors with posterior_scale='cov'")
+            raise NotImplementedError("mm.bayes_fit supports Wishart priors with posterior_scale='cov'")
 
     def theta(self, x):
         th = np.array(x, dtype=float)
@@ -141,7 +232,7 @@ def covariance_terms(model, cov: list) -> list:
     terms = []
     for pr, (rows, cols), t in zip(cov, model.factor.parametrization.layouts, model.design.terms):
         if isinstance(pr, Prior) and pr.name == "decov":
-            terms.append(DecovTerm(t.ncols, pr))
+            terms.append(DecovTerm(t.ncols, pr) if t.ncols <= 2 else DecovCholTerm(t.ncols, pr, rows, cols))
         else:
             terms.append(ThetaTerm(t.ncols, np.asarray(rows), np.asarray(cols), pr))
     return terms

@@ -26,7 +26,7 @@ from ..models.checks import finite_difference_derivatives
 stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 optimize = lazy_import("scipy.optimize")
 
-__all__ = ["find_mode", "run_chain", "ChainResult"]
+__all__ = ["find_mode", "run_chain", "ChainResult", "DrawStore"]
 
 _T_DF = 6.0
 
@@ -59,6 +59,26 @@ class ChainResult:
     accept_independence: float
     accept_walk: float
     extras: list             # per draw: what ``after`` returned
+
+
+class DrawStore:
+    """One chain's kept draws (every ``thin``-th after warm-up), their log densities, and what
+    ``after(x, rng)`` returns for each (e.g. the conditional draws of β and b)."""
+
+    def __init__(self, draws: int, k: int, thin: int, after=None):
+        self.x = np.empty((draws, k))
+        self.logp = np.empty(draws)
+        self.extras: list = []
+        self.thin, self.after, self.kept = thin, after, 0
+
+    def offer(self, i: int, x: np.ndarray, lp: float, rng) -> None:
+        """Iteration ``i`` after warm-up, at ``x``."""
+        if i % self.thin == self.thin - 1:
+            self.x[self.kept] = x
+            self.logp[self.kept] = lp
+            if self.after is not None:
+                self.extras.append(self.after(x, rng))
+            self.kept += 1
 
 
 def _t_logpdf(z: np.ndarray, chol: np.ndarray, logdet: float) -> float:
@@ -96,13 +116,10 @@ def run_chain(logp, mode: np.ndarray, cov: np.ndarray, warmup: int, draws: int, 
         lx = logp(x)
     if not np.isfinite(lx):
         x, lx = mode.copy(), logp(mode)
-    out_x = np.empty((draws, k))
-    out_lp = np.empty(draws)
-    extras = []
+    store = DrawStore(draws, k, thin, after)
     n_ind = a_ind = n_rw = a_rw = 0
     history = []
     total = warmup + draws * thin
-    kept = 0
     for it in range(total):
         warm = it < warmup
         if rng.random() < 0.7:
@@ -139,13 +156,9 @@ def run_chain(logp, mode: np.ndarray, cov: np.ndarray, warmup: int, draws: int, 
                     logdet = float(np.sum(np.log(np.diag(chol))))
                 except np.linalg.LinAlgError:
                     pass
-        elif (it - warmup) % thin == thin - 1:
-            out_x[kept] = x
-            out_lp[kept] = lx
-            if after is not None:
-                extras.append(after(x, rng))
-            kept += 1
-    return ChainResult(out_x, out_lp, a_ind / max(n_ind, 1), a_rw / max(n_rw, 1), extras)
+        else:
+            store.offer(it - warmup, x, lx, rng)
+    return ChainResult(store.x, store.logp, a_ind / max(n_ind, 1), a_rw / max(n_rw, 1), store.extras)
 
 
 def chi2_quantile(p: float, df: float) -> float:

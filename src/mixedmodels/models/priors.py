@@ -660,7 +660,7 @@ def _bind_resid(name: str, a: dict) -> BoundPrior:
 
 
 # --------------------------------------------------------------------------------------------
-# priors for the Bayesian fits only (mm.bayes): rstanarm's decov and an exponential on σ
+# priors for the Bayesian fits only (mm.bayes_fit): rstanarm's decov and an exponential on σ
 # --------------------------------------------------------------------------------------------
 
 def decov(regularization: float = 1.0, concentration: float = 1.0, shape: float = 1.0,

@@ -7,14 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# imported here, before mixedmodels/__init__ binds the function mm.bayes: importing the subpackage
-# mixedmodels.bayes later would rebind the name mm.bayes to the module
 from ..bayes.fit import BayesFit, bayes_glmm, bayes_lmm, resolve_resid, rstanarm_fixef_prior
 from ..exceptions import DataError
-from ..models.family import get_family
+from ..models.family import NegativeBinomial, get_family
 from ..models.optim import Control
 from ..models.penalized import PenalizedGeneralizedLinearMixedModel, PenalizedLinearMixedModel, bind_priors
-from ..spec.arguments import check_bool
+from ..spec.arguments import check_bool, check_count
 from ..spec.design import build_design
 from ..spec.response import Response, response_parser
 
@@ -29,7 +27,7 @@ def _check_common(na_action, weights, offset, control) -> None:
     if control is not None and not isinstance(control, Control):
         raise TypeError(f"control must be a mm.Control, got {type(control).__name__}")
 
-__all__ = ["blmer", "bglmer", "bayes", "BayesFit"]
+__all__ = ["blmer", "bglmer", "bayes_fit", "BayesFit"]
 
 
 def blmer(formula: str, data: pd.DataFrame, *, reml: bool = True, cov_prior="wishart", fixef_prior=None,
@@ -143,16 +141,20 @@ def _bayes_cov_priors(design, cov_prior) -> tuple[list, list[str]]:
     return out, labels
 
 
-def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 1000, warmup: int = 1000,
-          seed=None, priors: str = "default", cov_prior=None, fixef_prior=None, resid_prior=None,
-          family=None, weights=None, na_action: str = "drop", cores: int | None = None, thin: int = 1):
-    """Fully Bayesian fit of a linear mixed model with an lme4 formula.
+def bayes_fit(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 1000, warmup: int = 1000,
+              seed=None, priors: str = "default", cov_prior=None, fixef_prior=None, resid_prior=None,
+              family=None, weights=None, na_action: str = "drop", cores: int | None = None, thin: int = 1,
+              method: str = "nuts", max_treedepth: int = 10, adapt_delta: float = 0.8, nb_rate: float = 1.0):
+    """Fully Bayesian fit of a linear or generalized linear mixed model with an lme4 formula
+    (rstanarm's ``stan_lmer`` / ``stan_glmer`` / ``stan_glmer.nb``).
 
-    Only the variance parameters (θ, σ) are sampled, on their marginal posterior: the fixed and
-    random effects integrate out analytically through the same blocked Cholesky factor the fit
-    uses, and are drawn from their conditional normal distributions afterwards. The sampler is our
-    own Metropolis-Hastings mixture (an independence t proposal at the posterior mode and an
-    adaptive random walk, see :mod:`mixedmodels.bayes.sampler`); chains run in parallel processes.
+    LMMs: only the variance parameters (θ, σ) are sampled, on their marginal posterior: the fixed
+    and random effects integrate out analytically through the same blocked Cholesky factor the
+    fit uses, and are drawn from their conditional normal distributions afterwards. The sampler is
+    our own Metropolis-Hastings mixture (an independence t proposal at the posterior mode and an
+    adaptive random walk, see :mod:`mixedmodels.bayes.sampler`). GLMMs: our own NUTS on the exact
+    joint posterior (:mod:`mixedmodels.bayes.nuts`, :mod:`mixedmodels.bayes.glmm_joint`). Chains
+    run in parallel processes.
 
     Parameters
     ----------
@@ -174,10 +176,21 @@ def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 100
         ``mm.priors.normal(...)`` (blme's semantics); None keeps the ``priors`` choice.
     resid_prior : prior, name or None
         ``mm.priors.exponential(rate)``, blme's ``gamma``/``invgamma`` on σ², or ``"flat"``.
-    family : None or "gaussian"
-        GLMMs are not available yet.
+    family : None, "gaussian", "binomial", "poisson" or "negative_binomial"
+        A GLMM family (or a family object with its link). GLMMs are sampled by NUTS on the exact
+        joint posterior of (θ, β, b), non-centred as rstanarm's programs; the negative binomial's
+        size k (variance μ + μ²/k) is sampled too, with the prior k ~ exponential(``nb_rate``)
+        (rstanarm's ``stan_glmer.nb`` default).
     cores : int, optional
         Processes for the chains (default: one per chain, up to the CPUs).
+    method : {"nuts", "laplace"}
+        GLMMs only. ``"laplace"``: sample (θ, β) on the Laplace marginal (adaptive Gauss-Hermite
+        quadrature with 9 nodes for one scalar term) with our Metropolis sampler, and b from its
+        Gaussian approximation: faster, approximate where the Laplace approximation is.
+    max_treedepth, adapt_delta : int, float
+        NUTS settings (Stan's names and defaults): raise ``adapt_delta`` after divergences.
+    nb_rate : float
+        The rate of the exponential prior on the negative binomial size.
 
     Returns
     -------
@@ -194,14 +207,21 @@ def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 100
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "warmup" else 1):
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     _check_common(na_action, weights, None, None)
+    if method not in ("nuts", "laplace"):
+        raise ValueError(f"method must be 'nuts' or 'laplace', got {method!r}")
+    max_treedepth = check_count("max_treedepth", max_treedepth)
+    for name, v, hi in (("adapt_delta", adapt_delta, 1.0), ("nb_rate", nb_rate, np.inf)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0 < v < hi:
+            raise ValueError(f"{name} must be a number in (0, {hi}), got {v!r}")
     fam = None if family is None else get_family(family)
     if fam is not None and not fam.linear:
         return _bayes_glmm(formula, data, fam, chains=chains, draws=draws, warmup=warmup, seed=seed,
                            priors=priors, cov_prior=cov_prior, fixef_prior=fixef_prior, weights=weights,
-                           na_action=na_action, cores=cores, thin=thin)
+                           na_action=na_action, cores=cores, thin=thin, method=method,
+                           max_treedepth=max_treedepth, adapt_delta=adapt_delta, nb_rate=nb_rate)
     design = build_design(formula, data, weights=weights, na_action=na_action)
     if not design.terms:
-        raise DataError("mm.bayes needs a model with random effects, such as (1 | g); this formula has "
+        raise DataError("mm.bayes_fit needs a model with random effects, such as (1 | g); this formula has "
                         "none (for a linear model without random effects, use a Bayesian regression)")
     cov, labels = _bayes_cov_priors(design, cov_prior)
     y = np.asarray(design.y, dtype=float)
@@ -234,20 +254,24 @@ def bayes(formula: str, data: pd.DataFrame, *, chains: int = 4, draws: int = 100
 
 
 def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_prior, fixef_prior, weights,
-                na_action, cores, thin):
-    """GLMMs: (θ, β) sampled on the Laplace marginal; b from its Gaussian approximation."""
+                na_action, cores, thin, method, max_treedepth, adapt_delta, nb_rate):
+    """GLMMs: NUTS on the joint posterior, or (θ, β) on the Laplace marginal (method="laplace")."""
     import warnings
 
     from ..models.glmm import GeneralizedLinearMixedModel
     from ..models.priors import get_prior
 
+    nb = isinstance(fam, NegativeBinomial)
     if fam.has_scale:
-        raise NotImplementedError("mm.bayes samples GLMMs without a scale parameter (binomial, Poisson)")
+        raise NotImplementedError("mm.bayes_fit samples binomial, Poisson and negative binomial GLMMs; "
+                                  f"the {fam.name} family (with a scale parameter) is not available")
+    if nb and method == "laplace":
+        raise NotImplementedError("the negative binomial's size is sampled by NUTS only: use method='nuts'")
     store = Response()
     design = build_design(formula, data, weights=weights, na_action=na_action,
                           response=response_parser(fam, store), check_levels=False)
     if not design.terms:
-        raise DataError("mm.bayes needs a model with random effects, such as (1 | g); this formula has none")
+        raise DataError("mm.bayes_fit needs a model with random effects, such as (1 | g); this formula has none")
     if store.trials is not None:
         import dataclasses
 
@@ -258,7 +282,7 @@ def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_
         fp = get_prior(fixef_prior, "fixef")
         bound = None if fp is None else fp.bind("fixef", p=p, glmm=True)
         if bound is not None and bound.name != "normal":
-            raise NotImplementedError("mm.bayes takes a flat or normal prior on the fixed effects")
+            raise NotImplementedError("mm.bayes_fit takes a flat or normal prior on the fixed effects")
         from ..bayes.posterior import FixefGaussian
 
         fx = None if bound is None else FixefGaussian(bound.precision, np.zeros(p), False, bound.describe())
@@ -267,12 +291,21 @@ def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_
     else:
         fx = None
     labels.append("fixef ~ " + ("flat" if fx is None else fx.label))
+    if nb:
+        labels.append(f"size ~ exponential(rate = {nb_rate:.4g})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # one scalar term: the marginal by adaptive Gauss-Hermite quadrature (9 nodes), nearly exact;
-        # the Laplace approximation understates a binomial group SD (cbpp: by 0.1 posterior SD)
+        # laplace: for one scalar term the marginal by adaptive Gauss-Hermite quadrature (9 nodes),
+        # nearly exact (the Laplace approximation understates a binomial group SD; cbpp: by 0.1
+        # posterior SD). nuts: the fit is only the chains' start.
         scalar = len(design.terms) == 1 and design.terms[0].ncols == 1
-        model = GeneralizedLinearMixedModel(design, fam, 9 if scalar else 1)
-        model.fit()
+        if nb:
+            from ..models.nbinom import fit_negative_binomial
+
+            model = fit_negative_binomial(design, NegativeBinomial(link=fam.link), 1, None)
+        else:
+            model = GeneralizedLinearMixedModel(design, fam, 9 if scalar and method == "laplace" else 1)
+            model.fit()
     return bayes_glmm(model, cov_priors=cov, fixef_prior=fx, chains=chains, draws=draws, warmup=warmup,
-                      seed=seed, cores=cores, thin=thin, prior_labels=labels)
+                      seed=seed, cores=cores, thin=thin, prior_labels=labels, method=method,
+                      max_treedepth=max_treedepth, adapt_delta=adapt_delta, nb_rate=nb_rate)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..exceptions import MixedModelsWarning
 from .api import lmer
-from .blme import bayes, blmer
+from .blme import bayes_fit, blmer
 
 __all__ = ["compare_small_sample", "SmallSampleComparison"]
 
@@ -72,7 +72,7 @@ def compare_small_sample(formula: str, data: pd.DataFrame, *, level: float = 0.9
     * ML: estimates with Wald intervals for the fixed effects;
     * blme (``mm.blmer``, its default Wishart prior, never singular): the mode with Wald intervals
       from the curvature of the penalized criterion (log-SD scale);
-    * Bayes (``mm.bayes``): posterior medians and central posterior intervals.
+    * Bayes (``mm.bayes_fit``): posterior medians and central posterior intervals.
 
     Returns
     -------
@@ -93,8 +93,8 @@ def compare_small_sample(formula: str, data: pd.DataFrame, *, level: float = 0.9
             prof = reml.confint(method="wald", level=level)
         ml_ci = ml.confint(method="wald", level=level)
         bl_ci = bl.confint(method="wald", level=level)
-        post = bayes(formula, data, chains=chains, draws=draws, warmup=warmup, seed=seed, cores=cores,
-                     priors=bayes_priors)
+        post = bayes_fit(formula, data, chains=chains, draws=draws, warmup=warmup, seed=seed, cores=cores,
+                         priors=bayes_priors)
     fixef_names = list(reml.fixef.index)
     param = reml.factor.parametrization
     terms = reml.design.terms
