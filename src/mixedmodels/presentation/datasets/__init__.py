@@ -29,6 +29,12 @@ _CATALOGUE: dict[str, tuple[str, tuple[str, ...], dict[str, list[str]], tuple[st
         {},
         (),
     ),
+    "Salamanders": (
+        "Salamanders.csv",
+        ("site", "mined", "spp"),
+        {"mined": ["yes", "no"], "spp": ["GP", "PR", "DM", "EC-A", "EC-L", "DES-L", "DF"]},
+        (),
+    ),
     "cake": (
         "cake.csv",
         ("replicate", "recipe", "temperature"),
