@@ -12,11 +12,14 @@ write.csv(data.frame(site = as.character(sal$site), mined = as.character(sal$min
                      DOY = sal$DOY, spp = as.character(sal$spp), count = sal$count),
           "src/mixedmodels/presentation/datasets/Salamanders.csv", row.names = FALSE)
 sal$site <- factor(as.character(sal$site))  # the grouping's level order does not matter
-rows <- c(1, 2, 50, 200, 400, 644)
+rows <- c(1, 2, 50, 200, 300, 360)  # rows of every data set (360 simulated, 644 Salamanders)
 coefs <- function(m, part) {
   v <- fixef(m)[[part]]
   if (length(v) == 0) return(NULL)
-  list(names = names(v), est = unname(v), se = unname(sqrt(diag(vcov(m)[[part]]))))
+  # vcov(m)$disp is empty for an intercept-only dispersion: take every SE from TMB's sdreport
+  fixed <- summary(m$sdr, "fixed")
+  key <- c(cond = "beta", zi = "betazi", disp = "betad")[[part]]
+  list(names = names(v), est = unname(v), se = unname(fixed[rownames(fixed) == key, 2]))
 }
 pred <- function(m, type) unname(predict(m, type = type)[rows])
 fit <- function(formula, d, family, zi = ~0, disp = ~1) {
@@ -25,7 +28,7 @@ fit <- function(formula, d, family, zi = ~0, disp = ~1) {
   out <- list(loglik = as.numeric(logLik(m)), df = attr(logLik(m), "df"),
               cond = coefs(m, "cond"), zi = coefs(m, "zi"), disp = coefs(m, "disp"),
               sigma = sigma(m), sd = unname(sapply(vc, function(s) attr(s, "stddev"))),
-              aic = AIC(m), rows = rows,
+              aic = AIC(m), rows = rows, max_gradient = max(abs(m$sdr$gradient.fixed)),
               pred_response = pred(m, "response"), pred_link = pred(m, "link"),
               pred_cond = pred(m, "conditional"), pred_zprob = pred(m, "zprob"))
   if (stats::family(m)$family == "tweedie") out$power <- unname(family_params(m))

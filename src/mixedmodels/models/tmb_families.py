@@ -192,7 +192,7 @@ class NBinom1(_Count):
     channels = ("disp",)
 
     def loglik_eta(self, y, eta, aux):
-        from scipy.special import gammaln, polygamma, psi as digamma
+        from scipy.special import digamma, gammaln, polygamma
 
         phi_log = aux["disp"]
         k = np.exp(eta - phi_log)
@@ -369,7 +369,7 @@ class TMBBeta(TMBFamily):
                 "ordered-beta model (glmmTMB's ordbeta) for data with exact 0s and 1s")
 
     def loglik_mu(self, y, mu, aux):
-        from scipy.special import gammaln, polygamma, psi as digamma
+        from scipy.special import digamma, gammaln, polygamma
 
         phi = np.exp(aux["disp"])
         a, b = mu * phi, (1.0 - mu) * phi

@@ -100,6 +100,7 @@ class GlmmTMBModel(MixedModel):
         self.design, self.family, self.control = design, family, control or Control()
         self.data_name, self.name = data_name, None
         self.channels = {c: channels[c] for c in family.channels}
+        self._hessian: np.ndarray | None = None
         self.engine = LaplaceEngine(family, design.y, design.X, design.terms, design.offset,
                                     design.weights, {c: ch.X for c, ch in self.channels.items()})
         self.factor = _ThetaMap(self.engine.par)
@@ -167,9 +168,40 @@ class GlmmTMBModel(MixedModel):
                 if again.fun <= opt.fun:
                     again.nevals += opt.nevals
                     opt = again
+            x, H = self._newton_polish(opt, lower)
         self.optinfo = opt
-        self._finish(opt.x)
+        self._finish(x)
+        self._hessian = H
         return self
+
+    def _newton_polish(self, opt: OptSummary, lower: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One Newton step from the optimizer's end on the (finite-difference of the exact
+        gradient) Hessian, kept when it lowers F: quasi-Newton methods stop ~1e-5 short in flat
+        directions. The Hessian is the one the standard errors use."""
+        e = self.engine
+        x = opt.x.copy()
+        x[(lower == 0) & (x < 0)] = 0.0
+        try:
+            H = e.hessian(x)
+            f0, g = e.value_and_gradient(x)
+        except (FloatingPointError, np.linalg.LinAlgError):
+            return x, None
+        free = ~((lower == 0) & (x < _SING_TOL))      # parameters on their bound stay there
+        d = np.diag(H)
+        free &= d > 1e-9 * max(float(np.max(np.abs(d), initial=0.0)), 1e-300)
+        try:
+            step = np.zeros_like(x)
+            step[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
+        except np.linalg.LinAlgError:
+            return x, H
+        trial = np.maximum(x + step, lower)
+        f1 = e.objective(trial)
+        if np.isfinite(f1) and f1 <= f0:
+            opt.message += f"; one Newton step on the Hessian (F lowered by {f0 - f1:.2g})"
+            opt.x, opt.fun = trial, f1
+            return trial, H
+        e.objective(x)
+        return x, H
 
     def _optimize_log(self, x0: np.ndarray, lower: np.ndarray) -> OptSummary:
         """L-BFGS with the diagonal of each T on the log scale, as glmmTMB's log-sd (the
@@ -338,13 +370,19 @@ class GlmmTMBModel(MixedModel):
     def covariance_of_parameters(self) -> pd.DataFrame:
         """The inverse Hessian of −log L over every parameter (as :attr:`params`)."""
         if self._cov is None:
-            with np.errstate(all="ignore"):
-                H = self.engine.hessian(self._x)
-                self.engine.modes(self._x)   # back to the estimates' mode and factor
-            try:
-                self._cov = np.linalg.inv(H)
-            except np.linalg.LinAlgError:
-                self._cov = np.full(H.shape, np.nan)
+            H = getattr(self, "_hessian", None)
+            if H is None:
+                with np.errstate(all="ignore"):
+                    H = self.engine.hessian(self._x)
+                    self.engine.modes(self._x)   # back to the estimates' mode and factor
+            self._cov = _covariance_from_hessian(H)
+            flat = np.isnan(np.diag(self._cov))
+            if flat.any():
+                names = [n for n, f in zip(self._param_names(), flat) if f]
+                self._check_messages.append(
+                    "the likelihood is flat in " + ", ".join(names) + " (estimates running off to "
+                    "±infinity, e.g. a zero-inflation probability of 0 for some level): their "
+                    "standard errors are not available; consider dropping those terms")
         names = self._param_names()
         return pd.DataFrame(self._cov, index=names, columns=names)
 
@@ -384,6 +422,106 @@ class GlmmTMBModel(MixedModel):
         z = est.to_numpy() / se
         return pd.DataFrame({"Estimate": est.to_numpy(), "Std. Error": se, "z value": z,
                              "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))}, index=est.index)
+
+    def _sd_rows(self) -> list[tuple[str, int]]:
+        """(name, index in θ) of the scalar terms' standard deviations (θ is the sd there)."""
+        from .checks import theta_names  # noqa: F401 (the same names the summary uses)
+
+        out, pos = [], 0
+        for term, size in zip(self.design.terms, self.engine.par.sizes):
+            if term.ncols == 1:
+                out.append((f"sd_{term.columns[0]}|{term.name}", pos))
+            pos += size
+        return out
+
+    def confint(self, method: str = "wald", level: float = 0.95, which=None, **kwargs) -> pd.DataFrame:
+        """Confidence intervals for every coefficient (``zi.`` and ``disp.`` prefixed for those
+        parts) and the scalar terms' standard deviations.
+
+        ``"wald"`` (default, glmmTMB's): estimate ± z·SE from the Hessian; the sd's interval is
+        Wald on the log scale, as glmmTMB's. ``"profile"``: the likelihood-ratio interval of each
+        coefficient, the others re-optimised (``which=`` names a subset). ``"boot"``: parametric
+        bootstrap (:func:`mixedmodels.confint`).
+        """
+        from scipy import stats
+
+        if method == "boot":
+            return extension("confint")(self, method="boot", level=level, which=which, **kwargs)
+        if kwargs:
+            raise TypeError(f"confint got unexpected keyword argument(s) {sorted(kwargs)}")
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level}")
+        z = stats.norm.ppf(0.5 + level / 2)
+        names = self._param_names()
+        se = np.sqrt(np.diag(self.covariance_of_parameters().to_numpy()))
+        nth = self.engine.n_theta
+        rows, lo, hi, index = [], [], [], []
+        for name, j in self._sd_rows():
+            sd, s = self._theta[j], se[j] / max(self._theta[j], 1e-300)
+            index.append(name)
+            lo.append(sd * np.exp(-z * s))
+            hi.append(sd * np.exp(z * s))
+            rows.append(j)
+        for j in range(nth, len(names)):
+            index.append(names[j][5:] if names[j].startswith("cond.") else names[j])
+            lo.append(self._x[j] - z * se[j])
+            hi.append(self._x[j] + z * se[j])
+            rows.append(j)
+        out = pd.DataFrame({"lower": lo, "upper": hi}, index=index)
+        if method == "wald":
+            return out if which is None else out.loc[list(np.atleast_1d(which))]
+        if method != "profile":
+            raise ValueError(f"method must be 'wald', 'profile' or 'boot', got {method!r}")
+        chosen = [n for n in out.index if n in names or f"cond.{n}" in names]
+        if which is not None:
+            chosen = [n for n in np.atleast_1d(which)]
+        prof = pd.DataFrame(index=chosen, columns=["lower", "upper"], dtype=float)
+        for n in chosen:
+            j = names.index(n if n in names else f"cond.{n}")
+            prof.loc[n] = [self._profile_limit(j, -1, level, se[j]),
+                           self._profile_limit(j, +1, level, se[j])]
+        return prof
+
+    def _profile_limit(self, j: int, side: int, level: float, se: float) -> float:
+        """Where the profile deviance of parameter j crosses the χ²₁ quantile, on one side."""
+        from scipy import optimize, stats
+
+        e = self.engine
+        target = 0.5 * stats.chi2.ppf(level, 1)
+        others = np.array([k for k in range(e.n_par) if k != j])
+        lower = e.lower_bounds()[others]
+        state = {"z": self._x[others].copy()}
+
+        def excess(b: float) -> float:
+            def fg(zz):
+                x = self._x.copy()
+                x[others], x[j] = zz, b
+                value, g = e.value_and_gradient(x)
+                return value, g[others]
+            fun, grad = value_and_gradient(fg)
+            with np.errstate(all="ignore"):
+                opt = minimize(fun, state["z"], lower, self.control, grad=grad, optimizer="lbfgsb",
+                               options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-7})
+            state["z"] = opt.x.copy()
+            return opt.fun - self._value - target
+
+        if not np.isfinite(se) or se <= 0:
+            return float("nan")
+        est = self._x[j]
+        step = 1.96 * se
+        a = est
+        for _ in range(12):   # step out until the profile passes the cut-off
+            b = est + side * step
+            fb = excess(b)
+            if fb > 0:
+                break
+            a, step = b, step * 1.6
+        else:
+            return float("nan")
+        state["z"] = self._x[others].copy()
+        root = optimize.brentq(excess, min(a, b), max(a, b), xtol=1e-6 * max(1.0, abs(est)))
+        self.engine.modes(self._x)
+        return float(root)
 
     def conditional_covariance(self, max_q: int = 20_000) -> list[np.ndarray]:
         """Per term, Var(b | y) = Λ H⁻¹ Λᵀ at the mode (levels, l, l)."""
@@ -508,6 +646,22 @@ class GlmmTMBModel(MixedModel):
         if self.power is not None:
             notes.append(f"Tweedie power parameter: {self.power:.4g}")
         return notes
+
+
+def _covariance_from_hessian(H: np.ndarray, rel_tol: float = 1e-9) -> np.ndarray:
+    """The inverse Hessian, leaving out parameters whose curvature vanishes (coefficients
+    running off to ±∞; their rows are NaN). Their coupling with the others vanishes with it,
+    so the others' covariance is that of the full inverse (as glmmTMB's sdreport gives it)."""
+    k = H.shape[0]
+    d = np.diag(H)
+    keep = d > rel_tol * max(float(np.max(np.abs(d), initial=0.0)), 1e-300)
+    cov = np.full((k, k), np.nan)
+    if keep.any():
+        try:
+            cov[np.ix_(keep, keep)] = np.linalg.inv(H[np.ix_(keep, keep)])
+        except np.linalg.LinAlgError:
+            pass
+    return cov
 
 
 def _channel(formula: str | None, frame: pd.DataFrame, what: str) -> Channel:

@@ -23,9 +23,9 @@ from ..models.glmm import GeneralizedLinearMixedModel, check_separation
 from ..models.lmm import LinearMixedModel
 from ..models.nbinom import fit_negative_binomial
 from ..models.optim import Control
+from ..models.standardize import standardized_lmer
 from ..models.tmb_families import is_tmb_family
 from ..models.tmb_model import GlmmTMBModel, fit_glmmtmb
-from ..models.standardize import standardized_lmer
 from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
