@@ -201,8 +201,8 @@ class LaplaceEngine:
         return {c: self.CX[c] @ coefs[c] for c in self.channels}
 
     # -- the inner problem -----------------------------------------------------------------------
-    def _loglik(self, eta, aux):
-        l, l1, l2 = self.family.loglik(self.y, eta, aux)
+    def _loglik(self, eta, aux, prep):
+        l, l1, l2 = self.family.loglik(self.y, eta, aux, prep)
         return self.w * l, self.w * l1, self.w * l2
 
     def modes(self, x: np.ndarray, u0: np.ndarray | None = None) -> dict:
@@ -211,12 +211,13 @@ class LaplaceEngine:
         sol = self.solver
         sol.set_theta(theta)
         aux = self.aux_eta(coefs)
+        prep = self.family.prepare(self.y, aux)
         fixed = self.X @ beta + self.offset
         u = (self.u if u0 is None else u0).copy()
 
         def penalized(u):
             eta = fixed + sol.A(u)
-            l, l1, l2 = self._loglik(eta, aux)
+            l, l1, l2 = self._loglik(eta, aux, prep)
             return -float(np.sum(l)) + 0.5 * float(u @ u), eta, l, l1, l2
 
         J, eta, l, l1, l2 = penalized(u)
@@ -255,7 +256,7 @@ class LaplaceEngine:
             value = np.inf
         else:
             self.u = u.copy()
-        return {"x": np.asarray(x, float).copy(), "u": u, "eta": eta, "aux": aux, "l": l,
+        return {"x": np.asarray(x, float).copy(), "u": u, "eta": eta, "aux": aux, "prep": prep, "l": l,
                 "l1": l1, "D": D, "value": float(value), "converged": converged}
 
     def objective(self, x: np.ndarray) -> float:
@@ -271,20 +272,16 @@ class LaplaceEngine:
     def gradient(self, st: dict) -> np.ndarray:
         sol = self.solver   # factored at this state's mode by modes()
         eta, aux, u, D, l1 = st["eta"], st["aux"], st["u"], st["D"], st["l1"]
-        h = _FD_STEP
-        l2p = self._loglik(eta + h, aux)[2]
-        l2m = self._loglik(eta - h, aux)[2]
-        t = -(l2p - l2m) / (2.0 * h)           # ∂D/∂η
+        w = self.w
+        l3, chan = self.family.gradient_terms(self.y, eta, aux, st["prep"], _FD_STEP)
+        t = -w * l3                             # ∂D/∂η
         lev = sol.leverage()
         v = sol.solve(0.5 * sol.At(lev * t))
         Av = sol.A(v)
         r = -l1 + 0.5 * lev * t - D * Av
         parts = [sol.theta_gradient(u, v, r, l1), self.X.T @ r]
         for c in self.channels:
-            up, dn = dict(aux), dict(aux)
-            up[c], dn[c] = aux[c] + h, aux[c] - h
-            p, m = self._loglik(eta, up), self._loglik(eta, dn)
-            la, lea, leea = ((p[i] - m[i]) / (2.0 * h) for i in range(3))
+            la, lea, leea = (w * d for d in chan[c])
             parts.append(self.CX[c].T @ (-la - 0.5 * lev * leea + Av * lea))
         return np.concatenate(parts)
 

@@ -33,6 +33,9 @@ from .family import Family, make_link
 __all__ = ["TMBFamily", "ZeroInflated", "Hurdle", "tmb_family", "TMB_FAMILIES", "is_tmb_family"]
 
 
+_FD_STEP = 1e-4
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -77,12 +80,35 @@ class TMBFamily(Family):
     default_link = "log"
 
     # the engine's contract -------------------------------------------------------------------
-    def loglik(self, y: np.ndarray, eta: np.ndarray, aux: dict) -> tuple[np.ndarray, np.ndarray,
-                                                                            np.ndarray]:
-        """Per observation: log density, and its first and second derivatives in η."""
+    def prepare(self, y: np.ndarray, aux: dict) -> dict:
+        """What does not depend on η (computed once per outer evaluation: the inner Newton
+        iterations only move η)."""
+        return {}
+
+    def loglik(self, y: np.ndarray, eta: np.ndarray, aux: dict, prep: dict | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per observation: log density, and its first and second derivatives in η
+        (``prep`` from :meth:`prepare` for these y and aux, computed when not given)."""
         mu, d1, d2 = _link_derivs(self.link.name, eta)
         l, lm, lmm = self.loglik_mu(y, mu, aux)
         return l, lm * d1, lmm * d1 * d1 + lm * d2
+
+    def gradient_terms(self, y: np.ndarray, eta: np.ndarray, aux: dict, prep: dict,
+                       h: float = _FD_STEP) -> tuple[np.ndarray, dict]:
+        """What the engine's gradient needs besides ``loglik``: ∂³ log f/∂η³ and, per channel c,
+        (∂/∂c, ∂²/∂η∂c, ∂³/∂η²∂c) of log f. By default central differences of the
+        hand-derived ``loglik`` (step h: relative error ~1e-9); families override with closed
+        forms where they have them."""
+        l3 = (self.loglik(y, eta + h, aux, prep)[2] - self.loglik(y, eta - h, aux, prep)[2]) / (2 * h)
+        return l3, {c: self.channel_derivatives(y, eta, aux, c, h) for c in self.channels}
+
+    def channel_derivatives(self, y, eta, aux, c, h=_FD_STEP):
+        """(∂/∂c, ∂²/∂η∂c, ∂³/∂η²∂c) of log f by central differences in channel c."""
+        up, dn = dict(aux), dict(aux)
+        up[c], dn[c] = aux[c] + h, aux[c] - h
+        p = self.loglik(y, eta, up, self.prepare(y, up))
+        m = self.loglik(y, eta, dn, self.prepare(y, dn))
+        return tuple((p[i] - m[i]) / (2.0 * h) for i in range(3))
 
     def loglik_mu(self, y, mu, aux):
         """The same in μ (families that give it in μ; the link's chain rule does the rest)."""
@@ -135,11 +161,16 @@ class _Count(TMBFamily):
             raise DataError(f"the {self.name} family needs non-negative integer counts; response "
                             f"{name!r} has {int(bad.sum())} other values (e.g. {y[bad][0]:g})")
 
-    def loglik(self, y, eta, aux):
-        return self.loglik_eta(y, eta, aux)
+    def loglik(self, y, eta, aux, prep=None):
+        return self.loglik_eta(y, eta, aux, self.prepare(y, aux) if prep is None else prep)
 
-    def loglik_eta(self, y, eta, aux):  # counts use the log link, written directly in η
+    def loglik_eta(self, y, eta, aux, prep):  # counts use the log link, written directly in η
         raise NotImplementedError
+
+    def log_zero(self, eta, aux):
+        """log f(0 | η) and its first two η-derivatives (zero inflation, hurdles)."""
+        z = np.zeros_like(eta)
+        return self.loglik_eta(z, eta, aux, self.prepare(z, aux))
 
 
 class TMBPoisson(_Count):
@@ -147,11 +178,23 @@ class TMBPoisson(_Count):
 
     name = "poisson"
 
-    def loglik_eta(self, y, eta, aux):
+    def prepare(self, y, aux):
         from scipy.special import gammaln
 
+        return {"c": -gammaln(y + 1.0)}
+
+    def loglik_eta(self, y, eta, aux, prep):
         mu = np.exp(eta)
-        return y * eta - mu - gammaln(y + 1.0), y - mu, -mu
+        return y * eta - mu + prep["c"], y - mu, -mu
+
+    def log_zero(self, eta, aux):
+        mu = -np.exp(eta)
+        return mu, mu, mu
+
+    def third(self, y, eta, aux):
+        """∂³ log f(y)/∂η³ and ∂³ log f(0)/∂η³."""
+        mu = -np.exp(eta)
+        return mu, mu
 
     def simulate_from(self, mu, aux, rng):
         return rng.poisson(mu).astype(float)
@@ -166,16 +209,33 @@ class NBinom2(_Count):
     name = "nbinom2"
     channels = ("disp",)
 
-    def loglik_eta(self, y, eta, aux):
+    def prepare(self, y, aux):
         from scipy.special import gammaln
 
         psi = aux["disp"]
         k = np.exp(psi)
+        return {"c": gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) + k * psi, "k": k}
+
+    def loglik_eta(self, y, eta, aux, prep):
+        psi, k = aux["disp"], prep["k"]
         log_km = np.logaddexp(psi, eta)   # log(k + μ)
-        p = _sigmoid(eta - psi)           # μ / (k + μ)
-        l = (gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) + k * (psi - log_km)
-             + y * (eta - log_km))
-        return l, y - (k + y) * p, -(k + y) * p * (1.0 - p)
+        p = np.exp(eta - log_km)          # μ / (k + μ)
+        ky = k + y
+        l = prep["c"] - ky * log_km + y * eta
+        return l, y - ky * p, -ky * p * (1.0 - p)
+
+    def log_zero(self, eta, aux):
+        psi = aux["disp"]
+        k = np.exp(psi)
+        log_km = np.logaddexp(psi, eta)
+        p = np.exp(eta - log_km)
+        return k * (psi - log_km), -k * p, -k * p * (1.0 - p)
+
+    def third(self, y, eta, aux):
+        k = np.exp(aux["disp"])
+        p = _sigmoid(eta - aux["disp"])
+        t = p * (1.0 - p) * (1.0 - 2.0 * p)
+        return -(k + y) * t, -k * t
 
     def simulate_from(self, mu, aux, rng):
         k = np.exp(aux["disp"])
@@ -191,7 +251,11 @@ class NBinom1(_Count):
     name = "nbinom1"
     channels = ("disp",)
 
-    def loglik_eta(self, y, eta, aux):
+    def log_zero(self, eta, aux):
+        g = -np.exp(eta - aux["disp"]) * np.logaddexp(0.0, aux["disp"])
+        return g, g, g
+
+    def loglik_eta(self, y, eta, aux, prep):
         from scipy.special import digamma, gammaln, polygamma
 
         phi_log = aux["disp"]
@@ -228,18 +292,40 @@ class ZeroInflated(TMBFamily):
     def check_response(self, y, name):
         self.base.check_response(y, name)
 
-    def loglik(self, y, eta, aux):
-        f, f1, f2 = self.base.loglik(y, eta, aux)
-        g, g1, g2 = self.base.loglik(np.zeros_like(y), eta, aux)
+    def prepare(self, y, aux):
         zi = aux["zi"]
-        log_pi, log_1mpi = _log_sigmoid(zi), _log_sigmoid(-zi)
-        zero = y == 0
+        return {"base": self.base.prepare(y, aux), "log_pi": _log_sigmoid(zi),
+                "log_1mpi": _log_sigmoid(-zi), "zero": y == 0}
+
+    def loglik(self, y, eta, aux, prep=None):
+        prep = self.prepare(y, aux) if prep is None else prep
+        f, f1, f2 = self.base.loglik(y, eta, aux, prep["base"])
+        g, g1, g2 = self.base.log_zero(eta, aux)
+        log_pi, log_1mpi, zero = prep["log_pi"], prep["log_1mpi"], prep["zero"]
         l0 = np.logaddexp(log_pi, log_1mpi + g)
         w = np.exp(log_1mpi + g - l0)     # P(count part | y = 0)
         l = np.where(zero, l0, log_1mpi + f)
         l1 = np.where(zero, w * g1, f1)
         l2 = np.where(zero, w * g2 + w * (1.0 - w) * g1 * g1, f2)
         return l, l1, l2
+
+    def gradient_terms(self, y, eta, aux, prep, h=_FD_STEP):
+        """Closed forms for the zero-inflation channel (and ∂³/∂η³ when the count family has
+        them); the count family's own channels by differences."""
+        if not hasattr(self.base, "third"):
+            return super().gradient_terms(y, eta, aux, prep, h)
+        g, g1, g2 = self.base.log_zero(eta, aux)
+        f3, g3 = self.base.third(y, eta, aux)
+        log_pi, log_1mpi, zero = prep["log_pi"], prep["log_1mpi"], prep["zero"]
+        w = np.exp(log_1mpi + g - np.logaddexp(log_pi, log_1mpi + g))
+        ww = w * (1.0 - w)
+        l3 = np.where(zero, w * g3 + 3.0 * ww * g1 * g2 + ww * (1.0 - 2.0 * w) * g1 ** 3, f3)
+        pi = np.exp(log_pi)
+        out = {"zi": (np.where(zero, 1.0 - w - pi, -pi), np.where(zero, -ww * g1, 0.0),
+                      np.where(zero, -ww * g2 - ww * (1.0 - 2.0 * w) * g1 * g1, 0.0))}
+        for c in self.base.channels:
+            out[c] = self.channel_derivatives(y, eta, aux, c, h)
+        return l3, out
 
     def response_mean(self, eta, aux):
         return (1.0 - _sigmoid(aux["zi"])) * self.cond_mean(eta)
@@ -284,16 +370,20 @@ class Hurdle(TMBFamily):
             raise DataError(f"the {self.name} family without zi= is zero-truncated, but response "
                             f"{name!r} has {int(np.sum(y == 0))} zeros; give zi= for a hurdle model")
 
-    def _log_pos(self, y, eta, aux):
+    def _log_pos(self, y, eta, aux, prep):
         """log f(y) - log(1 - f(0)) and its η-derivatives."""
-        f, f1, f2 = self.base.loglik(y, eta, aux)
-        g, g1, g2 = self.base.loglik(np.zeros_like(y), eta, aux)
+        f, f1, f2 = self.base.loglik(y, eta, aux, prep)
+        g, g1, g2 = self.base.log_zero(eta, aux)
         s = 1.0 / np.expm1(-g)            # f(0) / (1 - f(0))
         h = -np.log(-np.expm1(g))
         return f + h, f1 + s * g1, f2 + s * g2 + s * (1.0 + s) * g1 * g1
 
-    def loglik(self, y, eta, aux):
-        l, l1, l2 = self._log_pos(np.maximum(y, 1.0), eta, aux)
+    def prepare(self, y, aux):
+        return self.base.prepare(np.maximum(y, 1.0), aux)
+
+    def loglik(self, y, eta, aux, prep=None):
+        prep = self.prepare(y, aux) if prep is None else prep
+        l, l1, l2 = self._log_pos(np.maximum(y, 1.0), eta, aux, prep)
         if not self.with_zero_part:
             return l, l1, l2
         zi = aux["zi"]
@@ -302,8 +392,7 @@ class Hurdle(TMBFamily):
         return l, np.where(zero, 0.0, l1), np.where(zero, 0.0, l2)
 
     def _p_pos_count(self, eta, aux):
-        g = self.base.loglik(np.zeros_like(eta), eta, aux)[0]
-        return -np.expm1(g)
+        return -np.expm1(self.base.log_zero(eta, aux)[0])
 
     def cond_mean(self, eta):
         return self.link.inverse(eta)
@@ -492,11 +581,17 @@ class TMBTweedie(TMBFamily):
         out[pos] = logsumexp(logw, axis=1) - np.log(yy)
         return out
 
-    def loglik(self, y, eta, aux):
+    def prepare(self, y, aux):
+        phi = np.exp(aux["disp"])
+        p = 1.0 + _sigmoid(aux["power"])
+        return {"c": self.log_series(y, phi, p)}
+
+    def loglik(self, y, eta, aux, prep=None):
+        prep = self.prepare(y, aux) if prep is None else prep
         phi = np.exp(aux["disp"])
         p = 1.0 + _sigmoid(aux["power"])
         e1, e2 = np.exp((1.0 - p) * eta), np.exp((2.0 - p) * eta)
-        l = (y * e1 / (1.0 - p) - e2 / (2.0 - p)) / phi + self.log_series(y, phi, p)
+        l = (y * e1 / (1.0 - p) - e2 / (2.0 - p)) / phi + prep["c"]
         return l, (y * e1 - e2) / phi, ((1.0 - p) * y * e1 - (2.0 - p) * e2) / phi
 
     def power(self, aux_power: float) -> float:
