@@ -45,7 +45,8 @@ def test_every_guide_has_a_help_topic():
 
     topics = {"alternatives": "alternatives", "big-data": "big_data", "convergence": "convergence",
               "errors": "errors", "machine-learning": "machine_learning", "missing-data": "missing_data",
-              "model-comparison": "model_comparison", "small-samples": "small_samples", "tables": "tables"}
+              "model-comparison": "model_comparison", "small-samples": "small_samples", "tables": "tables",
+              "beyond-glm": "beyond_glm"}
     guides = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"architecture"}
     assert guides == set(topics), guides ^ set(topics)
     for stem, topic in topics.items():

@@ -36,7 +36,8 @@ _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "
            "small_samples": "small-samples.md", "few_clusters": "small-samples.md", "blme": "small-samples.md",
            "tables": "tables.md", "tidy": "tables.md", "alternatives": "alternatives.md",
            "model_comparison": "model-comparison.md", "anova": "model-comparison.md",
-           "errors": "errors.md"}
+           "errors": "errors.md", "beyond_glm": "beyond-glm.md", "glmmtmb": "beyond-glm.md",
+           "zero_inflation": "beyond-glm.md"}
 
 
 def _read(name: str = "convergence.md") -> str:
