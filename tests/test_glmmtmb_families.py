@@ -236,3 +236,9 @@ def test_counts_must_be_counts(sal):
 def test_disp_needs_a_dispersion(sal):
     with pytest.raises(ValueError, match="dispersion"):
         mm.glmer(FORMULA, sal, family="poisson", zi=ZI, disp="~ mined")
+
+
+def test_zi_with_binomial_is_the_count_family_error(sal):
+    d = sal.assign(any_=(sal["count"] > 0).astype(int))
+    with pytest.raises(ValueError, match="count family.*binomial"):
+        mm.glmer("any_ ~ mined + (1 | site)", d, family="binomial", zi="~ 1")

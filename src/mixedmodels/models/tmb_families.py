@@ -634,6 +634,10 @@ def tmb_family(family: str | Family, link: str | None = None, *, zi: bool = Fals
             key, link = family.name.lower(), link or family.link.name
         else:
             key = str(family).strip().lower()
+        if key not in TMB_FAMILIES and zi:
+            raise ValueError(f"zi= (zero inflation) needs a count family (poisson, nbinom1, "
+                             f"nbinom2, or truncated_poisson/truncated_nbinom1/truncated_nbinom2 "
+                             f"for hurdle models); the {key} family is not one")
         if key not in TMB_FAMILIES:
             valid = sorted(set(TMB_FAMILIES) - {"beta_family"})
             raise ValueError(f"unknown family {family!r} for zi=/disp= models; choose one of "
