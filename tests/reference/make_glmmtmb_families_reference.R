@@ -27,7 +27,8 @@ fit <- function(formula, d, family, zi = ~0, disp = ~1) {
   vc <- VarCorr(m)$cond
   out <- list(loglik = as.numeric(logLik(m)), df = attr(logLik(m), "df"),
               cond = coefs(m, "cond"), zi = coefs(m, "zi"), disp = coefs(m, "disp"),
-              sigma = sigma(m), sd = unname(sapply(vc, function(s) attr(s, "stddev"))),
+              sigma = sigma(m), sd = unname(unlist(lapply(vc, function(s) attr(s, "stddev")))),
+              cor = unname(unlist(lapply(vc, function(s) { r <- attr(s, "correlation"); r[lower.tri(r)] }))),
               aic = AIC(m), rows = rows, max_gradient = max(abs(m$sdr$gradient.fixed)),
               pred_response = pred(m, "response"), pred_link = pred(m, "link"),
               pred_cond = pred(m, "conditional"), pred_zprob = pred(m, "zprob"))
@@ -45,7 +46,9 @@ out <- list(
   zinb2 = fit(f, sal, nbinom2, zi = zf),
   hurdle_poisson = fit(f, sal, truncated_poisson, zi = zf),
   hurdle_nbinom1 = fit(f, sal, truncated_nbinom1, zi = zf),
-  hurdle_nbinom2 = fit(f, sal, truncated_nbinom2, zi = zf)
+  hurdle_nbinom2 = fit(f, sal, truncated_nbinom2, zi = zf),
+  # two crossed terms (the dense factorization)
+  zip_crossed = fit(count ~ mined + cover + (1 | site) + (1 | spp), sal, poisson, zi = ~ mined)
 )
 # simulated continuous responses: 30 groups of 12, a covariate z
 set.seed(19)
@@ -61,8 +64,12 @@ p <- 1.5; phi_t <- 1.2; lam <- mug^(2 - p) / (phi_t * (2 - p)); sh <- (2 - p) / 
 sc <- phi_t * (p - 1) * mug^(p - 1); nn <- rpois(length(mug), lam)
 ytw <- sapply(seq_along(nn), function(i) if (nn[i] == 0) 0 else sum(rgamma(nn[i], sh, scale = sc[i])))
 ygauss <- 1 + 0.5 * z + b + rnorm(length(z), sd = exp(-0.2 + 0.4 * z))
+# a correlated random slope (2 x 2 blocks of H), drawn after the others
+b1 <- rnorm(ng, sd = 0.4)[as.integer(g)]
+mus <- exp(0.5 + 0.3 * z + b + b1 * z)
+yslope <- rnbinom(length(mus), size = 2, mu = mus)
 sim <- data.frame(g = as.character(g), z = z, ybeta = ybeta, ygamma = ygamma, ytweedie = ytw,
-                  ygauss = ygauss)
+                  ygauss = ygauss, yslope = yslope)
 write.csv(sim, "tests/reference/glmmtmb_families_sim.csv", row.names = FALSE)
 sim$g <- factor(sim$g)
 out$beta <- fit(ybeta ~ z + (1 | g), sim, beta_family())
@@ -70,6 +77,7 @@ out$beta_disp <- fit(ybeta ~ z + (1 | g), sim, beta_family(), disp = ~ z)
 out$gamma_disp <- fit(ygamma ~ z + (1 | g), sim, Gamma(link = "log"), disp = ~ z)
 out$gaussian_disp <- fit(ygauss ~ z + (1 | g), sim, gaussian(), disp = ~ z)
 out$tweedie <- fit(ytweedie ~ z + (1 | g), sim, tweedie())
+out$nbinom2_slope <- fit(yslope ~ z + (1 + z | g), sim, nbinom2)
 out$glmmTMB_version <- as.character(packageVersion("glmmTMB"))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            "tests/reference/glmmtmb_families_reference.json")

@@ -55,16 +55,29 @@ class _BlockSolver:
         self.VT = self.V @ self.T          # rows of A = ZΛ
 
     def A(self, u):
+        if self.l == 1:
+            return self.VT[:, 0] * u[self.codes]
         return np.einsum("ia,ia->i", self.VT, u.reshape(self.m, self.l)[self.codes])
 
     def At(self, r):
         l = self.l
+        if l == 1:
+            return np.bincount(self.codes, self.VT[:, 0] * r, minlength=self.m)
         s = np.empty((self.m, l))
         for a in range(l):
             s[:, a] = np.bincount(self.codes, self.VT[:, a] * r, minlength=self.m)
         return s.ravel()
 
     def factor(self, D):
+        if self.l == 1:   # scalar blocks: H_g = t² Σ D z² + 1
+            S = np.bincount(self.codes, D * self.V[:, 0] ** 2, minlength=self.m)
+            H = self.T[0, 0] ** 2 * S + 1.0
+            if not np.all(H > 0):
+                raise np.linalg.LinAlgError("H is not positive definite")
+            self.S, self.Hinv = S[:, None, None], (1.0 / H)[:, None, None]
+            self.hinv1 = 1.0 / H
+            self.logdet = float(np.sum(np.log(H)))
+            return self
         S = self.mat.diag_blocks(D)
         T = self.T
         H = np.einsum("ba,gbc,cd->gad", T, S, T) + np.eye(self.l)[None]
@@ -74,13 +87,21 @@ class _BlockSolver:
         return self
 
     def solve(self, v):
+        if self.l == 1:
+            return self.hinv1 * v
         return np.einsum("gab,gb->ga", self.Hinv, v.reshape(self.m, self.l)).ravel()
 
     def leverage(self):
         """diag(A H⁻¹ Aᵀ)."""
+        if self.l == 1:
+            return self.VT[:, 0] ** 2 * self.hinv1[self.codes]
         return np.einsum("ia,iab,ib->i", self.VT, self.Hinv[self.codes], self.VT)
 
     def theta_gradient(self, u, v, r, l1):
+        if self.l == 1:
+            z = self.V[:, 0]
+            Bu, Bv = z * u[self.codes], z * v[self.codes]
+            return np.array([r @ Bu + l1 @ Bv + float(np.sum(self.hinv1 * self.T[0, 0] * self.S[:, 0, 0]))])
         ug, vg = u.reshape(self.m, self.l), v.reshape(self.m, self.l)
         M = np.einsum("gab,cb,gcd->gad", self.Hinv, self.T, self.S)   # H⁻¹ Tᵀ S per level
         out = []
