@@ -34,7 +34,7 @@ d <- read.csv("%s")
 t0 <- proc.time()
 for (i in 1:%d) m <- glmmTMB(%s, data = d, family = nbinom2, ziformula = %s)
 t1 <- proc.time() - t0
-cat(logLik(m), t1[["elapsed"]] / %d, (t1[["user.self"]] + t1[["sys.self"]]) / %d, "\\n")
+cat(sprintf("%%.6f", logLik(m)), t1[["elapsed"]] / %d, (t1[["user.self"]] + t1[["sys.self"]]) / %d, "\\n")
 """
 
 

@@ -255,3 +255,23 @@ def test_zi_with_binomial_is_the_count_family_error(sal):
     d = sal.assign(any_=(sal["count"] > 0).astype(int))
     with pytest.raises(ValueError, match="count family.*binomial"):
         mm.glmer("any_ ~ mined + (1 | site)", d, family="binomial", zi="~ 1")
+
+
+@pytest.mark.parametrize("zi", [False, True])
+def test_closed_form_derivatives_match_differences(zi):
+    """The closed-form third and channel derivatives (NB2, zero-inflated NB2) against central
+    differences of the hand-derived first and second derivatives."""
+    from mixedmodels.models.tmb_families import TMBFamily, tmb_family
+
+    fam = tmb_family("nbinom2", zi=zi)
+    rng = np.random.default_rng(3)
+    y = rng.poisson(2.0, 200).astype(float)
+    eta = rng.normal(0.5, 0.7, 200)
+    aux = {"disp": rng.normal(0.2, 0.3, 200), **({"zi": rng.normal(-0.5, 0.5, 200)} if zi else {})}
+    prep = fam.prepare(y, aux)
+    l3, chan = fam.gradient_terms(y, eta, aux, prep)
+    l3_fd, chan_fd = TMBFamily.gradient_terms(fam, y, eta, aux, prep)
+    np.testing.assert_allclose(l3, l3_fd, rtol=1e-6, atol=1e-8)
+    for c in fam.channels:
+        for a, b in zip(chan[c], chan_fd[c]):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8, err_msg=c)

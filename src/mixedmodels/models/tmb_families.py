@@ -237,6 +237,25 @@ class NBinom2(_Count):
         t = p * (1.0 - p) * (1.0 - 2.0 * p)
         return -(k + y) * t, -k * t
 
+    def disp_derivs(self, y, eta, aux):
+        """∂/∂ψ of (log f, ∂ log f/∂η, ∂² log f/∂η²) at y, and the same of log f(0)."""
+        from scipy.special import digamma
+
+        psi = aux["disp"]
+        k = np.exp(psi)
+        log_km = np.logaddexp(psi, eta)
+        p = np.exp(eta - log_km)
+        ky = k + y
+        q = p * (1.0 - p)
+        base = psi + 1.0 - log_km
+        f = (k * (digamma(y + k) - digamma(k) + base - ky / (k + np.exp(eta))),
+             -k * p + ky * q, -k * q + ky * q * (1.0 - 2.0 * p))
+        g = (k * (base - (1.0 - p)), -k * p * p, -2.0 * k * p * q)
+        return f, g
+
+    def gradient_terms(self, y, eta, aux, prep, h=_FD_STEP):
+        return self.third(y, eta, aux)[0], {"disp": self.disp_derivs(y, eta, aux)[0]}
+
     def simulate_from(self, mu, aux, rng):
         k = np.exp(aux["disp"])
         return rng.poisson(rng.gamma(k, mu / k)).astype(float)
@@ -324,7 +343,15 @@ class ZeroInflated(TMBFamily):
         out = {"zi": (np.where(zero, 1.0 - w - pi, -pi), np.where(zero, -ww * g1, 0.0),
                       np.where(zero, -ww * g2 - ww * (1.0 - 2.0 * w) * g1 * g1, 0.0))}
         for c in self.base.channels:
-            out[c] = self.channel_derivatives(y, eta, aux, c, h)
+            if c == "disp" and hasattr(self.base, "disp_derivs"):
+                (f_, f1_, f2_), (gp, g1p, g2p) = self.base.disp_derivs(y, eta, aux)
+                dw = ww * gp   # ∂w/∂ψ
+                out[c] = (np.where(zero, w * gp, f_),
+                          np.where(zero, w * g1p + g1 * dw, f1_),
+                          np.where(zero, w * g2p + g2 * dw + (1.0 - 2.0 * w) * dw * g1 * g1
+                                   + 2.0 * ww * g1 * g1p, f2_))
+            else:
+                out[c] = self.channel_derivatives(y, eta, aux, c, h)
         return l3, out
 
     def response_mean(self, eta, aux):
