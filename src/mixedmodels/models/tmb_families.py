@@ -653,12 +653,20 @@ def is_tmb_family(family) -> bool:
 def tmb_family(family: str | Family, link: str | None = None, *, zi: bool = False) -> TMBFamily:
     """The family object for a glmmTMB family name (or a base family object: poisson, Gamma,
     gaussian), zero-inflated (or, for ``truncated_*``, a hurdle) when ``zi``."""
-    if isinstance(family, TMBFamily):
+    from .family import GammaFamily, Gaussian, Poisson
+
+    truncated = False
+    if isinstance(family, Hurdle):
+        fam, truncated = family.base, True
+    elif isinstance(family, ZeroInflated):
+        fam = family.base
+    elif isinstance(family, TMBFamily):
         fam = family
-        key = fam.name.lower()
     else:
-        if isinstance(family, Family):
-            key, link = family.name.lower(), link or family.link.name
+        if isinstance(family, Family):   # glmer's family objects with a glmmTMB counterpart
+            key = next((k for cls, k in ((Poisson, "poisson"), (GammaFamily, "gamma"),
+                                         (Gaussian, "gaussian")) if isinstance(family, cls)), repr(family))
+            link = link or family.link.name
         else:
             key = str(family).strip().lower()
         if key not in TMB_FAMILIES and zi:
@@ -672,10 +680,11 @@ def tmb_family(family: str | Family, link: str | None = None, *, zi: bool = Fals
         cls = TMB_FAMILIES[key]
         fam = cls.__new__(cls)
         TMBFamily.__init__(fam, make_link(link) if link else None)
+        truncated = key.startswith("truncated_")
     if zi and not fam.is_count:
         raise ValueError(f"zi= (zero inflation) needs a count family (poisson, nbinom1, nbinom2, "
                          f"or truncated_poisson/truncated_nbinom1/truncated_nbinom2 for hurdle "
                          f"models); the {fam.name} family is not one")
-    if key.startswith("truncated_"):
+    if truncated:
         return Hurdle(fam, with_zero_part=zi)
     return ZeroInflated(fam) if zi else fam
