@@ -583,15 +583,25 @@ class GlmmTMBModel(MixedModel):
             raise ValueError(f"type must be 'response' or 'pearson', got {type!r}")
         return self._by_row(r, "residuals")
 
-    def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",  # noqa: A002
+    #: mm.predict / mm.simulate hand these models' non-link predictions and draws to them
+    own_predictions = True
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link",  # noqa: A002
                 re_form=None, **kwargs):
-        """Predictions as glmmTMB's ``predict``: ``type`` is ``"response"`` (E(y), zero
-        inflation and truncation included), ``"link"`` (η of the conditional model),
+        """Predictions as glmmTMB's ``predict``: ``type`` is ``"link"`` (default, η of the
+        conditional model), ``"response"`` (E(y), zero inflation and truncation included),
         ``"cond"``/``"conditional"`` (its mean μ), ``"zprob"`` (the probability of a structural
         zero), ``"zlink"`` or ``"disp"``. ``re_form`` and ``allow_new_levels`` as
         :func:`mixedmodels.predict`."""
+        kwargs = {k: v for k, v in kwargs.items() if v is not None and v is not False
+                  and k not in ("level", "n_sims", "seed")}
+        if type != "link" and (kwargs.get("se_fit") or kwargs.get("interval")):
+            raise NotImplementedError("standard errors and intervals of glmmTMB-family predictions "
+                                      "are available for type='link' only")
         if newdata is None and re_form is None and not kwargs:
             return self._by_row(self._values(type, self._eta, self._aux), "fit")
+        if type == "link":
+            return extension("predict")(self, newdata, type="link", re_form=re_form, **kwargs)
         eta = np.asarray(extension("predict")(self, newdata, type="link", re_form=re_form, **kwargs),
                          dtype=float)
         if newdata is None:
