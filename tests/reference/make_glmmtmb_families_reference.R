@@ -50,6 +50,9 @@ out <- list(
   # two crossed terms (the dense factorization)
   zip_crossed = fit(count ~ mined + cover + (1 | site) + (1 | spp), sal, poisson, zi = ~ mined)
 )
+# a profile-likelihood interval (uniroot on the likelihood-ratio statistic)
+ci <- confint(glmmTMB(f, sal, family = nbinom2), parm = "minedno", method = "uniroot")
+out$profile_nbinom2_minedno <- unname(ci[1, 1:2])
 # simulated continuous responses: 30 groups of 12, a covariate z
 set.seed(19)
 ng <- 30; per <- 12
