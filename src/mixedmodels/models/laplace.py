@@ -37,6 +37,7 @@ DENSE_Q_MAX = 6000
 _FD_STEP = 1e-4
 _NEWTON_MAXIT = 100
 _NEWTON_STEP_TOL = 1e-9
+_NEWTON_QUADRATIC = 1e-5
 
 
 class _BlockSolver:
@@ -246,13 +247,16 @@ class LaplaceEngine:
             u = np.zeros(self.q)
             J, eta, l, l1, l2 = penalized(u)
         converged = False
+        last = np.inf
         for _ in range(_NEWTON_MAXIT):
             grad = u - sol.At(l1)
             D = -l2
+            exact = True
             try:
                 sol.factor(D)
             except np.linalg.LinAlgError:
                 sol.factor(np.maximum(D, 0.0))   # away from the mode: a positive definite step
+                exact = False
             step = -sol.solve(grad)
             t = 1.0
             for _ in range(40):
@@ -264,9 +268,14 @@ class LaplaceEngine:
                 break
             u = u + t * step
             J, eta, l, l1, l2 = Jn, etan, ln, l1n, l2n
-            if np.max(np.abs(t * step), initial=0.0) < _NEWTON_STEP_TOL:
+            size = np.max(np.abs(t * step), initial=0.0)
+            # a full exact Newton step in the quadratic phase (the step shrank at least as its
+            # square root would: |next| ~ |step|²) leaves the mode ~|step|² away: done
+            if size < _NEWTON_STEP_TOL or (t == 1.0 and exact and size < _NEWTON_QUADRATIC
+                                           and size < last ** 1.5):
                 converged = True
                 break
+            last = size
         D = -l2
         try:
             sol.factor(D)

@@ -730,7 +730,12 @@ def fit_glmmtmb(formula: str, data: pd.DataFrame, family, *, zi: str | None = No
     fam.check_response(np.asarray(design.y, float), design.response_name)
     frame = data.loc[design.frame.index]
     channels = {}
-    if "zi" in fam.channels:
+    same_as_fixed = (zi is not None and not design.dropped_columns and not design.formula.offsets
+                     and zi.replace(" ", "").lstrip("~") == str(design.formula.fixed).replace(" ", ""))
+    if "zi" in fam.channels and same_as_fixed:   # zi= repeats the fixed part: its matrix is X
+        channels["zi"] = Channel(design.X, list(design.fixef_names), frame.index, design.fixed_spec,
+                                 zi.strip())
+    elif "zi" in fam.channels:
         channels["zi"] = _channel(zi, frame, "zero-inflation design")
     if "disp" in fam.channels:
         channels["disp"] = _channel(disp, frame, "dispersion design")
