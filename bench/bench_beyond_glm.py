@@ -81,13 +81,13 @@ def main() -> None:
     sal = mm.load_dataset("Salamanders")
     f, zi = "count ~ spp + mined + (1 | site)", "~ spp + mined"
     mm.glmer(f, sal, family="nbinom2", zi=zi)   # warm: imports, formulaic
-    ours = _ours(f, sal, zi, 5)
+    ours = _ours(f, sal, zi, 20)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "sal.csv")
         sal.to_csv(path, index=False)
         prep = ('d$spp <- factor(d$spp, levels = c("GP","PR","DM","EC-A","EC-L","DES-L","DF")); '
                 'd$mined <- factor(d$mined, levels = c("yes","no")); d$site <- factor(d$site)')
-        theirs = _glmmtmb(path, prep, "count ~ spp + mined + (1 | site)", "~ spp + mined", 5)
+        theirs = _glmmtmb(path, prep, "count ~ spp + mined + (1 | site)", "~ spp + mined", 20)
         rows.append(("Salamanders ZINB2 (644 rows, 18 par.)", ours, theirs))
         d = simulated_zinb()
         ours = _ours("y ~ x1 + x2 + (1 | g)", d, "~ x1", 1)

@@ -11,12 +11,16 @@ integrates b = Λu ~ N(0, ΛΛᵀ)).
 
 Inner problem: Newton's method on u with the families' hand-derived first and second
 η-derivatives, warm-started at the last mode, with step halving; it ends when no mode moves by
-more than 1e-9 (the error of F is then ~1e-16).
+more than 1e-9, or after a full exact step below 1e-5 in the quadratic phase (the next would
+be ~1e-10): F is then exact to ~1e-16 and the gradient to ~1e-10.
 
 Gradient: implicit-function (adjoint) differentiation of F, as TMB's: one extra solve with H
 per gradient. It needs, per observation, ∂³ log f/∂η³ and the cross derivatives with the other
-predictors; these are central differences (step 1e-4) of the hand-derived derivatives, one
-observation at a time, so their relative error is ~1e-9 and the gradient is exact to that.
+predictors (``TMBFamily.gradient_terms``): closed forms for Poisson, NB2 and their zero-inflated
+versions; for the other families central differences (step 1e-4) of the hand-derived first and
+second derivatives, one observation at a time, so their relative error is ~1e-9 and the gradient
+is exact to that. The Hessian (standard errors, one final Newton step) is the forward
+difference of this gradient.
 
 Two factorizations of H: one random-effects term gives a block-diagonal H (an l × l block per
 level, inverted in one batched call; cost linear in n); several terms give a dense H of order q
