@@ -31,6 +31,7 @@ COUNT_CASES = {
 }
 # (formula, data, family, zi, disp): a correlated slope (2 × 2 blocks) and two crossed terms
 OTHER_CASES = {
+    "nbinom2_disp": (FORMULA, "sal", "nbinom2", None, "~ mined"),
     "nbinom2_slope": ("yslope ~ z + (1 + z | g)", "sim", "nbinom2", None, None),
     "zip_crossed": ("count ~ mined + cover + (1 | site) + (1 | spp)", "sal", "poisson", "~ mined", None),
 }
@@ -285,3 +286,11 @@ def test_module_level_predict_and_simulate_dispatch(sal, sim):
     sims = mm.simulate(m, 300, seed=4).to_numpy()
     # structural zeros included: the simulated share of zeros is the observed one, roughly
     assert np.mean(sims == 0) == pytest.approx(np.mean(sal["count"] == 0), abs=0.05)
+
+
+def test_all_fit_runs_other_optimizers(sal, sim):
+    """all_fit refits with other optimizers on the same objective; they reach glmmTMB's optimum."""
+    m = _fit("nbinom2", sal, sim)
+    table = mm.all_fit(m, optimizers=["lbfgsb", "bobyqa"])
+    assert table["ok"].all()
+    np.testing.assert_allclose(table["loglik"].astype(float), REF["nbinom2"]["loglik"], rtol=1e-6)

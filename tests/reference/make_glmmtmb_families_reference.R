@@ -47,6 +47,7 @@ out <- list(
   hurdle_poisson = fit(f, sal, truncated_poisson, zi = zf),
   hurdle_nbinom1 = fit(f, sal, truncated_nbinom1, zi = zf),
   hurdle_nbinom2 = fit(f, sal, truncated_nbinom2, zi = zf),
+  nbinom2_disp = fit(f, sal, nbinom2, disp = ~ mined),   # a dispersion model for counts
   # two crossed terms (the dense factorization)
   zip_crossed = fit(count ~ mined + cover + (1 | site) + (1 | spp), sal, poisson, zi = ~ mined)
 )
