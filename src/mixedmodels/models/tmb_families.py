@@ -647,6 +647,9 @@ TMB_ONLY = ("nbinom1", "nbinom2", "beta", "beta_family", "tweedie", "truncated_p
 
 
 def is_tmb_family(family) -> bool:
+    """Whether ``family`` (a name or object) is one only glmmTMB's engine fits."""
+    if isinstance(family, TMBFamily):
+        return True
     return isinstance(family, str) and family.strip().lower() in TMB_ONLY
 
 
