@@ -840,6 +840,8 @@ def get_family(family: str | Family, link: str | Link | None = None) -> Family:
     key = family.strip().lower()
     if key not in _BY_NAME:
         raise ValueError(f"unknown family {family!r}; choose one of gaussian, binomial, poisson, "
-                         "negative_binomial, Gamma, inverse_gaussian, or pass a family object")
+                         "negative_binomial, Gamma, inverse_gaussian, or glmmTMB's nbinom1, "
+                         "nbinom2, truncated_poisson, truncated_nbinom1, truncated_nbinom2, beta, "
+                         "tweedie (mm.glmer), or pass a family object")
     maker = _BY_NAME[key]
     return maker(link=link) if link is not None else maker()

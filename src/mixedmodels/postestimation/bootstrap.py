@@ -24,7 +24,6 @@ import pandas as pd
 from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
 from ..spec.arguments import check_count
-from .predict import simulate
 from .progress import Progress
 from .ranef import variance_parameters
 
@@ -139,7 +138,7 @@ def bootstrap(model, n: int = 500, seed=None, statistic: Callable | None = None,
         arr = np.atleast_1d(np.asarray(observed, dtype=float))
         names = [f"t{i + 1}" for i in range(arr.size)] if arr.size > 1 else ["t1"]
         observed = pd.Series(arr, index=names)
-    ys = simulate(model, n=n, seed=seed)
+    ys = model.simulate(n=n, seed=seed)
     ys = ys.to_numpy() if isinstance(ys, pd.DataFrame) else np.asarray(ys)
     work = [(model, ys[:, i], stat) for i in range(n)]
     results = _map_with_progress(_boot_one, work, parallel, progress)
@@ -188,7 +187,7 @@ def bootstrap_lrt(small_model, large_model, n: int = 500, seed=None, parallel: i
     obs = _lrt_stat(s_ml, l_ml)
     df = l_ml.npar - s_ml.npar
 
-    ys = simulate(s_ml, n=n, seed=seed)
+    ys = s_ml.simulate(n=n, seed=seed)
     ys = ys.to_numpy() if isinstance(ys, pd.DataFrame) else np.asarray(ys)
     work = [((s_ml, l_ml), ys[:, i]) for i in range(n)]
     ref = _map_with_progress(_lrt_one, work, parallel, progress, desc="bootstrap LRT")

@@ -401,6 +401,12 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
     in a column computed from it, such as ``log(x)`` at 0), raise ``DataError`` naming the
     column and the count, as the fit does.
     """
+    if type != "link" and getattr(model, "own_predictions", False):
+        # models whose mean is not the inverse link of η (zero inflation, hurdles) transform
+        # this function's η themselves
+        return model.predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels,
+                             se_fit=se_fit, interval=interval, level=level, n_sims=n_sims,
+                             seed=seed, type=type)
     if type not in ("link", "response"):
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     allow_new_levels = check_bool("allow_new_levels", allow_new_levels)
@@ -508,6 +514,8 @@ def simulate(model, n: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
         ``nobs × n``, columns ``sim_1 … sim_n``. For binomial GLMMs the values are
         proportions (successes / trials), like the fitted response.
     """
+    if getattr(model, "own_predictions", False):   # e.g. zero-inflated: the family's own draws
+        return model.simulate(n=n, seed=seed, use_u=use_u)
     n = check_count("n", n)
     rng = np.random.default_rng(seed)
     design = model.design

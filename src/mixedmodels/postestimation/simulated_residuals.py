@@ -32,7 +32,6 @@ import numpy as np
 
 from ..core.lazy import lazy_import
 from ..models.base import extension
-from .predict import predict, simulate
 
 stats = lazy_import("scipy.stats")  # on first use: import mixedmodels stays fast
 
@@ -96,7 +95,7 @@ class SimulatedResiduals:
         self.use_u = use_u
         self._rng = rng
         self.predicted = fitted if use_u else np.asarray(
-            predict(model, re_form="~0", type="response"), dtype=float)
+            model.predict(re_form="~0", type="response"), dtype=float)
         self.scaled = scaled
         self.observed = observed
         self.simulated = simulated
@@ -132,7 +131,7 @@ class SimulatedResiduals:
         alt = _alternative(alternative)
         sim = self.simulated
         if conditional and not self.use_u:
-            sim = simulate(self.model, n=self.n_sim, seed=self._rng, use_u=True).to_numpy(dtype=float)
+            sim = self.model.simulate(n=self.n_sim, seed=self._rng, use_u=True).to_numpy(dtype=float)
         obs = float(np.var(self.observed - self.fitted, ddof=1))
         sims = np.var(sim - self.fitted[:, None], axis=0, ddof=1)
         return SimulationTest("DHARMa nonparametric dispersion test via sd of residuals fitted vs. simulated",
@@ -190,7 +189,7 @@ def simulate_residuals(model, n_sim: int = 250, seed=None, use_u: bool = False) 
     if n_sim < 2:
         raise ValueError(f"n_sim must be at least 2, got {n_sim}")
     rng = np.random.default_rng(seed)
-    sims = simulate(model, n=n_sim, seed=rng, use_u=use_u).to_numpy(dtype=float)
+    sims = model.simulate(n=n_sim, seed=rng, use_u=use_u).to_numpy(dtype=float)
     y = np.asarray(model.response, dtype=float)
     fitted = np.asarray(model.fitted(type="response") if not model.family.linear else model.fitted(),
                         dtype=float)

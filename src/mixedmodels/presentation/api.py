@@ -24,6 +24,8 @@ from ..models.lmm import LinearMixedModel
 from ..models.nbinom import fit_negative_binomial
 from ..models.optim import Control
 from ..models.standardize import standardized_lmer
+from ..models.tmb_families import is_tmb_family
+from ..models.tmb_model import GlmmTMBModel, fit_glmmtmb
 from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
@@ -144,7 +146,7 @@ def _check_family(value) -> None:
 _LMER_ARGS = ["formula", "data", "reml", "weights", "offset", "na_action", "control", "standardize",
               "expand_doublebar"]
 _GLMER_ARGS = ["formula", "data", "family", "n_agq", "weights", "offset", "na_action", "control",
-               "expand_doublebar"]
+               "expand_doublebar", "zi", "disp"]
 
 
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
@@ -237,7 +239,8 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
 def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial", n_agq: int = 1,
           weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
           na_action: str = "drop", control: Control | None = None,
-          expand_doublebar: str = "lme4", **kwargs) -> GeneralizedLinearMixedModel:
+          expand_doublebar: str = "lme4", zi: str | None = None, disp: str | None = None,
+          **kwargs) -> GeneralizedLinearMixedModel | GlmmTMBModel:
     """Fit a generalized linear mixed model with an lme4 formula, by maximum likelihood.
 
     Parameters
@@ -252,7 +255,11 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (dispersion estimated, as lme4's
         ``glmer.nb``), ``"Gamma"``, ``"inverse_gaussian"``, or a family object with its link,
-        e.g. ``mixedmodels.binomial("probit")``.
+        e.g. ``mixedmodels.binomial("probit")``. glmmTMB's families: ``"nbinom1"``,
+        ``"nbinom2"``, ``"truncated_poisson"``, ``"truncated_nbinom1"``,
+        ``"truncated_nbinom2"`` (hurdle models with ``zi=``), ``"beta"``, ``"tweedie"``; these,
+        and any family with ``zi=`` or ``disp=``, are fit as glmmTMB does (see
+        :class:`~mixedmodels.models.tmb_model.GlmmTMBModel`, ``mm.help("beyond-glm")``).
     n_agq : int, default 1
         1: Laplace approximation. >1: adaptive Gauss-Hermite quadrature with that many nodes
         (one scalar random-effects term only). 0: lme4's ``nAGQ = 0`` (faster, β from PIRLS).
@@ -264,6 +271,11 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     control : Control, optional
     expand_doublebar : {"lme4", "afex"}, default "lme4"
         How ``(f || g)`` is expanded (see :func:`lmer`).
+    zi : str, optional
+        glmmTMB's ``ziformula``, e.g. ``"~ spp + mined"``: zero inflation for poisson/nbinom1/
+        nbinom2, the zero part of a hurdle model for the truncated families (counts only).
+    disp : str, optional
+        glmmTMB's ``dispformula`` (log link), e.g. ``"~ z"``, for families with a dispersion.
 
     Returns
     -------
@@ -288,6 +300,14 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
                                expand_doublebar=expand_doublebar, **kwargs)
     _unknown_arguments("glmer", kwargs, _GLMER_ARGS)
     _check_family(family)
+    if zi is not None or disp is not None or is_tmb_family(family):
+        if n_agq != 1:
+            raise ValueError("glmmTMB's families (and zi=/disp=) use the Laplace approximation: "
+                             "n_agq must be 1")
+        _check_control(control)
+        return fit_glmmtmb(formula, as_pandas(data), family, zi=zi, disp=disp, weights=weights,
+                           offset=offset, na_action=_check_na_action(na_action), control=control,
+                           expand_doublebar=expand_doublebar)
     n_agq = _check_n_agq(n_agq)
     na_action = _check_na_action(na_action)
     _check_vector("weights", weights)

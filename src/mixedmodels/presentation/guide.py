@@ -42,7 +42,7 @@ _GUIDES = {"missing_data": "missing-data.md", "imputation": "missing-data.md", "
            "longitudinal": "growth-curves.md",
            "beyond_glm": "beyond-glm.md", "covariance_structures": "beyond-glm.md",
            "ar1": "beyond-glm.md", "glmmtmb": "beyond-glm.md",
-           "ordinal": "beyond-glm.md", "clmm": "beyond-glm.md"}
+           "ordinal": "beyond-glm.md", "clmm": "beyond-glm.md", "zero_inflation": "beyond-glm.md"}
 
 
 def _read(name: str = "convergence.md") -> str:

@@ -31,6 +31,12 @@ _CATALOGUE: dict[str, tuple[str, tuple[str, ...], dict[str, list[str]], tuple[st
     ),
     # ordinal's wine: rating is ordered 1 < ... < 5; temp (cold, warm), contact (no, yes)
     "wine": ("wine.csv", ("rating", "temp", "contact", "bottle", "judge"), {}, ("rating",)),
+    "Salamanders": (
+        "Salamanders.csv",
+        ("site", "mined", "spp"),
+        {"mined": ["yes", "no"], "spp": ["GP", "PR", "DM", "EC-A", "EC-L", "DES-L", "DF"]},
+        (),
+    ),
     "cake": (
         "cake.csv",
         ("replicate", "recipe", "temperature"),
