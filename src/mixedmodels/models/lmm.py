@@ -15,12 +15,13 @@ import pandas as pd
 
 from ..core.backends import get_rows
 from ..core.factor import BlockedFactor
+from ..core.gradient import ProfiledGradient
 from ..core.lapack import tri_solve
 from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, theta_names
 from .family import gaussian
-from .optim import Control, OptSummary, minimize
+from .optim import Control, OptSummary, escape_boundary, minimize, uses_gradient, value_and_gradient
 
 __all__ = ["LinearMixedModel"]
 
@@ -89,10 +90,38 @@ class LinearMixedModel(MixedModel):
             except np.linalg.LinAlgError:
                 return np.inf
 
-        self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl)
+        grad = None
+        if uses_gradient(ctrl.optimizer) and self.has_gradient:
+            objective, grad = value_and_gradient(self.objective_and_gradient)
+        self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl, grad=grad)
+        if grad is not None:
+            self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
+                                           grad=grad)
         self.set_theta(self.optinfo.x)
         self._post_fit_checks()
         return self
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`objective_and_gradient` is available: the profiled deviance of this
+        class (not a penalized subclass's), a system small enough for the dense inverse, and a
+        Jacobian dT/dθ for every term."""
+        return (type(self).objective is LinearMixedModel.objective
+                and ProfiledGradient.available(self.factor))
+
+    def objective_and_gradient(self, theta: np.ndarray,
+                               reml: bool | None = None) -> tuple[float, np.ndarray]:
+        """The profiled deviance at θ and its analytic gradient (see
+        :mod:`mixedmodels.core.gradient`); ``(inf, nan)`` where the system is not positive
+        definite."""
+        reml = self.reml if reml is None else reml
+        if getattr(self, "_gradient", None) is None:
+            self._gradient = ProfiledGradient(self.factor, dense=self.control.dense_backend)
+        try:
+            value, grad = self._gradient.value_and_gradient(theta, reml)
+        except np.linalg.LinAlgError:
+            return np.inf, np.full(len(theta), np.nan)
+        return value - self._log_weights, grad
 
     def default_start(self) -> np.ndarray:
         """Start values for θ.
