@@ -106,11 +106,12 @@ def main(argv: list[str]) -> None:
     warnings.simplefilter("ignore")
     rows = {name: ours(name) for name in MODELS}
     r = {} if "--no-r" in argv else lme4_times()
-    print(f"| model | ours | lme4 | ratio | refit | fit/refit | evals |")
+    print("| model | ours | lme4 | ratio | refit | fit/refit | evals |")
     print("|---|---|---|---|---|---|---|")
     for name, (fit_s, refit_s, evals) in rows.items():
         lme4 = r.get(name, float("nan"))
-        print(f"| {name} | {fit_s * 1e3:.1f} ms | {lme4 * 1e3:.1f} ms | {lme4 / fit_s:.1f}x | "
+        shown = name.replace("|", "\\|")
+        print(f"| {shown} | {fit_s * 1e3:.1f} ms | {lme4 * 1e3:.1f} ms | {lme4 / fit_s:.1f}x | "
               f"{refit_s * 1e3:.2f} ms | {fit_s / refit_s:.1f}x | {evals} |")
     print(f"mean of {N_FITS} fits after a warm-up, formula and data frame to results; lme4 in one "
           "Rscript run of the same script; refit: m.refit(y) with simulated responses")

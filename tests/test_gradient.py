@@ -28,7 +28,7 @@ def pixel() -> pd.DataFrame:
 
 
 CASES = {**{k: (r, lambda r=r: mm.load_dataset(DATASETS[r["data"]])) for k, r in LMM_REFS.items()},
-         **{k: (r, pixel) for k, r in SMALL.items()}}
+         **{k: (r, pixel) for k, r in SMALL.items() if k.startswith("pixel_")}}
 
 
 def _model(key: str, **control):

@@ -15,6 +15,8 @@ Block kinds held in the factor:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -321,6 +323,23 @@ class BlockedFactor:
             self.off_is_sparse = {key: False for key in self.off_is_sparse}
             if fixed_values:
                 self._full = self._assemble()
+
+    def with_crossproducts(self, cp: BlockedCrossproducts) -> "BlockedFactor":
+        """A factor of crossproducts with the same ``ZᵀWZ`` (a new response: refit), sharing
+        this one's symbolic analysis, product maps and index maps; its work arrays are its own."""
+        new = copy.copy(self)
+        new.cp = cp
+        k = self.k
+        new.T = []
+        new._views_pending = False
+        new._L_diag, new._L_inv_bd, new._L_xy = [None] * k, [None] * k, [None] * k
+        new._L_off, new._R_xy = {}, None
+        new._dense_work = {i: np.empty_like(a) for i, a in self._dense_work.items()}
+        new._dense_first = {i: (a, np.empty_like(w)) for i, (a, w) in self._dense_first.items()}
+        new._small_off = {key: (flat, np.zeros_like(buf)) for key, (flat, buf) in self._small_off.items()}
+        if self._full is not None:
+            new._full = new._assemble()
+        return new
 
     # -- the whole system as one dense matrix (small models) -----------------------------------
     def _assemble(self) -> np.ndarray:
