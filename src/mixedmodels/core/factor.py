@@ -31,6 +31,8 @@ __all__ = ["BlockedFactor"]
 _PRODUCT_MAP_LIMIT = 12_000_000
 # Up to this many q² entries the product map writes the dense block directly.
 _DENSE_ROWS_LIMIT = 9_000_000
+# Relative cost of one scalar product in scipy's sparse matmul against one in a BLAS syrk.
+_SPARSE_PRODUCT_COST = 20
 # Off-diagonal blocks of at most this many entries are held dense: per evaluation they are
 # rescaled in preallocated arrays, with no scipy.sparse object built (small nested and crossed
 # designs, where the per-object overhead of scipy.sparse was most of an evaluation).
@@ -170,6 +172,12 @@ class _ProductMap:
         counts = np.diff(a.tocsc().indptr).astype(np.int64)
         return int((counts * (counts + 1) // 2).sum())
 
+    @staticmethod
+    def pairs(a: sp.csr_matrix) -> int:
+        """Σ_g c_g²: the scalar products of A diag(w) Aᵀ as a sparse product."""
+        counts = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
+        return int((counts * counts).sum())
+
     def lower(self, w: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The lower triangle of A diag(w) Aᵀ (upper zero), in ``out`` or a new array."""
         if self.dense_rows:
@@ -286,14 +294,30 @@ class BlockedFactor:
                     self.cross_maps[(r, i)] = _CrossProductMap(cp.off[(r, 0)], cp.off[(i, 0)])
         # Without a product map, the update from the first (scalar) term into a scalar dense
         # block is a dense syrk; keep A_i0 dense once so each evaluation only rescales it.
+        # When A_i0 is sparse enough, a sparse product A_i0 W A_0i (Σ_g c_g² products, c_g the
+        # entries of A_i0's column g) beats the dense syrk (q_i² q_0): decided from the pattern.
         self._dense_first: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for i in range(1, k):
-            a = cp.off[(i, 0)]
-            if (fixed_values and self.product_maps.get(i) is None and not self.diag_is_bd[i]
-                    and cp.terms[0].ncols == 1 and cp.terms[i].ncols == 1
-                    and a.shape[0] * a.shape[1] <= 60_000_000):
+        self._sparse_first: dict[int, sp.csr_matrix] = {}
+        #: per term, how its diagonal block is formed and factored (recorded in the fit's optinfo)
+        self.schur: dict[int, str] = {}
+        for i in range(k):
+            if self.diag_is_bd[i]:
+                self.schur[i] = "block-diagonal"
+                continue
+            a = cp.off.get((i, 0)) if i > 0 else None
+            first = (i > 0 and self.product_maps.get(i) is None and cp.terms[0].ncols == 1
+                     and cp.terms[i].ncols == 1 and a is not None)
+            if i > 0 and self.product_maps.get(i) is not None:
+                self.schur[i] = "dense, product map"
+            elif first and fixed_values and _SPARSE_PRODUCT_COST * _ProductMap.pairs(a) < a.shape[0] ** 2 * a.shape[1]:
+                self._sparse_first[i] = a.T.tocsr()
+                self.schur[i] = "dense, sparse product"
+            elif first and fixed_values and a.shape[0] * a.shape[1] <= 60_000_000:
                 dense = np.ascontiguousarray(a.toarray())
                 self._dense_first[i] = (dense, np.empty_like(dense))
+                self.schur[i] = "dense, syrk"
+            else:
+                self.schur[i] = "dense"
         self._dense_work = {i: np.empty((cp.terms[i].q, cp.terms[i].q))
                             for i in range(k) if not self.diag_is_bd[i]}
         # (row, column) of each entry of a term's within-level blocks in its dense block
@@ -536,6 +560,11 @@ class BlockedFactor:
                     d.fill(0.0)
                     start = 0
                 for j in range(start, i):
+                    if j == 0 and i in self._sparse_first:
+                        a = cp.off[(i, 0)]
+                        prod = _csr_scale_columns(a, w0 * (Ti[0, 0] ** 2)) @ self._sparse_first[i]
+                        d -= prod.toarray()
+                        continue
                     if j == 0 and i in self._dense_first:
                         dense, work = self._dense_first[i]
                         lij = np.multiply(dense, (Ti[0, 0] * np.sqrt(w0))[None, :], out=work)

@@ -107,6 +107,9 @@ class LinearMixedModel(MixedModel):
         if grad is not None:
             self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
                                            grad=grad)
+        self.optinfo.factor = {"mode": f.mode, "gradient": grad is not None,
+                               "blocks": {t.name: f.schur[i] if f.mode == "blocked" else "one dense matrix"
+                                          for i, t in enumerate(self.design.terms)}}
         self.set_theta(self.optinfo.x)
         self._post_fit_checks()
         return self

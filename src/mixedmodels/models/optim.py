@@ -125,6 +125,10 @@ class OptSummary:
     options: dict = field(default_factory=dict, repr=False)
     #: PIRLS's settings (GLMMs): tolerance, smooth tolerance, iterations, step-halvings
     pirls: dict = field(default_factory=dict, repr=False)
+    #: the factor's choices: one dense system or blocks, and per term how its diagonal block is
+    #: formed (block-diagonal; dense from a product map, a sparse product or a syrk); whether
+    #: the analytic gradient was used
+    factor: dict = field(default_factory=dict, repr=False)
 
     def history(self):
         """The fit log as a DataFrame (one row per evaluation)."""
