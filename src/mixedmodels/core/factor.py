@@ -232,6 +232,13 @@ class BlockedFactor:
         self.dense = get_dense(dense)
         fixed_values = cp.values_fixed
         k = len(cp.terms)
+        # Terms of three or more columns keep the blocked path: on ridge optima (Machines'
+        # (0 + Machine | Worker)) BOBYQA's stopping point depends on the last bits of the
+        # objective, and the lme4 agreement of those fits was established with the blocked one.
+        small = (sum(t.q for t in cp.terms) + cp.p + 1 <= _DENSE_ALL_LIMIT
+                 and all(t.ncols <= 2 for t in cp.terms))
+        # the blocked path's precomputed maps are not needed when the system is one dense matrix
+        maps = fixed_values and not small
         self.k = k
         self.parametrization = ThetaParametrization.of(cp.terms)
         self.layouts = self.parametrization.layouts
@@ -272,7 +279,7 @@ class BlockedFactor:
         self._small_off: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for (r, i) in pattern:
             a = cp.off[(r, i)]
-            if a.shape[0] * a.shape[1] <= _SMALL_OFF_LIMIT:
+            if not small and a.shape[0] * a.shape[1] <= _SMALL_OFF_LIMIT:
                 a = a.tocsr()
                 rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
                 self._small_off[(r, i)] = (rows * a.shape[1] + a.indices, np.zeros(a.shape))
@@ -280,14 +287,14 @@ class BlockedFactor:
         # Fast Schur update from the first term (block-diagonal, scalar) into a dense block.
         self.product_maps: dict[int, _ProductMap | None] = {}
         for i in range(1, k):
-            use_map = (fixed_values and not self.diag_is_bd[i] and cp.terms[0].ncols == 1
+            use_map = (maps and not self.diag_is_bd[i] and cp.terms[0].ncols == 1
                        and _ProductMap.size(cp.off[(i, 0)]) <= _PRODUCT_MAP_LIMIT)
             self.product_maps[i] = _ProductMap(cp.off[(i, 0)]) if use_map else None
         # Same for the dense off-diagonal blocks between two later scalar terms
         self.cross_maps: dict[tuple[int, int], _CrossProductMap] = {}
         for r in range(2, k):
             for i in range(1, r):
-                if (fixed_values and not self.off_is_sparse[(r, i)] and cp.terms[0].ncols == 1
+                if (maps and not self.off_is_sparse[(r, i)] and cp.terms[0].ncols == 1
                         and cp.terms[r].ncols == 1 and cp.terms[i].ncols == 1
                         and cp.terms[r].q * cp.terms[i].q <= _DENSE_ROWS_LIMIT
                         and _CrossProductMap.size(cp.off[(r, 0)], cp.off[(i, 0)]) <= _PRODUCT_MAP_LIMIT):
@@ -309,17 +316,17 @@ class BlockedFactor:
                      and cp.terms[i].ncols == 1 and a is not None)
             if i > 0 and self.product_maps.get(i) is not None:
                 self.schur[i] = "dense, product map"
-            elif first and fixed_values and _SPARSE_PRODUCT_COST * _ProductMap.pairs(a) < a.shape[0] ** 2 * a.shape[1]:
+            elif first and maps and _SPARSE_PRODUCT_COST * _ProductMap.pairs(a) < a.shape[0] ** 2 * a.shape[1]:
                 self._sparse_first[i] = a.T.tocsr()
                 self.schur[i] = "dense, sparse product"
-            elif first and fixed_values and a.shape[0] * a.shape[1] <= 60_000_000:
+            elif first and maps and a.shape[0] * a.shape[1] <= 60_000_000:
                 dense = np.ascontiguousarray(a.toarray())
                 self._dense_first[i] = (dense, np.empty_like(dense))
                 self.schur[i] = "dense, syrk"
             else:
                 self.schur[i] = "dense"
         self._dense_work = {i: np.empty((cp.terms[i].q, cp.terms[i].q))
-                            for i in range(k) if not self.diag_is_bd[i]}
+                            for i in range(k) if not self.diag_is_bd[i] and not small}
         # (row, column) of each entry of a term's within-level blocks in its dense block
         self._bd_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i in self._dense_work:
@@ -337,10 +344,6 @@ class BlockedFactor:
         self.offsets = np.concatenate([[0], np.cumsum(qs)]).astype(int)
         self.q = int(self.offsets[-1])
         #: "dense": the whole system is one dense matrix; "blocked": the block algorithm
-        # Terms of three or more columns keep the blocked path: on ridge optima (Machines'
-        # (0 + Machine | Worker)) BOBYQA's stopping point depends on the last bits of the
-        # objective, and the lme4 agreement of those fits was established with the blocked one.
-        small = self.q + cp.p + 1 <= _DENSE_ALL_LIMIT and all(t.ncols <= 2 for t in cp.terms)
         self.mode = "dense" if small else "blocked"
         self._full: np.ndarray | None = None
         if self.mode == "dense":
