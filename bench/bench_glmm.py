@@ -139,7 +139,8 @@ def main(argv: list[str]) -> None:
     for r in rows:
         print(f"  {r['case']}: theta {r['theta']}, fixef {r['fixef']}")
     if with_peers:
-        print(f"{'case':<16} {'ours (s)':>9} {'mixedlm':>9} {'ratio':>6} {'lme4':>8} {'ratio':>6}  logLik ours / mixedlm / lme4")
+        print(f"{'case':<16} {'ours (s)':>9} {'mixedlm':>9} {'ratio':>6} {'lme4':>8} {'ratio':>6}  "
+              "logLik ours / mixedlm / lme4")
         for r in rows:
             p = peers(r["case"])
             ml, l4 = p.get("mixedlm", {}), p.get("lme4", {})
