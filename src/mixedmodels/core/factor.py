@@ -346,6 +346,7 @@ class BlockedFactor:
         #: "dense": the whole system is one dense matrix; "blocked": the block algorithm
         self.mode = "dense" if small else "blocked"
         self._full: np.ndarray | None = None
+        self._lam = np.ones(self.q + cp.p + 1)
         if self.mode == "dense":
             self.off_is_sparse = {key: False for key in self.off_is_sparse}
             if fixed_values:
@@ -391,7 +392,7 @@ class BlockedFactor:
         o, q, n = self.offsets, self.q, full.shape[0]
         if self._full is not None:  # penalized fits and posteriors replace the [X y] block
             full[q:, q:] = self.cp.xyxy
-        lam = np.ones(n)
+        lam = self._lam
         vector_terms = []
         for i, T in enumerate(self.T):
             if T.shape[0] == 1:
@@ -405,8 +406,8 @@ class BlockedFactor:
             s[a:b, :] = _apply_T_left_t(s[a:b, :], T)
             s[:, a:b] = _apply_T_right(s[:, a:b], T)
         s.ravel()[:q * (n + 1):n + 1] += 1.0
-        try:
-            L = self.dense.cholesky_lower(s, clean=True)
+        try:  # in place: s is this evaluation's own array; the views clean the upper triangle
+            L = self.dense.cholesky_lower(s)
         except np.linalg.LinAlgError:
             raise np.linalg.LinAlgError("the system is not positive definite") from None
         self._full_factor = L
@@ -422,15 +423,17 @@ class BlockedFactor:
             if self.diag_is_bd[i]:
                 m, l = term.nlevels, term.ncols
                 blocks = L[a:b, a:b].reshape(m, l, m, l)[np.arange(m), :, np.arange(m), :]
+                if l == 2:  # the factor's strict upper triangle holds scratch
+                    blocks[:, 0, 1] = 0.0
                 self._L_diag[i] = blocks
                 self._L_inv_bd[i] = _bd_inv_lower(blocks)
             else:
-                self._L_diag[i] = L[a:b, a:b]
+                self._L_diag[i] = np.tril(L[a:b, a:b])
                 self._L_inv_bd[i] = None
             for r in range(i + 1, self.k):
                 self._L_off[(r, i)] = L[o[r]:o[r + 1], a:b]
             self._L_xy[i] = L[q:, a:b]
-        self._R_xy = L[q:, q:]
+        self._R_xy = np.tril(L[q:, q:])
 
     # the factor's blocks; in the dense mode, views of the dense factor made on first use
     @property
