@@ -132,6 +132,29 @@ class BlockedCrossproducts:
         obj.reweight(np.ones(obj.n), np.zeros(obj.n))
         return obj
 
+    def with_response(self, terms: Sequence[ReTermMatrix], X: np.ndarray, y: np.ndarray,
+                      weights: np.ndarray | None = None) -> "BlockedCrossproducts":
+        """The crossproducts with a new response (same rows, terms and prior weights): only
+        the y row of ``[X y]ᵀ W [Z X y]`` is recomputed; ``ZᵀWZ`` and ``XᵀWZ`` are shared."""
+        wy = y if weights is None else y * weights
+        p = self.p
+        obj = type(self).__new__(type(self))
+        xyxy = self.xyxy.copy()
+        xyxy[:p, p] = xyxy[p, :p] = X.T @ wy
+        xyxy[p, p] = float(y @ wy)
+        zxy = []
+        for term, shape, block in zip(terms, self.terms, self.zxy):
+            new = block.copy()
+            sums = np.empty((shape.nlevels, shape.ncols))
+            for j in range(shape.ncols):
+                sums[:, j] = np.bincount(term.codes, term.values[:, j] * wy, minlength=shape.nlevels)
+            new[p] = sums.ravel()
+            zxy.append(new)
+        obj._set(self.terms, self.n, p, xyxy, self.diag, zxy, self.off)
+        obj.values_fixed = self.values_fixed
+        obj._rows = None
+        return obj
+
     def _set(self, terms, n, p, xyxy, diag, zxy, off) -> None:
         self.terms, self.n, self.p = terms, n, p
         self.xyxy, self.diag, self.zxy, self.off = xyxy, diag, zxy, off

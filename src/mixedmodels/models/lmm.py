@@ -9,18 +9,20 @@ fitted model's results.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from ..core.backends import get_rows
 from ..core.factor import BlockedFactor
+from ..core.gradient import ProfiledGradient
 from ..core.lapack import tri_solve
 from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, theta_names
 from .family import gaussian
-from .optim import Control, OptSummary, minimize
+from .optim import Control, OptSummary, escape_boundary, minimize, uses_gradient, value_and_gradient
 
 __all__ = ["LinearMixedModel"]
 
@@ -42,18 +44,22 @@ class LinearMixedModel(MixedModel):
     r_class = "lmerMod"
 
     def __init__(self, design: ModelDesign, reml: bool = True, control: Control | None = None,
-                 data_name: str | None = None):
+                 data_name: str | None = None, *, engine: tuple | None = None):
+        """``engine``: ``(crossproducts, factor)`` already built for this design (refit)."""
         self.design = design
         self.family = gaussian()
         self.reml = bool(reml)
         self.control = control or Control()
         self.data_name = data_name
         self.name: str | None = None
-        y = design.y if design.offset is None else design.y - design.offset
-        rows = get_rows(self.control.row_backend)([t.matrix for t in design.terms], design.X, y,
-                                                  design.weights)
-        self.crossproducts = rows.crossproducts()
-        self.factor = BlockedFactor(self.crossproducts, dense=self.control.dense_backend)
+        if engine is not None:
+            self.crossproducts, self.factor = engine
+        else:
+            y = design.y if design.offset is None else design.y - design.offset
+            rows = get_rows(self.control.row_backend)([t.matrix for t in design.terms], design.X, y,
+                                                      design.weights)
+            self.crossproducts = rows.crossproducts()
+            self.factor = BlockedFactor(self.crossproducts, dense=self.control.dense_backend)
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w[w > 0]).sum())
         self.optinfo: OptSummary | None = None
@@ -89,10 +95,46 @@ class LinearMixedModel(MixedModel):
             except np.linalg.LinAlgError:
                 return np.inf
 
-        self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl)
+        if getattr(self, "_warm_step", False) and "initial_step" not in ctrl.options:
+            # refit from the previous optimum: BOBYQA's first trust region at a tenth of θ
+            # (20-35% fewer evaluations on the small reference fits, and closer to the fresh fit's optimum)
+            ctrl = replace(ctrl, options={**ctrl.options,
+                                          "initial_step": np.maximum(0.1 * np.abs(x0), 0.01)})
+        grad = None
+        if uses_gradient(ctrl.optimizer) and self.has_gradient:
+            objective, grad = value_and_gradient(self.objective_and_gradient)
+        self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl, grad=grad)
+        if grad is not None:
+            self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
+                                           grad=grad)
+        self.optinfo.factor = {"mode": f.mode, "gradient": grad is not None,
+                               "blocks": {t.name: f.schur[i] if f.mode == "blocked" else "one dense matrix"
+                                          for i, t in enumerate(self.design.terms)}}
         self.set_theta(self.optinfo.x)
         self._post_fit_checks()
         return self
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`objective_and_gradient` is available: the profiled deviance of this
+        class (not a penalized subclass's), a system small enough for the dense inverse, and a
+        Jacobian dT/dθ for every term."""
+        return (type(self).objective is LinearMixedModel.objective
+                and ProfiledGradient.available(self.factor))
+
+    def objective_and_gradient(self, theta: np.ndarray,
+                               reml: bool | None = None) -> tuple[float, np.ndarray]:
+        """The profiled deviance at θ and its analytic gradient (see
+        :mod:`mixedmodels.core.gradient`); ``(inf, nan)`` where the system is not positive
+        definite."""
+        reml = self.reml if reml is None else reml
+        if getattr(self, "_gradient", None) is None:
+            self._gradient = ProfiledGradient(self.factor, dense=self.control.dense_backend)
+        try:
+            value, grad = self._gradient.value_and_gradient(theta, reml)
+        except np.linalg.LinAlgError:
+            return np.inf, np.full(len(theta), np.nan)
+        return value - self._log_weights, grad
 
     def default_start(self) -> np.ndarray:
         """Start values for θ.
@@ -209,6 +251,23 @@ class LinearMixedModel(MixedModel):
     def with_design(self, design: ModelDesign, *, control: Control | None = None) -> "LinearMixedModel":
         return LinearMixedModel(design, reml=self.reml, control=control or self.control,
                                 data_name=self.data_name)
+
+    def _with_data(self, y: np.ndarray | None, weights: np.ndarray | None,
+                   control: Control) -> "LinearMixedModel":
+        """A new response alone keeps ZᵀWZ, XᵀWZ, the symbolic factor and its maps: only the
+        y row of the crossproducts is recomputed."""
+        same_engine = (control.row_backend == self.control.row_backend == "memory"
+                       and control.dense_backend == self.control.dense_backend)
+        if y is None or weights is not None or type(self) is not LinearMixedModel or not same_engine:
+            return super()._with_data(y, weights, control)
+        design = self.design.with_response(y)
+        fit_y = design.y if design.offset is None else design.y - design.offset
+        cp = self.crossproducts.with_response([t.matrix for t in design.terms], design.X, fit_y,
+                                              design.weights)
+        new = LinearMixedModel(design, reml=self.reml, control=control, data_name=self.data_name,
+                               engine=(cp, self.factor.with_crossproducts(cp)))
+        new._warm_step = True
+        return new
 
     def refit_ml(self) -> "LinearMixedModel":
         """The same model fit by maximum likelihood (self if already ML), started at this θ."""

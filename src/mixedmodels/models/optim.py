@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Control", "OptSummary", "OptResult", "OptimizerOutput", "minimize",
-           "register_optimizer", "optimizers", "OPTIMIZERS", "value_and_gradient"]
+           "register_optimizer", "optimizers", "OPTIMIZERS", "value_and_gradient", "uses_gradient", "escape_boundary"]
 
 #: optimizers that :func:`mixedmodels.all_fit` tries
 OPTIMIZERS = ("bobyqa", "newuoa", "nelder_mead", "lbfgsb", "powell", "cobyqa")
@@ -125,6 +125,10 @@ class OptSummary:
     options: dict = field(default_factory=dict, repr=False)
     #: PIRLS's settings (GLMMs): tolerance, smooth tolerance, iterations, step-halvings
     pirls: dict = field(default_factory=dict, repr=False)
+    #: the factor's choices: one dense system or blocks, and per term how its diagonal block is
+    #: formed (block-diagonal; dense from a product map, a sparse product or a syrk); whether
+    #: the analytic gradient was used
+    factor: dict = field(default_factory=dict, repr=False)
 
     def history(self):
         """The fit log as a DataFrame (one row per evaluation)."""
@@ -159,6 +163,12 @@ def register_optimizer(name: str, *, uses_gradient: bool = False, aliases: tuple
             _REGISTRY[key] = (fun, uses_gradient)
         return fun
     return deco
+
+
+def uses_gradient(name: str) -> bool:
+    """Whether the registered optimizer ``name`` uses an analytic gradient."""
+    entry = _REGISTRY.get(name.lower())
+    return bool(entry and entry[1])
 
 
 def optimizers() -> list[str]:
@@ -243,6 +253,50 @@ def minimize(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarr
     return OptSummary(name, np.asarray(x, dtype=float), float(fun_value), len(log_f),
                       time.perf_counter() - start, out.converged, out.message, log_x, log_f, hit,
                       **record)
+
+
+def escape_boundary(fun: Callable[[np.ndarray], float], result: OptSummary, lower: np.ndarray,
+                    control: Control | None = None, *, grad: Callable | None = None,
+                    steps: tuple[float, ...] = (0.1, 0.5), rounds: int = 3) -> OptSummary:
+    """Restart a gradient optimizer that stopped with a variance parameter on its bound.
+
+    The profiled deviance is even in each diagonal entry of T, so its derivative there is 0
+    on the bound: a gradient method that lands on θⱼ = 0 sees a stationary point even when the
+    optimum is inside. Each such θⱼ is probed at ``steps``; from the best probe that lowers the
+    deviance the optimizer runs again (at most ``rounds`` times). A line search that jumped
+    from the best point to the bound and ended higher also restarts, from the best point. The
+    summary counts every evaluation.
+    """
+    lower = np.asarray(lower, dtype=float)
+    for _ in range(rounds):
+        x, best = np.asarray(result.x, dtype=float), result.fun
+        probe_x, probe_f = None, best
+        extra_x, extra_f = [], []
+        last = np.asarray(result.log_x[-1], dtype=float) if result.log_x else x
+        if result.log_f and result.log_f[-1] > best + 1e-6 and np.any((lower == 0) & (last <= 0)):
+            probe_x = x
+        for j in np.flatnonzero((lower == 0) & (x <= 0)) if probe_x is None else []:
+            for step in steps:
+                trial = x.copy()
+                trial[j] = step
+                value = float(fun(trial))
+                extra_x.append(trial)
+                extra_f.append(value)
+                if value < probe_f - 1e-6:
+                    probe_x, probe_f = trial, value
+        result.log_x.extend(extra_x)
+        result.log_f.extend(extra_f)
+        result.nevals += len(extra_f)
+        if probe_x is None:
+            return result
+        again = minimize(fun, probe_x, lower, control, grad=grad)
+        merged = again if again.fun <= result.fun else result
+        merged.log_x = result.log_x + again.log_x
+        merged.log_f = result.log_f + again.log_f
+        merged.nevals = result.nevals + again.nevals
+        merged.seconds = result.seconds + again.seconds
+        result = merged
+    return result
 
 
 # --- nlopt -------------------------------------------------------------------------------------

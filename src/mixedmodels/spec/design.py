@@ -459,9 +459,21 @@ def unique_names(names: list[str]) -> list[str]:
     return out
 
 
+# formulaic's spec of an intercept-only part holds no data (no variables, no encoder state):
+# made once and reused, it saves formulaic's parse and materialization on every fit (small fits
+# repeated thousands of times: bootstrap, simulation)
+_INTERCEPT_SPEC: list = []
+
+
 def design_matrix(expr: str, frame: pd.DataFrame, what: str):
+    if expr.strip() == "1" and _INTERCEPT_SPEC:
+        return formulaic.ModelMatrix(pd.DataFrame({"Intercept": np.ones(len(frame))}, index=frame.index),
+                                     spec=_INTERCEPT_SPEC[0])
     try:
-        return formulaic.model_matrix(to_formulaic(expr), frame, na_action="ignore")
+        mat = formulaic.model_matrix(to_formulaic(expr), frame, na_action="ignore")
+        if expr.strip() == "1" and not mat.model_spec.required_variables:
+            _INTERCEPT_SPEC.append(mat.model_spec)
+        return mat
     except FormulaError:
         raise
     except Exception as err:  # formulaic's own errors: say which part of the model failed

@@ -1,0 +1,104 @@
+"""The analytic gradient of the profiled (RE)ML deviance (mixedmodels.core.gradient), against
+central finite differences of the deviance on every lme4 reference LMM, at lme4's optimum and
+away from it; the gradient optimizer's fits against lme4's logLik (equal or better)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from refs import LME4, REF, values
+
+import mixedmodels as mm
+from mixedmodels.core.gradient import theta_jacobians
+
+SMALL = json.loads((REF / "small_fits_reference.json").read_text())
+DATASETS = {"gpa.csv": "gpa", "sleepstudy.csv": "sleepstudy", "Penicillin.csv": "Penicillin",
+            "Pastes.csv": "Pastes", "Dyestuff.csv": "Dyestuff"}
+LMM_REFS = {k: r for k, r in LME4.items() if r.get("family") == "gaussian" and r["data"] in DATASETS}
+
+
+def pixel() -> pd.DataFrame:
+    frame = pd.read_csv(REF / "Pixel.csv", dtype={"Dog": str, "Side": str})
+    frame["Dog"] = pd.Categorical(frame["Dog"])
+    frame["Side"] = pd.Categorical(frame["Side"])
+    return frame
+
+
+CASES = {**{k: (r, lambda r=r: mm.load_dataset(DATASETS[r["data"]])) for k, r in LMM_REFS.items()},
+         **{k: (r, pixel) for k, r in SMALL.items() if k.startswith("pixel_")}}
+
+
+def _model(key: str, **control):
+    ref, data = CASES[key]
+    return mm.lmer(ref["formula"], data(), reml=bool(ref["reml"]), control=mm.Control(**control)), ref
+
+
+def _central(fun, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Fourth-order central differences (error ~h⁴)."""
+    out = np.empty(len(x))
+    for j, e in enumerate(np.eye(len(x))):
+        out[j] = (-fun(x + 2 * h * e) + 8 * fun(x + h * e) - 8 * fun(x - h * e) + fun(x - 2 * h * e)) / (12 * h)
+    return out
+
+
+@pytest.mark.parametrize("key", list(CASES))
+def test_gradient_matches_finite_differences(key):
+    m, ref = _model(key, check_conv="ignore")
+    assert m.has_gradient
+    theta_ref = values(ref["theta"])
+    for theta in (theta_ref, 1.3 * theta_ref + 0.05):
+        value, grad = m.objective_and_gradient(theta)
+        assert value == pytest.approx(m.objective(theta), rel=1e-10)
+        fd = _central(m.objective, theta)
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
+    # at lme4's optimum the deviance is flat (lme4 stops within its tolerances of it)
+    _, grad = m.objective_and_gradient(theta_ref)
+    assert np.abs(grad).max() < 0.05
+
+
+@pytest.mark.parametrize("key", list(CASES))
+def test_gradient_optimizer_reaches_lme4s_optimum(key):
+    """L-BFGS-B with the analytic gradient: logLik equal to lme4's or better."""
+    m, ref = _model(key, optimizer="lbfgsb")
+    assert m.optinfo.optimizer == "lbfgsb"
+    assert m.loglik >= ref["loglik"] - 1e-7 * abs(ref["loglik"])
+    np.testing.assert_allclose(m.theta, values(ref["theta"]), rtol=2e-3, atol=2e-4)
+
+
+def test_gradient_optimizer_leaves_a_zero_variance_bound():
+    """The deviance is even in a diagonal entry of T, so its derivative on the bound is 0: on
+    Pixel, L-BFGS-B's line search lands on θ = 0 for the slope's sd, a false stationary point.
+    The boundary probe restarts it, and the fit reaches lme4's optimum."""
+    m, ref = _model("pixel_reml", optimizer="lbfgsb")
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-8)
+    assert m.theta[3] == pytest.approx(ref["theta"][3], rel=1e-3)
+
+
+@pytest.mark.parametrize("key", ["pixel_reml", "pixel_ml"])
+def test_pixel_default_fit_matches_lme4(key):
+    m, ref = _model(key)
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-7)
+    np.testing.assert_allclose(m.fixef.to_numpy(), values(ref["fixef"]), rtol=1e-5)
+    np.testing.assert_allclose(m.coef_table()["Std. Error"].to_numpy(), values(ref["se"]), rtol=1e-3)
+
+
+def test_structured_parametrization_without_jacobian_has_no_gradient():
+    """A parametrization whose term gives no dT/dθ makes the gradient unavailable: the fit is
+    derivative-free (BOBYQA's lme4 fit is unchanged)."""
+    class NoJacobian:
+        def jacobian(self, theta):
+            return [None]
+
+    assert theta_jacobians(NoJacobian(), np.ones(1)) is None
+    m, ref = _model("dyestuff")
+    assert theta_jacobians(m.factor.parametrization, m.theta)[0].shape == (1, 1, 1)
+
+
+def test_large_systems_have_no_dense_gradient():
+    """InstEval (q ≈ 4,100): no dense inverse; L-BFGS-B falls back to its own differences."""
+    m = mm.lmer(LME4["insteval"]["formula"], mm.load_dataset("InstEval"),
+                control=mm.Control(check_conv="ignore", maxfun=3))
+    assert not m.has_gradient
