@@ -12,7 +12,7 @@ nothing.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from ..spec.design import ModelDesign
 from .engines import Source, open_source
 from .partial import ColumnMoments
-from .template import Template, build_template, parse, scan
+from .template import Scan, Template, build_template, parse, scan
 
 __all__ = ["RowsElsewhere", "StreamedDesign", "StreamedRows", "estimate_bytes", "stream_design"]
 
@@ -68,6 +68,12 @@ class RowsElsewhere(np.ndarray):
             return np.array([mean[j] - sd[j], mean[j] + sd[j]])
         raise NotImplementedError(_elsewhere_message(self.where))
 
+    def std(self, axis=None, **kwargs):
+        """Per-column standard deviations (``axis=0``) from the moments of all the rows."""
+        if axis != 0 or self.moments is None:
+            raise NotImplementedError(_elsewhere_message(self.where))
+        return self.moments.mean_sd()[1].copy()
+
     def __matmul__(self, other):
         raise NotImplementedError(_elsewhere_message(self.where))
 
@@ -98,11 +104,31 @@ class StreamedDesign(ModelDesign):
         What the rows are.
     passes : int
         Passes over the rows (pass 1: counts and levels; pass 2: crossproducts).
+    origin : Source
+        Where the rows are (for per-row results: fitted values, residuals); not pickled.
+    template : Template
+        Pass 1's levels and contrasts: how a chunk of rows becomes its design.
+    per_column : dict
+        Rows dropped for missing values, per column.
+    keep : list of int
+        The fixed-effects columns kept (aliased ones dropped).
+    cache : RowCache, optional
+        A GLMM's evaluated rows, cached where they live for PIRLS' passes.
     """
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["origin"] = state["cache"] = None  # the rows stay where they are
+        return state
 
     n_rows: int = 0
     source: str = ""
     passes: int = 2
+    origin: Any = None
+    template: Any = None
+    per_column: dict = field(default_factory=dict)
+    keep: list = field(default_factory=list)
+    cache: Any = None
 
     @property
     def nobs(self) -> int:
@@ -189,6 +215,66 @@ def _drop_columns(cp: BlockedCrossproducts, keep: list[int]) -> BlockedCrossprod
     return cp
 
 
+def _column_name(value, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise NotImplementedError(f"{what}= on a streamed source must name a column of the source (an array of "
+                              "values per row cannot be lined up with rows that stay where they are)")
+
+
+def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: tuple[str, ...] = (),
+                   expand_doublebar: str = "lme4", chunk_rows: int | None = None,
+                   memory_budget: int | None = None, check_levels: bool = True,
+                   stacklevel: int = 4) -> tuple[Source, Scan, Template]:
+    """Pass 1 (counts, missing values per column, levels) and the template of the chunks, with
+    the missing-rows warning and the memory estimate checked before any further pass."""
+    source: Source = data if isinstance(data, Source) else open_source(data)
+    columns = [str(c) for c in source.lazy().collect_schema()]
+    spec = parse(formula, columns)
+    passes = scan(spec, source, [c for c in extra if c])
+    if passes.n_missing:
+        detail = ", ".join(f"{c}: {k}" for c, k in passes.per_column.items())
+        if na_action == "raise":
+            raise DataError(f"{passes.n_missing} rows have missing values in the model's variables ({detail}); "
+                            "na_action='raise' stops here. Use na_action='drop' to drop them.")
+        warnings.warn(
+            f"{passes.n_missing} of {passes.n_total} rows dropped for missing values ({detail}). "
+            "The fit stays unbiased if a missing response depends only on observed data (MAR); "
+            "rows dropped for missing predictors need them missing completely at random, "
+            "otherwise impute them. na_action='raise' makes this an error.",
+            MissingDataWarning, stacklevel=stacklevel)
+    template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
+                              chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
+    n = passes.n_total - passes.n_missing
+    need = estimate_bytes(template, n)
+    budget = memory_budget if memory_budget is not None else _available_memory()
+    if budget is not None and need > budget:
+        raise DataError(f"the crossproducts of this model need about {need / 2 ** 30:.1f} GiB (levels: "
+                        f"{', '.join(f'{t.group} {t.nlevels}' for t in template.terms)}), more than the "
+                        f"{budget / 2 ** 30:.1f} GiB available; fewer or smaller crossed terms fit, or an "
+                        "iterative (matrix-free) solver, which is not part of this package yet")
+    return source, passes, template
+
+
+def check_rows(source: Source, passes: Scan, seen: int, dropped: int) -> None:
+    """Integrity: the rows a later pass read are pass 1's, or the fit is refused."""
+    if seen != passes.n_total or dropped != passes.n_missing:
+        raise DataError(f"pass 2 read {seen} rows ({dropped} with missing values) but "
+                        f"pass 1 counted {passes.n_total} ({passes.n_missing}) in {source.description}: "
+                        "the data changed between the passes or a partition was lost; the fit is refused "
+                        "rather than made from part of the rows")
+
+
+def streamed_terms(template: Template, moments: list[ColumnMoments], where: str) -> list:
+    """The design's terms with their real levels and :class:`RowsElsewhere` values."""
+    terms = []
+    for term, mom in zip(template.terms, moments):
+        values = RowsElsewhere(len(term.columns), where, mom)
+        terms.append(replace(term, matrix=ReTermMatrix(np.zeros(0, dtype=np.int64), values, term.nlevels,
+                                                       term.matrix.correlated)))
+    return terms
+
+
 def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=None, offset=None,
                   expand_doublebar: str = "lme4", chunk_rows: int | None = None,
                   memory_budget: int | None = None, check_levels: bool = True) -> StreamedDesign:
@@ -199,6 +285,8 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     formula : str
     data : path, glob, DuckDB relation, pyarrow Dataset, polars LazyFrame, Dask or Spark DataFrame
     na_action : {"drop", "raise"}
+    weights, offset : str, optional
+        Columns of the source: prior weights, and an offset added to the formula's ``offset()``.
     chunk_rows : int, optional
         Rows per chunk of pass 2 (default 131072): the memory of a pass is of the order of one
         chunk's design matrices plus the crossproducts.
@@ -210,43 +298,15 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     -------
     StreamedDesign
     """
-    if weights is not None or offset is not None:
-        raise NotImplementedError("weights= and offset= are not supported for streamed fits yet; fit the "
-                                  "model in memory, or fold the offset into the response (y - offset)")
-    source: Source = data if isinstance(data, Source) else open_source(data)
-    columns = [str(c) for c in source.lazy().collect_schema()]
-    spec = parse(formula, columns)
-    if spec.offsets:
-        raise NotImplementedError("offset() terms are not supported for streamed fits yet; subtract the "
-                                  "offset from the response in the source (y - offset)")
-    passes = scan(spec, source)
-    if passes.n_missing:
-        detail = ", ".join(f"{c}: {k}" for c, k in passes.per_column.items())
-        if na_action == "raise":
-            raise DataError(f"{passes.n_missing} rows have missing values in the model's variables ({detail}); "
-                            "na_action='raise' stops here. Use na_action='drop' to drop them.")
-        warnings.warn(
-            f"{passes.n_missing} of {passes.n_total} rows dropped for missing values ({detail}). "
-            "The fit stays unbiased if a missing response depends only on observed data (MAR); "
-            "rows dropped for missing predictors need them missing completely at random, "
-            "otherwise impute them. na_action='raise' makes this an error.",
-            MissingDataWarning, stacklevel=3)
-    template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
-                              chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
-    n = passes.n_total - passes.n_missing
-    need = estimate_bytes(template, n)
-    budget = memory_budget if memory_budget is not None else _available_memory()
-    if budget is not None and need > budget:
-        raise DataError(f"the crossproducts of this model need about {need / 2 ** 30:.1f} GiB (levels: "
-                        f"{', '.join(f'{t.group} {t.nlevels}' for t in template.terms)}), more than the "
-                        f"{budget / 2 ** 30:.1f} GiB available; fewer or smaller crossed terms fit, or an "
-                        "iterative (matrix-free) solver, which is not part of this package yet")
+    weights, offset = _column_name(weights, "weights"), _column_name(offset, "offset")
+    source, passes, template = prepare_stream(formula, data, na_action=na_action, extra=(weights, offset),
+                                              expand_doublebar=expand_doublebar, chunk_rows=chunk_rows,
+                                              memory_budget=memory_budget, check_levels=check_levels)
+    template.weights_column, template.offset_column = weights, offset
+    spec = template.spec
     part = source.partial(passes.used, template, template.chunk_rows)
-    if part.rows_seen != passes.n_total or part.rows_dropped != passes.n_missing:
-        raise DataError(f"pass 2 read {part.rows_seen} rows ({part.rows_dropped} with missing values) but "
-                        f"pass 1 counted {passes.n_total} ({passes.n_missing}) in {source.description}: "
-                        "the data changed between the passes or a partition was lost; the fit is refused "
-                        "rather than made from part of the rows")
+    check_rows(source, passes, part.rows_seen, part.rows_dropped)
+    n = passes.n_total - passes.n_missing
     cp = part.crossproducts
     names = list(template.fixef_names)
     aliased = _aliased(cp.xyxy[:cp.p, :cp.p]) if cp.p else []
@@ -262,18 +322,23 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
         x_moments = ColumnMoments(x_moments.n, x_moments.sums[keep], x_moments.sumsq[keep],
                                   x_moments.indicator[keep])
     where = source.description
-    terms = []
-    for term, moments in zip(template.terms, part.term_moments):
-        values = RowsElsewhere(len(term.columns), where, moments)
-        terms.append(replace(term, matrix=ReTermMatrix(np.zeros(0, dtype=np.int64), values, term.nlevels,
-                                                       term.matrix.correlated)))
+    terms = streamed_terms(template, part.term_moments, where)
     cp.terms = list(template.shapes)
     base = template.design
     X = RowsElsewhere(len(keep), where, x_moments, cp)
     return StreamedDesign(formula=spec, y=np.zeros(0), X=X, fixef_names=[names[j] for j in keep], terms=terms,
-                          frame=base.frame, n_dropped=passes.n_missing, dropped_columns=[names[j] for j in aliased],
-                          fixed_spec=base.fixed_spec, response_name=spec.response, n_rows=n, source=where,
-                          passes=2)
+                          frame=base.frame, weights=weights_summary(part.log_weights) if weights else None,
+                          offset=np.zeros(0) if (offset or spec.offsets) else None, n_dropped=passes.n_missing,
+                          dropped_columns=[names[j] for j in aliased], fixed_spec=base.fixed_spec,
+                          response_name=spec.response, n_rows=n, source=where, passes=2, origin=source,
+                          template=template, per_column=dict(passes.per_column), keep=keep)
+
+
+def weights_summary(log_weights: float) -> np.ndarray:
+    """Positive numbers whose logs add up to ``log_weights``, Σ log wᵢ of the rows' prior weights:
+    all that the LMM's likelihood reads of the weights (the rows' own stay in the source)."""
+    m = max(1, int(np.ceil(abs(log_weights) / 500.0)))
+    return np.exp(np.full(m, log_weights / m))
 
 
 def _available_memory() -> int | None:

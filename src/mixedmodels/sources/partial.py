@@ -59,6 +59,8 @@ class Partial:
         Of the fixed-effects columns.
     term_moments : list of ColumnMoments
         Of each random-effects term's columns.
+    log_weights : float
+        Σ log wᵢ of the positive prior weights (the LMM's likelihood needs it).
     """
 
     crossproducts: BlockedCrossproducts
@@ -66,6 +68,7 @@ class Partial:
     rows_dropped: int
     x_moments: ColumnMoments
     term_moments: list[ColumnMoments]
+    log_weights: float = 0.0
 
 
 def add_crossproducts(a: BlockedCrossproducts, b: BlockedCrossproducts) -> BlockedCrossproducts:
@@ -96,4 +99,4 @@ def add_partials(a: Partial, b: Partial) -> Partial:
     """The :class:`Partial` of the rows of both."""
     return Partial(add_crossproducts(a.crossproducts, b.crossproducts), a.rows_seen + b.rows_seen,
                    a.rows_dropped + b.rows_dropped, a.x_moments + b.x_moments,
-                   [x + y for x, y in zip(a.term_moments, b.term_moments)])
+                   [x + y for x, y in zip(a.term_moments, b.term_moments)], a.log_weights + b.log_weights)

@@ -32,6 +32,7 @@ from ..exceptions import DataError
 from ..spec.design import (
     ReTerm,
     build_design,
+    design_matrix,
     factor_codes,
     nonfinite_detail,
     r_column_name,
@@ -93,9 +94,10 @@ def _check_formula_columns(spec: ModelFormula, columns: list[str], where: str) -
     return used
 
 
-def scan(spec: ModelFormula, source) -> Scan:
+def scan(spec: ModelFormula, source, extra: Iterable[str] = ()) -> Scan:
     """Pass 1 over a :class:`~mixedmodels.sources.engines.Source` (one aggregation query and
-    one ``DISTINCT`` per factor, run by the engine).
+    one ``DISTINCT`` per factor, run by the engine); ``extra`` names columns used besides the
+    formula's (``weights=``, ``offset=``).
 
     Raises
     ------
@@ -108,6 +110,11 @@ def scan(spec: ModelFormula, source) -> Scan:
     schema = dict(lf.collect_schema())
     columns = [str(c) for c in schema]
     used = _check_formula_columns(spec, columns, source.description)
+    for name in extra:
+        if name not in columns:
+            raise DataError(f"column {name!r} (weights= or offset=) is not in the data ({source.description})")
+        if name not in used:
+            used.append(name)
     source.check_columns(used)
     floats = [c for c in used if schema[c].is_float()]
     numeric = {c for c in used if schema[c].is_numeric()}
@@ -198,6 +205,8 @@ class Template:
                  chunk_rows: int):
         self.spec, self.used, self.design, self.terms, self.maps = spec, scan_.used, design, terms, maps
         self.chunk_rows = chunk_rows
+        self.weights_column: str | None = None  # set by the streamed designs
+        self.offset_column: str | None = None
         self.fixed_spec = design.fixed_spec
         skel = design.frame
         self.fixef_names = [r_column_name(c) for c in self.fixed_spec.get_model_matrix(skel.iloc[:2]).columns]
@@ -213,9 +222,10 @@ class Template:
         lhs = formulaic.model_matrix(f"{to_formulaic(self.spec.response)} ~ 1", frame, na_action="ignore").lhs
         return np.asarray(lhs, dtype=float).ravel()
 
-    def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
-        """The RowChunk of the complete rows of ``frame`` and the number of rows dropped."""
-        for c in self.used:  # engines' string and dictionary dtypes: formulaic knows object columns
+    def complete_rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """The rows of ``frame`` without a missing value in a used column (engines' string and
+        dictionary dtypes as object columns, which formulaic knows), and how many were dropped."""
+        for c in self.used:
             dtype = frame[c].dtype
             types = pd.api.types
             plain = dtype == np.dtype(object) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype)
@@ -223,12 +233,10 @@ class Template:
                 frame = frame.assign(**{c: frame[c].astype(object)})
         na = frame[self.used].isna().any(axis=1).to_numpy() if self.used else np.zeros(len(frame), bool)
         dropped = int(na.sum())
-        if dropped:
-            frame = frame.loc[~na]
-        if len(frame) == 0:
-            return None, dropped
-        y = self._response(frame)
-        _check_finite(y, f"the response {self.spec.response!r}", first_row)
+        return (frame.loc[~na] if dropped else frame), dropped
+
+    def design_rows(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[np.ndarray, list, list]:
+        """X, and per term its level codes and values, of complete rows (levels of pass 1)."""
         X = np.asarray(self.fixed_spec.get_model_matrix(frame), dtype=float)
         for j, name in enumerate(self.fixef_names):
             _check_finite(X[:, j], f"the fixed-effects column {name!r}", first_row)
@@ -247,30 +255,76 @@ class Template:
                                 "source changed between the passes")
             codes.append(gmap.codes[pos])
             values.append(vals)
-        return RowChunk(X, y, None, codes, values), dropped
+        return X, codes, values
+
+    def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
+        """The RowChunk of the complete rows of ``frame`` and the number of rows dropped."""
+        frame, dropped = self.complete_rows(frame)
+        if len(frame) == 0:
+            return None, dropped
+        y = self._response(frame)
+        _check_finite(y, f"the response {self.spec.response!r}", first_row)
+        off = self.offset_values(frame, first_row)
+        if off is not None:  # an LMM with an offset fits y − offset
+            y = y - off
+        X, codes, values = self.design_rows(frame, first_row)
+        return RowChunk(X, y, self.weight_values(frame, first_row), codes, values), dropped
+
+    def weight_values(self, frame: pd.DataFrame, first_row: int = 0) -> np.ndarray | None:
+        """The prior weights of complete rows (``weights=`` column), checked as in memory."""
+        if self.weights_column is None:
+            return None
+        w = frame[self.weights_column].to_numpy(dtype=float)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise DataError(f"weights column {self.weights_column!r} has {int(bad.sum())} negative or infinite "
+                            f"values (of the chunk starting at row {first_row}); weights must be >= 0")
+        return w
+
+    def offset_values(self, frame: pd.DataFrame, first_row: int = 0) -> np.ndarray | None:
+        """The formula's ``offset()`` terms plus the ``offset=`` column, or None without either."""
+        if not self.spec.offsets and self.offset_column is None:
+            return None
+        total = np.zeros(len(frame))
+        for expr in self.spec.offsets:
+            total += np.asarray(design_matrix(f"0 + {expr}", frame, "offset"), dtype=float).ravel()
+        if self.offset_column is not None:
+            total += frame[self.offset_column].to_numpy(dtype=float)
+        _check_finite(total, "the offset", first_row)
+        return total
+
+    def pieces(self, frames: Iterable[pd.DataFrame]) -> Iterable[tuple[pd.DataFrame, int]]:
+        """The frames cut into chunks of at most ``chunk_rows`` rows, with their first row."""
+        first = 0
+        for frame in frames:
+            for start in range(0, len(frame), self.chunk_rows):
+                piece = frame.iloc[start:start + self.chunk_rows]
+                yield piece, first
+                first += len(piece)
 
     def partial(self, frames: Iterable[pd.DataFrame]) -> Partial:
         """Pass 2 over some frames (a partition, a stream of record batches)."""
         seen = [0, 0]
+        logw = [0.0]
         xm = [ColumnMoments.empty(self.p)]
         tm = [ColumnMoments.empty(len(t.columns)) for t in self.terms]
 
         def chunks():
-            for frame in frames:
-                for start in range(0, len(frame), self.chunk_rows):
-                    piece = frame.iloc[start:start + self.chunk_rows]
-                    chunk, dropped = self.row_chunk(piece, seen[0])
-                    seen[0] += len(piece)
-                    seen[1] += dropped
-                    if chunk is None:
-                        continue
-                    xm[0] = xm[0] + ColumnMoments.of(chunk.X)
-                    for k, vals in enumerate(chunk.values):
-                        tm[k] = tm[k] + ColumnMoments.of(vals)
-                    yield chunk
+            for piece, first in self.pieces(frames):
+                chunk, dropped = self.row_chunk(piece, first)
+                seen[0] += len(piece)
+                seen[1] += dropped
+                if chunk is None:
+                    continue
+                if chunk.weights is not None:
+                    logw[0] += float(np.log(chunk.weights[chunk.weights > 0]).sum())
+                xm[0] = xm[0] + ColumnMoments.of(chunk.X)
+                for k, vals in enumerate(chunk.values):
+                    tm[k] = tm[k] + ColumnMoments.of(vals)
+                yield chunk
 
         cp = BlockedCrossproducts.from_chunks(self.shapes, self.p, chunks())
-        return Partial(cp, seen[0], seen[1], xm[0], tm)
+        return Partial(cp, seen[0], seen[1], xm[0], tm, logw[0])
 
     def __call__(self, frames: Iterable[pd.DataFrame]) -> Partial:
         return self.partial(frames)
