@@ -148,18 +148,16 @@ def test_dict_of_unequal_arrays_is_an_error():
         mm.lmer("y ~ 1 + (1 | g)", {"y": np.arange(5.0), "g": np.arange(4)})
 
 
-def test_results_that_need_the_rows_raise_clearly(sleep_parquet):
+def test_per_row_results_are_passes_over_the_source(sleep_parquet):
     m = mm.lmer(SLEEP, sleep_parquet)
-    with pytest.raises(NotImplementedError, match="live in 1 Parquet file.*another pass"):
-        m.fitted()
+    m0 = mm.lmer(SLEEP, mm.load_dataset("sleepstudy"))
+    np.testing.assert_allclose(m.fitted().to_numpy(), m0.fitted().to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(m.residuals(scaled=True).to_numpy(), m0.residuals(scaled=True).to_numpy(), atol=1e-6)
     assert m.ranef["Subject"].shape == (18, 2)
     new = mm.load_dataset("sleepstudy").head(3)
-    np.testing.assert_allclose(m.predict(new), mm.lmer(SLEEP, mm.load_dataset("sleepstudy")).predict(new))
-
-
-def test_glmm_on_a_source_names_the_limitation(sleep_parquet):
-    with pytest.raises(NotImplementedError, match="PIRLS.*pass over the data per iteration"):
-        mm.glmer("Reaction ~ Days + (1 | Subject)", sleep_parquet, family="poisson")
+    np.testing.assert_allclose(m.predict(new), m0.predict(new))
+    with pytest.raises(NotImplementedError, match="live in 1 Parquet file.*another pass"):
+        m.linear_predictor()
 
 
 def test_infinite_values_give_the_in_memory_error(sleep, tmp_path):

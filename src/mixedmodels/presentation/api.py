@@ -24,6 +24,8 @@ from ..models.lmm import LinearMixedModel
 from ..models.nbinom import fit_negative_binomial
 from ..models.optim import Control
 from ..models.standardize import standardized_lmer
+from ..models.streamed import StreamedLMM, streamed_glmer
+from ..postestimation import streamed as _per_row  # noqa: F401 (registers fitted/residuals on sources)
 from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
@@ -215,7 +217,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         design = stream_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                                expand_doublebar=expand_doublebar)
         ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
-        return LinearMixedModel(design, reml=reml, control=ctrl).fit()
+        return StreamedLMM(design, reml=reml, control=ctrl).fit()
     data = as_pandas(data)
     if standardize:
         return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
@@ -285,13 +287,9 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     _check_vector("offset", offset)
     _check_control(control)
     fam = get_family(family)
-    if is_streamed(data):
-        raise NotImplementedError(
-            "glmer on a streamed source (a path, DuckDB relation, polars LazyFrame, Dask or Spark "
-            "frame): a GLMM's PIRLS reweights the rows at every iteration, i.e. a pass over the data "
-            "per iteration (10-30 per θ evaluation, thousands per fit), which is not implemented out "
-            "of core. Fit it in memory (collect the needed columns: a few numeric columns of 10M rows "
-            "take a few hundred MB), on a sample, or fit an LMM (mm.lmer) on the source.")
+    if is_streamed(data):  # PIRLS' passes run where the rows are (mixedmodels.models.streamed)
+        return streamed_glmer(formula, data, fam, n_agq=n_agq, weights=weights, offset=offset,
+                              na_action=na_action, control=control, expand_doublebar=expand_doublebar)
     data = as_pandas(data)
     if fam.linear:
         raise ValueError("family 'gaussian' with the identity link is a linear mixed model: "

@@ -215,7 +215,7 @@ def _drop_columns(cp: BlockedCrossproducts, keep: list[int]) -> BlockedCrossprod
     return cp
 
 
-def _column_name(value, what: str) -> str | None:
+def column_name(value, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise NotImplementedError(f"{what}= on a streamed source must name a column of the source (an array of "
@@ -298,7 +298,7 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     -------
     StreamedDesign
     """
-    weights, offset = _column_name(weights, "weights"), _column_name(offset, "offset")
+    weights, offset = column_name(weights, "weights"), column_name(offset, "offset")
     source, passes, template = prepare_stream(formula, data, na_action=na_action, extra=(weights, offset),
                                               expand_doublebar=expand_doublebar, chunk_rows=chunk_rows,
                                               memory_budget=memory_budget, check_levels=check_levels)

@@ -350,6 +350,10 @@ def parse(formula: str, columns: list[str]) -> ModelFormula:
     return replace(spec, text=formula) if quoted != formula else spec
 
 
+def _stand_in_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    return np.zeros(len(frame))
+
+
 def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True,
                    expand_doublebar: str = "lme4", chunk_rows: int = 1 << 17) -> Template:
     """The :class:`Template` of a formula on pass 1's results."""
@@ -360,7 +364,9 @@ def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True
     skel = _skeleton(scan_)
     with warnings.catch_warnings():  # the skeleton's rank and sizes say nothing of the data's
         warnings.simplefilter("ignore")
-        design = build_design(spec, skel, check_levels=False, expand_doublebar=expand_doublebar)
+        # the response is evaluated per chunk (a GLMM's cbind() too): the skeleton's is a stand-in
+        design = build_design(spec, skel, check_levels=False, expand_doublebar=expand_doublebar,
+                              response=_stand_in_response)
     terms, maps = [], []
     for term in design.terms:
         parts = _group_parts(term.group)
