@@ -245,6 +245,7 @@ def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: t
             MissingDataWarning, stacklevel=stacklevel)
     template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
                               chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
+    template.extra_passes = int(template.fix_stateful(source))  # scale()/center(): all rows' moments
     n = passes.n_total - passes.n_missing
     need = estimate_bytes(template, n)
     budget = memory_budget if memory_budget is not None else _available_memory()
@@ -330,8 +331,9 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
                           frame=base.frame, weights=weights_summary(part.log_weights) if weights else None,
                           offset=np.zeros(0) if (offset or spec.offsets) else None, n_dropped=passes.n_missing,
                           dropped_columns=[names[j] for j in aliased], fixed_spec=base.fixed_spec,
-                          response_name=spec.response, n_rows=n, source=where, passes=2, origin=source,
-                          template=template, per_column=dict(passes.per_column), keep=keep)
+                          response_name=spec.response, n_rows=n, source=where,
+                          passes=2 + template.extra_passes, origin=source, template=template,
+                          per_column=dict(passes.per_column), keep=keep)
 
 
 def weights_summary(log_weights: float) -> np.ndarray:

@@ -121,7 +121,8 @@ def stream_glm_design(formula: str, data: Any, family: Any, *, weights=None, off
         fixef_names=list(template.fixef_names), terms=streamed_terms(template, summary.terms, where),
         frame=template.design.frame, weights=weights_summary(summary.log_weights) if weights else None,
         offset=None, n_dropped=passes.n_missing, dropped_columns=[], fixed_spec=template.design.fixed_spec,
-        response_name=spec.response, n_rows=n, source=where, passes=2, origin=source, template=template,
+        response_name=spec.response, n_rows=n, source=where, passes=2 + template.extra_passes, origin=source,
+        template=template,
         per_column=dict(passes.per_column), keep=list(range(template.p)), cache=cache)
     design.glm_summary = summary
     return design

@@ -9,8 +9,8 @@ trials, offset, level codes and term values) and keeps it:
   per chunk in a temporary folder, read back one chunk at a time (memory of one chunk);
 - :class:`DaskCache`: one chunk per partition, persisted in the workers' memory; a pass is a
   task per partition and a tree reduction, so only the sums travel;
-- :class:`SparkCache`: the pickled chunks as a cached Spark DataFrame; a pass is ``mapInPandas``
-  over it, one sum per partition, added on the driver.
+- :class:`SparkCache`: the chunks as a cached RDD in the executors' memory; a pass is a
+  ``mapPartitions`` job, one sum per partition, added on the driver.
 
 :meth:`RowCache.map_reduce` runs one pass: ``fn(chunk)`` on every chunk and the sum of the
 results (any object with ``+``), and counts the passes.
@@ -190,7 +190,8 @@ def _counts(items: list):
 
 
 class SparkCache(RowCache):
-    """The pickled chunks as a cached Spark DataFrame (``mapInPandas`` over it per pass)."""
+    """The chunks as a cached RDD of Python objects in the executors' memory (built once by
+    ``mapInPandas``); a pass is one ``mapPartitions`` job returning one sum per partition."""
 
     def __init__(self, source: SparkSource, columns: list[str], builder: Builder):
         frame = source.frame
@@ -199,33 +200,29 @@ class SparkCache(RowCache):
             for item in builder(frames):
                 yield pd.DataFrame({"chunk": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)]})
 
-        self.frame = frame.select(*[frame[c] for c in columns]).mapInPandas(build, schema="chunk binary").cache()
-        counts = self._run(lambda item: (item[1], item[2], item[3]), whole=True)
+        blobs = frame.select(*[frame[c] for c in columns]).mapInPandas(build, schema="chunk binary")
+        self.rdd = blobs.rdd.map(_unpickle_chunk).cache()
+        counts = self.rdd.map(_chunk_counts).collect()
         self.rows_seen = sum(c[0] for c in counts)
         self.rows_dropped = sum(c[1] for c in counts)
         self.summary = _sum(c[2] for c in counts)
 
-    def _run(self, fn, whole: bool = False) -> list:
-        def run(frames):
-            out = []
-            for frame in frames:
-                for blob in frame["chunk"]:
-                    item = pickle.loads(blob)
-                    if whole:
-                        out.append(fn(item))
-                    elif item[0] is not None:
-                        out.append(fn(item[0]))
-            result = out if whole else [_sum(out)]
-            yield pd.DataFrame({"partial": [pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)]})
-
-        rows = self.frame.mapInPandas(run, schema="partial binary").collect()
-        return [r for row in rows for r in pickle.loads(row["partial"])]
-
     def _map_reduce(self, fn):
-        return _sum(self._run(fn))
+        def run(items, fn=fn):
+            yield _apply(fn, list(items))
+
+        return _sum(self.rdd.mapPartitions(run).collect())
 
     def close(self) -> None:
-        self.frame.unpersist()
+        self.rdd.unpersist()
+
+
+def _unpickle_chunk(row):
+    return pickle.loads(row["chunk"])
+
+
+def _chunk_counts(item):
+    return item[1], item[2], item[3]
 
 
 def build_cache(source: Source, columns: list[str], builder: Builder, chunk_rows: int, k: int) -> RowCache:

@@ -41,14 +41,16 @@ from ..spec.design import (
     unique_names,
 )
 from ..spec.formula import ModelFormula, parse_formula, quote_names, unquote
-from .partial import ColumnMoments, Partial
+from .partial import ColumnMoments, Partial, ValueMoments
 
 formulaic = lazy_import("formulaic")  # imported at the first streamed fit, not at import
 
 __all__ = ["Scan", "Template", "build_template", "scan"]
 
-# transforms whose state (a mean, knots) formulaic would take from one chunk, not all rows
-_STATEFUL = re.compile(r"(?<![\w.])(scale|center|standardize|poly|bs|cr|cc|te)\s*\(")
+# transforms whose state (knots, bases) formulaic would take from one chunk, not all rows; scale()
+# and center() get theirs from a pass over all the rows (Template.fix_stateful)
+_STATEFUL = re.compile(r"(?<![\w.])(standardize|poly|bs|cr|cc|te)\s*\(")
+_MOMENT_TRANSFORM = re.compile(r"^(scale|center)\((.*)\)$", re.S)
 
 
 @dataclass
@@ -329,6 +331,66 @@ class Template:
     def __call__(self, frames: Iterable[pd.DataFrame]) -> Partial:
         return self.partial(frames)
 
+    # -- stateful transforms -------------------------------------------------------------------
+    def stateful(self) -> list[tuple[dict, str, str]]:
+        """``(state, kind, argument)`` of every scale()/center() in the fixed and random parts:
+        formulaic's state dicts, learnt on the skeleton until :meth:`fix_stateful` sets them."""
+        found = []
+        for spec in [self.fixed_spec] + [t.model_spec for t in self.terms]:
+            for key, state in (getattr(spec, "transform_state", None) or {}).items():
+                match = _MOMENT_TRANSFORM.match(key.replace(" ", ""))
+                if match and isinstance(state, dict):
+                    args = split_top(match.group(2), ",")
+                    if len(args) != 1:
+                        raise DataError(f"{key} on a streamed source: only the one-argument scale(x) and "
+                                        "center(x) are supported out of core")
+                    found.append((state, match.group(1), args[0].strip()))
+        return found
+
+    def fix_stateful(self, source) -> bool:
+        """Set scale()/center() to the mean and standard deviation of all complete rows (one
+        pass), as in memory; False when the formula has none."""
+        found = self.stateful()
+        if not found:
+            return False
+        exprs = sorted({arg for _, _, arg in found})
+        total = source.partial(self.used, _TransformMoments(self, exprs), self.chunk_rows)
+        moments = dict(zip(exprs, total.moments))
+        for state, kind, arg in found:
+            m = moments[arg]
+            state["center"] = np.float64(m.mean)
+            state["scale"] = np.float64(m.sd(state.get("ddof", 1))) if kind == "scale" else None
+        return True
+
+
+class _MomentSet:
+    def __init__(self, moments: list[ValueMoments], rows: int = 0):
+        self.moments, self.rows = moments, rows
+
+    def __add__(self, other: "_MomentSet") -> "_MomentSet":
+        return _MomentSet([a + b for a, b in zip(self.moments, other.moments)], self.rows + other.rows)
+
+
+class _TransformMoments:
+    """A pass's chunk function: the moments of scale()/center() arguments over complete rows."""
+
+    def __init__(self, template: Template, exprs: list[str]):
+        self.template, self.exprs = template, exprs
+
+    def __call__(self, frames: Iterable[pd.DataFrame]) -> _MomentSet:
+        total = _MomentSet([ValueMoments(0, 0.0, 0.0) for _ in self.exprs])
+        for piece, _ in self.template.pieces(frames):
+            frame, _ = self.template.complete_rows(piece)
+            if len(frame) == 0:
+                continue
+            values = []
+            for expr in self.exprs:
+                name = unquote(expr)
+                col = frame[name] if name in frame.columns else design_matrix(f"0 + {expr}", frame, "transform")
+                values.append(ValueMoments.of(np.asarray(col, dtype=float).ravel()))
+            total = total + _MomentSet(values, len(piece))
+        return total
+
 
 def _check_finite(values: np.ndarray, what: str, first_row: int) -> None:
     if values.size and not np.isfinite(values).all():
@@ -342,9 +404,9 @@ def parse(formula: str, columns: list[str]) -> ModelFormula:
     """The formula parsed as in memory (dotted names quoted); stateful transforms refused."""
     stateful = _STATEFUL.search(formula)
     if stateful:
-        raise DataError(f"{stateful.group(1)}() in {formula!r} is a stateful transform (its mean, scale or "
-                        "knots come from the data): out of core it is not supported yet. Compute the "
-                        "column first (e.g. in SQL: (x - avg(x) over ()) / stddev_pop(x) over ()) and use it.")
+        raise DataError(f"{stateful.group(1)}() in {formula!r} is a stateful transform (its knots or basis come "
+                        "from the data): out of core only scale() and center() are supported. Compute the "
+                        "columns first (in SQL, or on a sample) and use them.")
     quoted = quote_names(formula, columns)
     spec = parse_formula(quoted)
     return replace(spec, text=formula) if quoted != formula else spec
