@@ -76,3 +76,6 @@ def test_dask_glmm_equals_memory_and_predicts_lazily(client):
     resid = m.residuals(type="pearson")
     assert isinstance(resid, dd.Series)
     np.testing.assert_allclose(resid.compute().to_numpy()[keep], m0.residuals(type="pearson").to_numpy(), atol=1e-5)
+    q = m.residual_quantiles([0.0, 0.5, 1.0], type="pearson")
+    np.testing.assert_allclose(q, np.quantile(m0.residuals(type="pearson"), [0.0, 0.5, 1.0]), atol=1e-3)
+    assert "Scaled residuals" in str(m.summary())

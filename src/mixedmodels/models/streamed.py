@@ -288,6 +288,11 @@ class _PerRow:
         """Residuals for every row of the source, returned as :meth:`fitted`."""
         return extension("residuals_source")(self, type=type, scaled=scaled, out=out)
 
+    def residual_quantiles(self, probs, type: str | None = None, scaled: bool = False) -> np.ndarray:  # noqa: A002
+        """Quantiles of the residuals, computed where the rows are (the summary's): exact up to
+        20M rows on one machine, Dask's and Spark's approximate quantiles on a cluster."""
+        return extension("residual_quantiles_source")(self, probs, type=type, scaled=scaled)
+
 
 class StreamedLMM(_PerRow, LinearMixedModel):
     """A :class:`~mixedmodels.models.lmm.LinearMixedModel` fitted where its rows live."""

@@ -98,6 +98,14 @@ def _response(template, family, frame: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return y, (None if store.trials is None else np.asarray(store.trials, dtype=float))
 
 
+def _batches(source: Source, rows: int = 1 << 17):
+    """All the columns of a one-machine source in record batches, as pandas frames."""
+    columns = [str(c) for c in source.lazy().collect_schema()]
+    if hasattr(source, "batches"):
+        return source.batches(columns, rows)
+    return (b.to_pandas() for b in source.frame.collect_batches(chunk_size=rows))
+
+
 def _run(model, data: Any, fn: _ChunkResult, name: str, out):
     kind = source_kind(data)
     if kind == "dask":
@@ -125,11 +133,7 @@ def _run(model, data: Any, fn: _ChunkResult, name: str, out):
         schema = StructType(list(sdf.schema.fields) + [StructField(name, DoubleType(), True)])
         return sdf.mapInPandas(batches, schema=schema)
     source = data if isinstance(data, Source) else open_source(data)
-    columns = [str(c) for c in source.lazy().collect_schema()]
-    if hasattr(source, "batches"):
-        stream = source.batches(columns, 1 << 17)
-    else:
-        stream = (b.to_pandas() for b in source.frame.collect_batches(chunk_size=1 << 17))
+    stream = _batches(source)
     if out is None:
         import narwhals as nw
 
@@ -186,3 +190,27 @@ def residuals_source(model, type: str | None = None, scaled: bool = False, out=N
     kind = type or ("response" if model.family.linear else "deviance")
     return _run(model, _origin(model), _ChunkResult(model, "residuals", {"type": kind, "scaled": scaled}),
                 "residuals", out)
+
+
+@implements("residual_quantiles_source")
+def residual_quantiles_source(model, probs, type: str | None = None, scaled: bool = False) -> np.ndarray:  # noqa: A002
+    """Quantiles of a streamed fit's residuals without collecting them: Dask's ``quantile`` and
+    Spark's ``approxQuantile`` (relative error 1e-4) on a cluster; on one machine the exact
+    quantiles (one value per row in memory up to :data:`COLLECT_LIMIT` rows), beyond that
+    those of every k-th row, a sample of about 10M."""
+    origin = getattr(model.design, "origin", None)
+    kind = getattr(origin, "kind", None)
+    resid = residuals_source(model, type=type, scaled=scaled) if kind in ("dask", "spark") else None
+    if kind == "dask":
+        return resid.dropna().quantile(list(probs)).compute().to_numpy()
+    if kind == "spark":
+        return np.array(resid.approxQuantile("residuals", [float(p) for p in probs], 1e-4))
+    step = max(1, -(-model.design.nobs // COLLECT_LIMIT))
+    fn = _ChunkResult(model, "residuals", {"type": type or ("response" if model.family.linear else "deviance"),
+                                           "scaled": scaled})
+    values = []
+    for frame in _batches(_origin(model)):
+        r = fn(frame)
+        r = r[np.isfinite(r)]
+        values.append(r[::step])
+    return np.quantile(np.concatenate(values), probs)

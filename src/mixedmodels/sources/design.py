@@ -33,10 +33,11 @@ DEFAULT_CHUNK_ROWS = 1 << 17
 
 
 def _elsewhere_message(where: str) -> str:
-    return (f"the rows of this model live in {where} and were used once, for the crossproducts: per-row "
-            "results (fitted values, residuals, the summary's scaled residuals) need another pass over them, "
-            "which is not implemented for streamed fits. What works from the crossproducts: fixef, vcov, "
-            "coef_table, varcorr, ranef, loglik, AIC/BIC, anova; predict on a pandas frame of new rows.")
+    return (f"the rows of this model live in {where}: this needs them in memory as arrays (bootstrap, "
+            "refits to new responses, Kenward-Roger, the linear predictor as a vector), which streamed fits "
+            "do not hold. Per-row results are passes over the source: m.fitted(), m.residuals(), "
+            "m.predict(source, out='pred.parquet'). What works from the crossproducts: fixef, vcov, "
+            "coef_table, varcorr, ranef, loglik, AIC/BIC, anova, summary.")
 
 
 class RowsElsewhere(np.ndarray):
