@@ -76,6 +76,8 @@ def test_dask_glmm_equals_memory_and_predicts_lazily(client):
     resid = m.residuals(type="pearson")
     assert isinstance(resid, dd.Series)
     np.testing.assert_allclose(resid.compute().to_numpy()[keep], m0.residuals(type="pearson").to_numpy(), atol=1e-5)
-    q = m.residual_quantiles([0.0, 0.5, 1.0], type="pearson")
-    np.testing.assert_allclose(q, np.quantile(m0.residuals(type="pearson"), [0.0, 0.5, 1.0]), atol=1e-3)
+    q = m.residual_quantiles([0.0, 0.5, 1.0], type="pearson")  # Dask's approximate quantiles
+    exact = np.quantile(m0.residuals(type="pearson"), [0.0, 0.4, 0.6, 1.0])
+    np.testing.assert_allclose(q[[0, 2]], exact[[0, 3]], atol=1e-5)
+    assert exact[1] <= q[1] <= exact[2]
     assert "Scaled residuals" in str(m.summary())

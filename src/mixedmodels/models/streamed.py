@@ -20,6 +20,7 @@ from ..core.crossproducts import BlockedCrossproducts, TermShape
 from ..core.factor import BlockedFactor
 from ..sources.partial import add_crossproducts
 from .base import extension
+from .family import NegativeBinomial
 from .glmm import GeneralizedLinearMixedModel
 from .lmm import LinearMixedModel
 from .pirls import PirlsResult
@@ -390,8 +391,9 @@ def streamed_glmer(formula: str, data, family, *, n_agq: int = 1, weights=None, 
     Spark): pass 1, one pass that evaluates the rows into a cache where they live, then the
     in-memory fit's stages with every PIRLS iteration a pass over that cache.
 
-    Families with a fixed dispersion (binomial, Poisson) and the Laplace approximation (or
-    ``n_agq=0``) are supported; the rest raises ``NotImplementedError`` naming what works.
+    Families without an estimated dispersion (binomial, Poisson, negative binomial with a given
+    θ) and the Laplace approximation (or ``n_agq=0``) are supported; the rest raises
+    ``NotImplementedError`` naming what works.
     """
     from ..exceptions import DataError
     from ..sources.glmdesign import stream_glm_design
@@ -399,10 +401,11 @@ def streamed_glmer(formula: str, data, family, *, n_agq: int = 1, weights=None, 
 
     if family.linear:
         raise ValueError("family 'gaussian' with the identity link is a linear mixed model: use mm.lmer")
-    if family.name not in ("binomial", "poisson") or n_agq > 1:
+    if family.has_scale or n_agq > 1 or (isinstance(family, NegativeBinomial) and family.theta is None):
         raise NotImplementedError(
-            f"glmer on a streamed source fits binomial and Poisson GLMMs by Laplace (n_agq=1) or n_agq=0; "
-            f"family={family.name!r}, n_agq={n_agq} needs the rows in memory (collect the needed columns)")
+            "glmer on a streamed source fits families without an estimated dispersion (binomial, Poisson, "
+            "negative binomial with a given theta) by Laplace (n_agq=1) or n_agq=0; "
+            f"family={family.label!r} with n_agq={n_agq} needs the rows in memory (collect the needed columns)")
     design = stream_glm_design(formula, data, family, weights=weights, offset=offset, na_action=na_action,
                                expand_doublebar=expand_doublebar)
     s = design.glm_summary

@@ -36,11 +36,9 @@ class _ChunkResult:
         self.model, self.what, self.kwargs = model, what, kwargs
 
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
-        from .predict import predict
-
         frame = frame.reset_index(drop=True)
-        if self.what == "predict":
-            return np.asarray(predict(self.model, frame, **self.kwargs), dtype=float)
+        if self.what == "predict":  # a pandas frame: the in-memory predict
+            return np.asarray(self.model.predict(frame, **self.kwargs), dtype=float)
         template = self.model.design.template
         complete, _ = template.complete_rows(frame)
         out = np.full(len(frame), np.nan)
@@ -57,9 +55,7 @@ class _ChunkResult:
 def _mean(model, template, frame: pd.DataFrame, kind: str) -> np.ndarray:
     """The fit's linear predictor or mean at complete rows, with the ``offset=`` column (which
     new data need not have, so predict leaves it out)."""
-    from .predict import predict
-
-    eta = np.asarray(predict(model, frame, type="link"), dtype=float)
+    eta = np.asarray(model.predict(frame, type="link"), dtype=float)
     if template.offset_column is not None:
         eta = eta + frame[template.offset_column].to_numpy(dtype=float)
     return eta if kind == "link" else model.family.link.inverse(eta)
