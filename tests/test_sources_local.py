@@ -265,3 +265,15 @@ def test_numeric_column_used_as_a_factor(sim, sim_files):
         m = mm.lmer(f, str(sim_files), control=_tight())
     assert len(m.fixef) == 2 + 29
     agree(m0, m)
+
+
+def test_progress_bars_over_the_rows_of_a_pass(sim_files, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        mm.lmer(SIM, str(sim_files / "*.parquet"), progress=True)
+        err = capsys.readouterr().err
+        assert "pass 2 (rows)" in err and "30000" in err
+        mm.lmer(SIM, str(sim_files / "*.parquet"), progress=False)
+        assert "pass 2" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress must be"):
+        mm.lmer(SIM, str(sim_files / "*.parquet"), progress="yes")

@@ -386,7 +386,8 @@ class StreamedGLMM(_PerRow, GeneralizedLinearMixedModel):
 
 
 def streamed_glmer(formula: str, data, family, *, n_agq: int = 1, weights=None, offset=None,
-                   na_action: str = "drop", control=None, expand_doublebar: str = "lme4") -> StreamedGLMM:
+                   na_action: str = "drop", control=None, expand_doublebar: str = "lme4",
+                   progress=None) -> StreamedGLMM:
     """:func:`~mixedmodels.glmer` on a source (path, DuckDB, pyarrow Dataset, polars lazy, Dask,
     Spark): pass 1, one pass that evaluates the rows into a cache where they live, then the
     in-memory fit's stages with every PIRLS iteration a pass over that cache.
@@ -407,7 +408,7 @@ def streamed_glmer(formula: str, data, family, *, n_agq: int = 1, weights=None, 
             "negative binomial with a given theta) by Laplace (n_agq=1) or n_agq=0; "
             f"family={family.label!r} with n_agq={n_agq} needs the rows in memory (collect the needed columns)")
     design = stream_glm_design(formula, data, family, weights=weights, offset=offset, na_action=na_action,
-                               expand_doublebar=expand_doublebar)
+                               expand_doublebar=expand_doublebar, progress=progress)
     s = design.glm_summary
     if s.aic_const is None:
         raise NotImplementedError("binomial responses with non-whole numbers of successes (weights × "

@@ -26,6 +26,7 @@ from ..models.optim import Control
 from ..models.standardize import standardized_lmer
 from ..models.streamed import StreamedLMM, streamed_glmer
 from ..postestimation import streamed as _per_row  # noqa: F401 (registers fitted/residuals on sources)
+from ..postestimation.progress import Progress
 from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
@@ -142,15 +143,25 @@ def _check_family(value) -> None:
 
 
 _LMER_ARGS = ["formula", "data", "reml", "weights", "offset", "na_action", "control", "standardize",
-              "expand_doublebar"]
+              "expand_doublebar", "progress"]
 _GLMER_ARGS = ["formula", "data", "family", "n_agq", "weights", "offset", "na_action", "control",
-               "expand_doublebar"]
+               "expand_doublebar", "progress"]
+
+
+def _pass_progress(progress):
+    """Progress bars over the rows of a streamed source's passes (``progress=``)."""
+    if progress not in (True, False, "auto"):
+        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
+    if progress is False:
+        return None
+    return lambda total, desc: Progress(total, desc, progress)
 
 
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
          weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
          na_action: str = "drop", control: Control | None = None,
-         standardize: bool = False, expand_doublebar: str = "lme4", **kwargs) -> LinearMixedModel:
+         standardize: bool = False, expand_doublebar: str = "lme4", progress: bool | str = "auto",
+         **kwargs) -> LinearMixedModel:
     """Fit a linear mixed model with an lme4 formula.
 
     Parameters
@@ -183,6 +194,9 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         How ``(f || g)`` is expanded: as lme4, ``(1 | g) + (0 + f | g)`` (a factor ``f`` keeps a
         full covariance over its indicators), or afex-style, one uncorrelated term per model
         matrix column.
+    progress : {"auto", True, False}, default "auto"
+        Streamed data only: a progress bar over the rows of each pass on one machine, shown when
+        the output is interactive and the pass will take more than about 2 s.
 
     Every argument is checked: a wrong type or value raises ``TypeError``/``ValueError``, and
     an unknown keyword (such as R's ``REML=``, or ``family=``, which is for :func:`glmer`)
@@ -215,7 +229,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         if standardize:
             raise NotImplementedError("standardize=True is not supported for streamed data yet")
         design = stream_design(formula, data, weights=weights, offset=offset, na_action=na_action,
-                               expand_doublebar=expand_doublebar)
+                               expand_doublebar=expand_doublebar, progress=_pass_progress(progress))
         ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
         return StreamedLMM(design, reml=reml, control=ctrl).fit()
     data = as_pandas(data)
@@ -232,7 +246,8 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
 def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial", n_agq: int = 1,
           weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
           na_action: str = "drop", control: Control | None = None,
-          expand_doublebar: str = "lme4", **kwargs) -> GeneralizedLinearMixedModel:
+          expand_doublebar: str = "lme4", progress: bool | str = "auto",
+          **kwargs) -> GeneralizedLinearMixedModel:
     """Fit a generalized linear mixed model with an lme4 formula, by maximum likelihood.
 
     Parameters
@@ -259,6 +274,8 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     control : Control, optional
     expand_doublebar : {"lme4", "afex"}, default "lme4"
         How ``(f || g)`` is expanded (see :func:`lmer`).
+    progress : {"auto", True, False}, default "auto"
+        Streamed data only: progress bars over the rows of the passes that read the source.
 
     Arguments are checked as in :func:`lmer`; R's ``nAGQ=`` raises ``TypeError`` naming
     ``n_agq=``.
@@ -289,7 +306,8 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     fam = get_family(family)
     if is_streamed(data):  # PIRLS' passes run where the rows are (mixedmodels.models.streamed)
         return streamed_glmer(formula, data, fam, n_agq=n_agq, weights=weights, offset=offset,
-                              na_action=na_action, control=control, expand_doublebar=expand_doublebar)
+                              na_action=na_action, control=control, expand_doublebar=expand_doublebar,
+                              progress=_pass_progress(progress))
     data = as_pandas(data)
     if fam.linear:
         raise ValueError("family 'gaussian' with the identity link is a linear mixed model: "

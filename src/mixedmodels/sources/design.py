@@ -226,7 +226,7 @@ def column_name(value, what: str) -> str | None:
 def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: tuple[str, ...] = (),
                    expand_doublebar: str = "lme4", chunk_rows: int | None = None,
                    memory_budget: int | None = None, check_levels: bool = True,
-                   stacklevel: int = 4) -> tuple[Source, Scan, Template]:
+                   stacklevel: int = 4, progress=None) -> tuple[Source, Scan, Template]:
     """Pass 1 (counts, missing values per column, levels) and the template of the chunks, with
     the missing-rows warning and the memory estimate checked before any further pass."""
     source: Source = data if isinstance(data, Source) else open_source(data)
@@ -246,7 +246,9 @@ def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: t
             MissingDataWarning, stacklevel=stacklevel)
     template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
                               chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
-    template.extra_passes = int(template.fix_stateful(source))  # scale()/center(): all rows' moments
+    template.progress = progress
+    with template.reporting(source, passes.n_total, "moments pass (rows)"):
+        template.extra_passes = int(template.fix_stateful(source))  # scale()/center(): all rows' moments
     n = passes.n_total - passes.n_missing
     need = estimate_bytes(template, n)
     budget = memory_budget if memory_budget is not None else _available_memory()
@@ -279,7 +281,7 @@ def streamed_terms(template: Template, moments: list[ColumnMoments], where: str)
 
 def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=None, offset=None,
                   expand_doublebar: str = "lme4", chunk_rows: int | None = None,
-                  memory_budget: int | None = None, check_levels: bool = True) -> StreamedDesign:
+                  memory_budget: int | None = None, check_levels: bool = True, progress=None) -> StreamedDesign:
     """Pass 1 and pass 2 over data that stays where it is; the design of a streamed fit.
 
     Parameters
@@ -295,6 +297,9 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     memory_budget : int, optional
         Bytes the crossproducts and factor may take (default: the available memory); a model
         estimated larger raises before pass 2.
+    progress : callable, optional
+        ``progress(total_rows, description)`` returning a bar with ``update(rows)`` and
+        ``close()``, for the passes over a source on this machine.
 
     Returns
     -------
@@ -303,10 +308,12 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     weights, offset = column_name(weights, "weights"), column_name(offset, "offset")
     source, passes, template = prepare_stream(formula, data, na_action=na_action, extra=(weights, offset),
                                               expand_doublebar=expand_doublebar, chunk_rows=chunk_rows,
-                                              memory_budget=memory_budget, check_levels=check_levels)
+                                              memory_budget=memory_budget, check_levels=check_levels,
+                                              progress=progress)
     template.weights_column, template.offset_column = weights, offset
     spec = template.spec
-    part = source.partial(passes.used, template, template.chunk_rows)
+    with template.reporting(source, passes.n_total, "pass 2 (rows)"):
+        part = source.partial(passes.used, template, template.chunk_rows)
     check_rows(source, passes, part.rows_seen, part.rows_dropped)
     n = passes.n_total - passes.n_missing
     cp = part.crossproducts

@@ -86,7 +86,8 @@ class GlmBuilder:
 
 def stream_glm_design(formula: str, data: Any, family: Any, *, weights=None, offset=None,
                       na_action: str = "drop", expand_doublebar: str = "lme4",
-                      chunk_rows: int | None = None, memory_budget: int | None = None) -> StreamedDesign:
+                      chunk_rows: int | None = None, memory_budget: int | None = None,
+                      progress=None) -> StreamedDesign:
     """Pass 1 and the building pass of a GLMM on a source; the design, with its row cache.
 
     Parameters
@@ -96,7 +97,7 @@ def stream_glm_design(formula: str, data: Any, family: Any, *, weights=None, off
     family : Family
     weights, offset : str, optional
         Columns of the source.
-    na_action, expand_doublebar, chunk_rows, memory_budget
+    na_action, expand_doublebar, chunk_rows, memory_budget, progress
         As :func:`~mixedmodels.sources.design.stream_design`.
 
     Returns
@@ -107,10 +108,12 @@ def stream_glm_design(formula: str, data: Any, family: Any, *, weights=None, off
     weights, offset = column_name(weights, "weights"), column_name(offset, "offset")
     source, passes, template = prepare_stream(formula, data, na_action=na_action, extra=(weights, offset),
                                               expand_doublebar=expand_doublebar, chunk_rows=chunk_rows,
-                                              memory_budget=memory_budget, check_levels=False, stacklevel=5)
+                                              memory_budget=memory_budget, check_levels=False, stacklevel=5,
+                                              progress=progress)
     template.weights_column, template.offset_column = weights, offset
-    cache = build_cache(source, passes.used, GlmBuilder(template, family), template.chunk_rows,
-                        len(template.terms))
+    with template.reporting(source, passes.n_total, "building pass (rows)"):
+        cache = build_cache(source, passes.used, GlmBuilder(template, family), template.chunk_rows,
+                            len(template.terms))
     check_rows(source, passes, cache.rows_seen, cache.rows_dropped)
     summary: GlmSummary = cache.summary
     where = source.description

@@ -18,6 +18,7 @@ import difflib
 import math
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterable
 
@@ -209,6 +210,8 @@ class Template:
         self.chunk_rows = chunk_rows
         self.weights_column: str | None = None  # set by the streamed designs
         self.offset_column: str | None = None
+        self.progress = None  # progress(total, desc) -> bar: the passes' bars on this machine
+        self.reporter = None  # the bar of the pass running here
         self.fixed_spec = design.fixed_spec
         skel = design.frame
         self.fixef_names = [r_column_name(c) for c in self.fixed_spec.get_model_matrix(skel.iloc[:2]).columns]
@@ -303,6 +306,26 @@ class Template:
                 piece = frame.iloc[start:start + self.chunk_rows]
                 yield piece, first
                 first += len(piece)
+                if self.reporter is not None:
+                    self.reporter.update(len(piece))
+
+    @contextmanager
+    def reporting(self, source, total: int, desc: str):
+        """A progress bar over the rows of one pass, for sources read on this machine (the
+        template travels to Dask and Spark workers without one)."""
+        local = getattr(source, "kind", "") not in ("dask", "spark")
+        self.reporter = self.progress(total, desc) if self.progress is not None and local else None
+        try:
+            yield
+        finally:
+            if self.reporter is not None:
+                self.reporter.close()
+            self.reporter = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["progress"] = state["reporter"] = None  # bars stay with the process that shows them
+        return state
 
     def partial(self, frames: Iterable[pd.DataFrame]) -> Partial:
         """Pass 2 over some frames (a partition, a stream of record batches)."""
