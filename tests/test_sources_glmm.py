@@ -172,3 +172,16 @@ def test_what_needs_the_rows_in_memory_says_so(data, files):
         mm.bootstrap(m, n=2)
     bigger = fit_quiet(mm.glmer, "y ~ x + (1 | g) + (1 | h)", files, family="binomial")
     assert mm.anova(m, bigger).shape[0] == 2  # from the fits alone
+
+
+def test_aliased_column_dropped_as_in_memory(data, tmp_path):
+    dup = data.assign(x2=2 * data["x"])
+    path = tmp_path / "dup.parquet"
+    dup.to_parquet(path)
+    with pytest.warns(mm.RankDeficiencyWarning, match="dropping 1 column.*x2"):
+        m0 = fit_quiet(mm.glmer, "c ~ x + x2 + (1 | g)", dup, family="poisson")
+    with pytest.warns(mm.RankDeficiencyWarning, match="dropping 1 column.*x2"):
+        m = fit_quiet(mm.glmer, "c ~ x + x2 + (1 | g)", str(path), family="poisson")
+    agree(m0, m)
+    keep = dup["x"].notna().to_numpy()
+    np.testing.assert_allclose(m.predict(dup[keep]).to_numpy(), m0.predict(dup[keep]).to_numpy(), atol=1e-6)

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..core.backends import RowChunk
@@ -78,11 +80,14 @@ class RowPass:
     ``fixed_beta``) or ``None`` (deviance and Pearson χ² only)."""
 
     def __init__(self, family, shapes: list[TermShape], pred: Predictor, want: str | None,
-                 fixed_beta: np.ndarray | None = None):
+                 fixed_beta: np.ndarray | None = None, keep: list[int] | None = None):
         self.family, self.shapes, self.pred, self.want, self.fixed_beta = family, shapes, pred, want, fixed_beta
+        self.keep = keep  # the fixed-effects columns kept (None: all)
 
     def __call__(self, chunk) -> PassSums:
         fam = self.family
+        if self.keep is not None:  # a copy: cached chunks (Dask's in worker memory) stay as they are
+            chunk = dataclasses.replace(chunk, X=chunk.X[:, self.keep])
         eta = self.pred.eta(chunk, fam)
         with np.errstate(all="ignore"):
             mu, mu_eta = fam.link.inverse_and_mu_eta(eta)
@@ -128,6 +133,8 @@ class StreamedPirlsEngine:
         self.n, self.p = design.nobs, len(design.fixef_names)
         self.terms = [t.matrix for t in design.terms]
         self._aic_const = design.glm_summary.aic_const
+        full = design.glm_summary.xtx.shape[0]
+        self._keep = None if len(design.keep) == full else list(design.keep)
         self.eta = Predictor(1.0, np.zeros(self.p), [np.zeros((s.nlevels, s.ncols)) for s in self.shapes])
         self._memo: tuple | None = None
         self.cp_full = self._pass(self.eta, "full").cp
@@ -146,7 +153,7 @@ class StreamedPirlsEngine:
         key = (want, pred.key(), None if fixed_beta is None else fixed_beta.tobytes())
         if self._memo is not None and self._memo[0] == key:
             return self._memo[1]
-        sums = self.cache.map_reduce(RowPass(self.family, self.shapes, pred, want, fixed_beta))
+        sums = self.cache.map_reduce(RowPass(self.family, self.shapes, pred, want, fixed_beta, self._keep))
         if sums.cp is not None and sums.cp.n != self.n:
             raise RuntimeError(f"a pass read {sums.cp.n} rows of the {self.n} the fit has: a partition was "
                                "lost or the source changed; the fit is refused rather than made from part of "

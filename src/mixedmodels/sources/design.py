@@ -208,6 +208,21 @@ def _aliased(xtx: np.ndarray, tol: float = 1e-7) -> list[int]:
     return aliased
 
 
+def kept_columns(xtx: np.ndarray, names: list[str], stacklevel: int = 4) -> tuple[list[int], list[int]]:
+    """The fixed-effects columns kept and those aliased (from XᵀX, as the in-memory check), with
+    the in-memory RankDeficiencyWarning naming the dropped ones."""
+    aliased = _aliased(xtx) if len(xtx) else []
+    keep = [j for j in range(len(xtx)) if j not in aliased]
+    if aliased:
+        dropped = [names[j] for j in aliased]
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
+            f"({', '.join(dropped)}), a linear combination of the others. Check for duplicated "
+            "or collinear predictors, or empty cells in an interaction.", RankDeficiencyWarning,
+            stacklevel=stacklevel)
+    return keep, aliased
+
+
 def _drop_columns(cp: BlockedCrossproducts, keep: list[int]) -> BlockedCrossproducts:
     rows = keep + [cp.p]
     cp.xyxy = cp.xyxy[np.ix_(rows, rows)].copy()
@@ -318,18 +333,11 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
     n = passes.n_total - passes.n_missing
     cp = part.crossproducts
     names = list(template.fixef_names)
-    aliased = _aliased(cp.xyxy[:cp.p, :cp.p]) if cp.p else []
-    keep = [j for j in range(cp.p) if j not in aliased]
+    keep, aliased = kept_columns(cp.xyxy[:cp.p, :cp.p], names, stacklevel=4)
     x_moments = part.x_moments
     if aliased:
-        dropped = [names[j] for j in aliased]
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
-            f"({', '.join(dropped)}), a linear combination of the others. Check for duplicated "
-            "or collinear predictors, or empty cells in an interaction.", RankDeficiencyWarning, stacklevel=3)
         cp = _drop_columns(cp, keep)
-        x_moments = ColumnMoments(x_moments.n, x_moments.sums[keep], x_moments.sumsq[keep],
-                                  x_moments.indicator[keep])
+        x_moments = x_moments.take(keep)
     where = source.description
     terms = streamed_terms(template, part.term_moments, where)
     cp.terms = list(template.shapes)

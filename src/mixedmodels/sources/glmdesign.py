@@ -20,6 +20,7 @@ from .design import (
     StreamedDesign,
     check_rows,
     column_name,
+    kept_columns,
     prepare_stream,
     streamed_terms,
     weights_summary,
@@ -43,13 +44,14 @@ class GlmSummary:
     proportions: bool      # some y strictly between 0 and 1 without trials or weights
     trials: bool           # a cbind() response
     log_weights: float
+    xtx: np.ndarray        # XᵀX (unweighted): the aliased columns
 
     def __add__(self, other: "GlmSummary") -> "GlmSummary":
         const = None if self.aic_const is None or other.aic_const is None else self.aic_const + other.aic_const
         return GlmSummary(self.x + other.x, [a + b for a, b in zip(self.terms, other.terms)], const,
                           min(self.y_min, other.y_min), max(self.y_max, other.y_max),
                           self.proportions or other.proportions, self.trials or other.trials,
-                          self.log_weights + other.log_weights)
+                          self.log_weights + other.log_weights, self.xtx + other.xtx)
 
 
 class GlmBuilder:
@@ -77,7 +79,7 @@ class GlmBuilder:
         summary = GlmSummary(ColumnMoments.of(X), [ColumnMoments.of(v) for v in values],
                              fam.aic_minus_deviance(y, nsize, wt), float(y.min()), float(y.max()),
                              bool(prior is None and store.trials is None and np.any((y > 0) & (y < 1))),
-                             store.trials is not None, logw)
+                             store.trials is not None, logw, X.T @ X)
         return chunk, rows, dropped, summary
 
     def __call__(self, frames: Iterable[pd.DataFrame]) -> list:
@@ -119,13 +121,16 @@ def stream_glm_design(formula: str, data: Any, family: Any, *, weights=None, off
     where = source.description
     spec = template.spec
     n = passes.n_total - passes.n_missing
+    names = list(template.fixef_names)
+    keep, aliased = kept_columns(summary.xtx, names, stacklevel=5)
     design = StreamedDesign(
-        formula=spec, y=np.zeros(0), X=RowsElsewhere(template.p, where, summary.x),
-        fixef_names=list(template.fixef_names), terms=streamed_terms(template, summary.terms, where),
+        formula=spec, y=np.zeros(0), X=RowsElsewhere(len(keep), where, summary.x.take(keep)),
+        fixef_names=[names[j] for j in keep], terms=streamed_terms(template, summary.terms, where),
         frame=template.design.frame, weights=weights_summary(summary.log_weights) if weights else None,
-        offset=None, n_dropped=passes.n_missing, dropped_columns=[], fixed_spec=template.design.fixed_spec,
+        offset=None, n_dropped=passes.n_missing, dropped_columns=[names[j] for j in aliased],
+        fixed_spec=template.design.fixed_spec,
         response_name=spec.response, n_rows=n, source=where, passes=2 + template.extra_passes, origin=source,
         template=template,
-        per_column=dict(passes.per_column), keep=list(range(template.p)), cache=cache)
+        per_column=dict(passes.per_column), keep=keep, cache=cache)
     design.glm_summary = summary
     return design

@@ -39,6 +39,10 @@ class ColumnMoments:
         return ColumnMoments(self.n + other.n, self.sums + other.sums, self.sumsq + other.sumsq,
                              self.indicator & other.indicator)
 
+    def take(self, keep: list[int]) -> "ColumnMoments":
+        """The moments of the columns ``keep``."""
+        return ColumnMoments(self.n, self.sums[keep], self.sumsq[keep], self.indicator[keep])
+
     def mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
         n = max(self.n, 1)
         mean = self.sums / n
