@@ -4,6 +4,7 @@ passes; LMM weights and offsets on a source."""
 
 from __future__ import annotations
 
+import glob
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ from mixedmodels.exceptions import MissingDataWarning
 
 duckdb = pytest.importorskip("duckdb")
 pl = pytest.importorskip("polars")
+ds = pytest.importorskip("pyarrow.dataset")
 
 
 def glmm_data(n: int = 20_000, seed: int = 11) -> pd.DataFrame:
@@ -83,6 +85,7 @@ def test_other_sources_glmm(data, files):
     rel = duckdb.sql(f"select * from read_parquet('{files}')")
     agree(m0, fit_quiet(mm.glmer, formula, rel, family="poisson"))
     agree(m0, fit_quiet(mm.glmer, formula, pl.scan_parquet(files), family="poisson"))
+    agree(m0, fit_quiet(mm.glmer, formula, ds.dataset(sorted(glob.glob(files))), family="poisson"))
 
 
 def test_glmm_offset_and_weights_on_a_source(data, files):
