@@ -256,9 +256,12 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         lme4 syntax. Binomial responses may be 0/1, a two-level factor (the second level is
         a success, as R), ``cbind(successes, failures)``, or proportions with ``weights`` giving
         the trials. Offsets: ``offset(log(exposure))`` in the formula or ``offset=``.
-    data : DataFrame
-        pandas; polars, pyarrow or a dict of arrays (converted to pandas). Streamed sources
-        (paths, DuckDB, Dask, Spark) raise NotImplementedError: PIRLS needs a pass per iteration.
+    data : DataFrame, path or lazy frame
+        pandas; polars, pyarrow or a dict of arrays (converted to pandas); or data fitted where it
+        lives (a Parquet/CSV path or glob, DuckDB relation, pyarrow Dataset, polars LazyFrame,
+        Dask or Spark DataFrame): the rows are evaluated once into a cache where they are and
+        every PIRLS iteration is a pass over it (``m.optinfo.passes``; binomial and Poisson,
+        ``n_agq`` 0 or 1; ``weights=``/``offset=`` as column names; see ``docs/big-data.md``).
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (dispersion estimated, as lme4's
         ``glmer.nb``), ``"Gamma"``, ``"inverse_gaussian"``, or a family object with its link,
