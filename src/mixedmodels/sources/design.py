@@ -4,9 +4,9 @@
 :class:`~mixedmodels.spec.design.ModelDesign` with the real names, levels, row count and
 dropped-row count, whose ``X`` is a :class:`RowsElsewhere` placeholder carrying the
 crossproducts of all the rows. A model built on it with the ``"streamed"`` row backend
-(:class:`StreamedRows`, registered here) fits from those crossproducts alone; anything that
-needs the rows again (fitted values, residuals) raises a clear error instead of working on
-nothing.
+(:class:`StreamedRows`, registered here) fits from those crossproducts alone; per-row results
+are passes over the source again (:mod:`mixedmodels.postestimation.streamed`), and what needs
+the rows in memory as arrays raises a clear error instead of working on nothing.
 """
 
 from __future__ import annotations
