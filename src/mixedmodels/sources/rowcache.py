@@ -202,6 +202,7 @@ class SparkCache(RowCache):
 
         blobs = frame.select(*[frame[c] for c in columns]).mapInPandas(build, schema="chunk binary")
         self.rdd = blobs.rdd.map(_unpickle_chunk).cache()
+        self._finalizer = weakref.finalize(self, _unpersist, self.rdd)  # freed with the model
         counts = self.rdd.map(_chunk_counts).collect()
         self.rows_seen = sum(c[0] for c in counts)
         self.rows_dropped = sum(c[1] for c in counts)
@@ -214,7 +215,14 @@ class SparkCache(RowCache):
         return _sum(self.rdd.mapPartitions(run).collect())
 
     def close(self) -> None:
-        self.rdd.unpersist()
+        self._finalizer()
+
+
+def _unpersist(rdd) -> None:
+    try:
+        rdd.unpersist()
+    except Exception:  # noqa: BLE001 (the session may have stopped first)
+        pass
 
 
 def _unpickle_chunk(row):
