@@ -57,3 +57,27 @@ def test_dask_infinite_value(client):
     ss.loc[100, "Days"] = -np.inf
     with pytest.raises(DataError, match="Inf in 'Days'"):
         mm.lmer(SLEEP, dd.from_pandas(ss, npartitions=2))
+
+
+def test_dask_glmm_equals_memory_and_predicts_lazily(client):
+    from test_sources_glmm import agree, fit_quiet, glmm_data
+
+    data = glmm_data(n=12_000, seed=5)
+    ddf = dd.from_pandas(data, npartitions=4)
+    m0 = fit_quiet(mm.glmer, "c ~ x + (1 | g)", data, family="poisson")
+    m = fit_quiet(mm.glmer, "c ~ x + (1 | g)", ddf, family="poisson")
+    agree(m0, m)
+    assert m.optinfo.passes > 20
+    pred = m.predict(ddf, type="response")
+    assert isinstance(pred, dd.Series)  # lazy: computed on the cluster when asked
+    keep = data["x"].notna().to_numpy()
+    values = pred.compute().to_numpy()
+    np.testing.assert_allclose(values[keep], m0.predict(data[keep], type="response").to_numpy(), atol=1e-6)
+    resid = m.residuals(type="pearson")
+    assert isinstance(resid, dd.Series)
+    np.testing.assert_allclose(resid.compute().to_numpy()[keep], m0.residuals(type="pearson").to_numpy(), atol=1e-5)
+    q = m.residual_quantiles([0.0, 0.5, 1.0], type="pearson")  # Dask's approximate quantiles
+    exact = np.quantile(m0.residuals(type="pearson"), [0.0, 0.4, 0.6, 1.0])
+    np.testing.assert_allclose(q[[0, 2]], exact[[0, 3]], atol=1e-5)
+    assert exact[1] <= q[1] <= exact[2]
+    assert "Scaled residuals" in str(m.summary())

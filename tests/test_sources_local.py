@@ -148,18 +148,16 @@ def test_dict_of_unequal_arrays_is_an_error():
         mm.lmer("y ~ 1 + (1 | g)", {"y": np.arange(5.0), "g": np.arange(4)})
 
 
-def test_results_that_need_the_rows_raise_clearly(sleep_parquet):
+def test_per_row_results_are_passes_over_the_source(sleep_parquet):
     m = mm.lmer(SLEEP, sleep_parquet)
-    with pytest.raises(NotImplementedError, match="live in 1 Parquet file.*another pass"):
-        m.fitted()
+    m0 = mm.lmer(SLEEP, mm.load_dataset("sleepstudy"))
+    np.testing.assert_allclose(m.fitted().to_numpy(), m0.fitted().to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(m.residuals(scaled=True).to_numpy(), m0.residuals(scaled=True).to_numpy(), atol=1e-6)
     assert m.ranef["Subject"].shape == (18, 2)
     new = mm.load_dataset("sleepstudy").head(3)
-    np.testing.assert_allclose(m.predict(new), mm.lmer(SLEEP, mm.load_dataset("sleepstudy")).predict(new))
-
-
-def test_glmm_on_a_source_names_the_limitation(sleep_parquet):
-    with pytest.raises(NotImplementedError, match="PIRLS.*pass over the data per iteration"):
-        mm.glmer("Reaction ~ Days + (1 | Subject)", sleep_parquet, family="poisson")
+    np.testing.assert_allclose(m.predict(new), m0.predict(new))
+    with pytest.raises(NotImplementedError, match="live in 1 Parquet file.*needs them in memory"):
+        m.linear_predictor()
 
 
 def test_infinite_values_give_the_in_memory_error(sleep, tmp_path):
@@ -204,7 +202,7 @@ def test_bad_paths_and_schemas(sleep, tmp_path):
     with pytest.raises(DataError, match="column 'Dayz' in the formula is not in the data.*did you mean 'Days'"):
         mm.lmer("Reaction ~ Dayz + (1 | Subject)", str(tmp_path / "a.parquet"))
     with pytest.raises(DataError, match="stateful transform"):
-        mm.lmer("Reaction ~ scale(Days) + (1 | Subject)", str(tmp_path / "a.parquet"))
+        mm.lmer("Reaction ~ poly(Days, 2) + (1 | Subject)", str(tmp_path / "a.parquet"))
 
 
 def test_level_only_in_a_later_file(sleep, tmp_path):
@@ -267,3 +265,15 @@ def test_numeric_column_used_as_a_factor(sim, sim_files):
         m = mm.lmer(f, str(sim_files), control=_tight())
     assert len(m.fixef) == 2 + 29
     agree(m0, m)
+
+
+def test_progress_bars_over_the_rows_of_a_pass(sim_files, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        mm.lmer(SIM, str(sim_files / "*.parquet"), progress=True)
+        err = capsys.readouterr().err
+        assert "pass 2 (rows)" in err and "30000" in err
+        mm.lmer(SIM, str(sim_files / "*.parquet"), progress=False)
+        assert "pass 2" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress must be"):
+        mm.lmer(SIM, str(sim_files / "*.parquet"), progress="yes")

@@ -46,3 +46,19 @@ def test_spark_sleepstudy_equals_memory_and_bad_values(spark):
     bad.loc[7, "Days"] = np.inf
     with pytest.raises(DataError, match="Inf in 'Days'"):
         mm.lmer(SLEEP, spark.createDataFrame(bad))
+
+
+def test_spark_glmm_equals_memory_and_predicts_a_column(spark):
+    from test_sources_glmm import agree, fit_quiet, glmm_data
+
+    data = glmm_data(n=3000, seed=9).drop(columns=["h"])
+    sdf = spark.createDataFrame(data).repartition(2).cache()
+    m0 = fit_quiet(mm.glmer, "y ~ x + (1 | g)", data, family="binomial")
+    m = fit_quiet(mm.glmer, "y ~ x + (1 | g)", sdf, family="binomial")
+    agree(m0, m, 1e-6)
+    assert m.optinfo.passes > 20
+    out = m.predict(sdf, type="response")
+    assert "fit" in out.columns  # a Spark DataFrame with the predictions as a column
+    got = out.toPandas().sort_values("x").dropna(subset=["x"])
+    expect = data.dropna(subset=["x"]).assign(fit=lambda d: m0.predict(d, type="response").to_numpy())
+    np.testing.assert_allclose(got["fit"].to_numpy(), expect.sort_values("x")["fit"].to_numpy(), atol=1e-6)

@@ -63,6 +63,8 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     reml = False
     r_class = "glmerMod"
+    #: the PIRLS engine (a streamed fit's runs its row operations as passes where the rows live)
+    engine_class = PirlsEngine
 
     def __init__(self, design: ModelDesign, family: Family, n_agq: int = 1,
                  control: Control | None = None, data_name: str | None = None, *,
@@ -95,7 +97,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         self._wt = (prior if trials is None else prior * self._nsize) if wt is None else wt
         offset = np.zeros(n) if design.offset is None else design.offset
         self._offset = offset
-        self.engine = PirlsEngine(design, family, self._y, self._wt, self._nsize, offset, self.control)
+        self.engine = self.engine_class(design, family, self._y, self._wt, self._nsize, offset, self.control)
         self.factor = self.engine.factor
         self.optinfo: OptSummary | None = None
         self.optinfo_stage1: OptSummary | None = None

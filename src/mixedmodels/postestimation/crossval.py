@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from ..exceptions import ConvergenceWarning, DataError
+from ..sources import is_streamed
 from .compare import model_names
 from .progress import Progress
 
@@ -291,6 +292,12 @@ def cross_validate(models: Mapping | Iterable, data: pd.DataFrame, folds: int = 
     names, items = _as_named(models)
     if not items:
         raise ValueError("cross_validate needs at least one model")
+    if is_streamed(data) or any(getattr(m.design, "origin", None) is not None for m in items):
+        raise NotImplementedError(
+            "cross_validate refits every model per fold and scores the held-out rows in memory, which is not "
+            "implemented for data that stays in a source (path, DuckDB, polars lazy, Dask, Spark). What works "
+            "at this scale: AIC/BIC and anova from the crossproducts; or cross-validate on a sample of whole "
+            "clusters collected into pandas.")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     by_label = by if by is not None else _default_by(items)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from ..models.base import implements
-from ..sources import as_pandas
+from ..sources import as_pandas, is_streamed
 from ..spec.arguments import check_bool, check_count
 from ..spec.design import (
     check_data_frame,
@@ -354,7 +354,7 @@ def _linkinv(model, eta: np.ndarray, type: str) -> np.ndarray:  # noqa: A002
 def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = None,
             allow_new_levels: bool = False, se_fit: bool = False, interval: str | None = None,
             level: float = 0.95, n_sims: int = 1000, seed=None,
-            type: str = "link") -> pd.Series | pd.DataFrame:  # noqa: A002
+            type: str = "link", out=None) -> pd.Series | pd.DataFrame:  # noqa: A002
     """Predictions from a fitted mixed model.
 
     Parameters
@@ -386,6 +386,10 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
         For ``interval="prediction"``.
     type : {"link", "response"}
         For GLMMs: the linear predictor (default, as lme4) or the mean.
+    out : str, optional
+        With ``newdata`` a path, DuckDB relation or polars LazyFrame: a Parquet file the
+        predictions are streamed to (see :mod:`mixedmodels.postestimation.streamed`; a Dask
+        DataFrame gives a lazy Series, a Spark DataFrame the frame with a ``fit`` column).
 
     Returns
     -------
@@ -411,6 +415,12 @@ def predict(model, newdata: pd.DataFrame | None = None, re_form: str | None = No
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     allow_new_levels = check_bool("allow_new_levels", allow_new_levels)
     se_fit = check_bool("se_fit", se_fit)
+    if is_streamed(newdata) or (newdata is None and getattr(model.design, "origin", None) is not None):
+        from .streamed import predict_source  # rows that stay in a source: a pass over them
+
+        return predict_source(model, model.design.origin if newdata is None else newdata, out=out,
+                             re_form=re_form, allow_new_levels=allow_new_levels, se_fit=se_fit,
+                             interval=interval, type=type)
     if newdata is not None:  # polars, pyarrow, a dict of arrays: as pandas, as the fit takes them
         newdata = as_pandas(newdata, "newdata")
     if interval == "prediction":

@@ -24,8 +24,11 @@ from ..models.lmm import LinearMixedModel
 from ..models.nbinom import fit_negative_binomial
 from ..models.optim import Control
 from ..models.standardize import standardized_lmer
+from ..models.streamed import StreamedLMM, streamed_glmer
 from ..models.tmb_families import is_tmb_family
 from ..models.tmb_model import GlmmTMBModel, fit_glmmtmb
+from ..postestimation import streamed as _per_row  # noqa: F401 (registers fitted/residuals on sources)
+from ..postestimation.progress import Progress
 from ..sources import as_pandas, is_streamed, stream_design
 from ..spec.arguments import check_bool
 from ..spec.design import build_design
@@ -144,15 +147,25 @@ def _check_family(value) -> None:
 
 
 _LMER_ARGS = ["formula", "data", "reml", "weights", "offset", "na_action", "control", "standardize",
-              "expand_doublebar"]
+              "expand_doublebar", "progress"]
 _GLMER_ARGS = ["formula", "data", "family", "n_agq", "weights", "offset", "na_action", "control",
-               "expand_doublebar", "zi", "disp"]
+               "expand_doublebar", "zi", "disp", "progress"]
+
+
+def _pass_progress(progress):
+    """Progress bars over the rows of a streamed source's passes (``progress=``)."""
+    if progress not in (True, False, "auto"):
+        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
+    if progress is False:
+        return None
+    return lambda total, desc: Progress(total, desc, progress)
 
 
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
          weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
          na_action: str = "drop", control: Control | None = None,
-         standardize: bool = False, expand_doublebar: str = "lme4", **kwargs) -> LinearMixedModel:
+         standardize: bool = False, expand_doublebar: str = "lme4", progress: bool | str = "auto",
+         **kwargs) -> LinearMixedModel:
     """Fit a linear mixed model with an lme4 formula.
 
     Parameters
@@ -185,6 +198,9 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         How ``(f || g)`` is expanded: as lme4, ``(1 | g) + (0 + f | g)`` (a factor ``f`` keeps a
         full covariance over its indicators), or afex-style, one uncorrelated term per model
         matrix column.
+    progress : {"auto", True, False}, default "auto"
+        Streamed data only: a progress bar over the rows of each pass on one machine, shown when
+        the output is interactive and the pass will take more than about 2 s.
 
     Returns
     -------
@@ -219,9 +235,9 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         if standardize:
             raise NotImplementedError("standardize=True is not supported for streamed data yet")
         design = stream_design(formula, data, weights=weights, offset=offset, na_action=na_action,
-                               expand_doublebar=expand_doublebar)
+                               expand_doublebar=expand_doublebar, progress=_pass_progress(progress))
         ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
-        return LinearMixedModel(design, reml=reml, control=ctrl).fit()
+        return StreamedLMM(design, reml=reml, control=ctrl).fit()
     library = frame_library(data)   # tidy/glance give results back in the data's frame type
     data = as_pandas(data)
     if standardize:
@@ -240,7 +256,7 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
           weights: np.ndarray | str | None = None, offset: np.ndarray | str | None = None,
           na_action: str = "drop", control: Control | None = None,
           expand_doublebar: str = "lme4", zi: str | None = None, disp: str | None = None,
-          **kwargs) -> GeneralizedLinearMixedModel | GlmmTMBModel:
+          progress: bool | str = "auto", **kwargs) -> GeneralizedLinearMixedModel | GlmmTMBModel:
     """Fit a generalized linear mixed model with an lme4 formula, by maximum likelihood.
 
     Parameters
@@ -249,9 +265,12 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         lme4 syntax. Binomial responses may be 0/1, a two-level factor (the second level is
         a success, as R), ``cbind(successes, failures)``, or proportions with ``weights`` giving
         the trials. Offsets: ``offset(log(exposure))`` in the formula or ``offset=``.
-    data : DataFrame
-        pandas; polars, pyarrow or a dict of arrays (converted to pandas). Streamed sources
-        (paths, DuckDB, Dask, Spark) raise NotImplementedError: PIRLS needs a pass per iteration.
+    data : DataFrame, path or lazy frame
+        pandas; polars, pyarrow or a dict of arrays (converted to pandas); or data fitted where it
+        lives (a Parquet/CSV path or glob, DuckDB relation, pyarrow Dataset, polars LazyFrame,
+        Dask or Spark DataFrame): the rows are evaluated once into a cache where they are and
+        every PIRLS iteration is a pass over it (``m.optinfo.passes``; binomial and Poisson,
+        ``n_agq`` 0 or 1; ``weights=``/``offset=`` as column names; see ``docs/big-data.md``).
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"`` (dispersion estimated, as lme4's
         ``glmer.nb``), ``"Gamma"``, ``"inverse_gaussian"``, or a family object with its link,
@@ -276,6 +295,8 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
         nbinom2, the zero part of a hurdle model for the truncated families (counts only).
     disp : str, optional
         glmmTMB's ``dispformula`` (log link), e.g. ``"~ z"``, for families with a dispersion.
+    progress : {"auto", True, False}, default "auto"
+        Streamed data only: progress bars over the rows of the passes that read the source.
 
     Returns
     -------
@@ -301,26 +322,30 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     _unknown_arguments("glmer", kwargs, _GLMER_ARGS)
     _check_family(family)
     if zi is not None or disp is not None or is_tmb_family(family):
+        if is_streamed(data):
+            raise NotImplementedError(
+                "glmmTMB's families (and zi=/disp=) are fit in memory: collect the model's columns "
+                "of the source into a data frame first (mm.glmer on a source takes binomial and "
+                "Poisson GLMMs, whose passes run where the rows are)")
         if n_agq != 1:
             raise ValueError("glmmTMB's families (and zi=/disp=) use the Laplace approximation: "
                              "n_agq must be 1")
         _check_control(control)
-        return fit_glmmtmb(formula, as_pandas(data), family, zi=zi, disp=disp, weights=weights,
-                           offset=offset, na_action=_check_na_action(na_action), control=control,
-                           expand_doublebar=expand_doublebar)
+        model = fit_glmmtmb(formula, as_pandas(data), family, zi=zi, disp=disp, weights=weights,
+                            offset=offset, na_action=_check_na_action(na_action), control=control,
+                            expand_doublebar=expand_doublebar)
+        model.data_library = frame_library(data)
+        return model
     n_agq = _check_n_agq(n_agq)
     na_action = _check_na_action(na_action)
     _check_vector("weights", weights)
     _check_vector("offset", offset)
     _check_control(control)
     fam = get_family(family)
-    if is_streamed(data):
-        raise NotImplementedError(
-            "glmer on a streamed source (a path, DuckDB relation, polars LazyFrame, Dask or Spark "
-            "frame): a GLMM's PIRLS reweights the rows at every iteration, i.e. a pass over the data "
-            "per iteration (10-30 per θ evaluation, thousands per fit), which is not implemented out "
-            "of core. Fit it in memory (collect the needed columns: a few numeric columns of 10M rows "
-            "take a few hundred MB), on a sample, or fit an LMM (mm.lmer) on the source.")
+    if is_streamed(data):  # PIRLS' passes run where the rows are (mixedmodels.models.streamed)
+        return streamed_glmer(formula, data, fam, n_agq=n_agq, weights=weights, offset=offset,
+                              na_action=na_action, control=control, expand_doublebar=expand_doublebar,
+                              progress=_pass_progress(progress))
     library = frame_library(data)
     data = as_pandas(data)
     if fam.linear:

@@ -201,8 +201,13 @@ def summary(self, **kwargs) -> "Summary":
     """A summary printed like lme4's ``summary(m)``; keyword arguments go to :meth:`coef_table`."""
     table = self.coef_table(**kwargs)
     lines = _header_lines(self) + [""]
-    resid = np.asarray(self.residuals(type="pearson", scaled=self.family.linear), dtype=float)
-    q = np.quantile(resid[np.isfinite(resid)], [0, 0.25, 0.5, 0.75, 1.0])
+    probs = [0, 0.25, 0.5, 0.75, 1.0]
+    quantiles_of = getattr(self, "residual_quantiles", None)  # streamed fits: a pass where the rows are
+    if quantiles_of is not None:
+        q = quantiles_of(probs, type="pearson", scaled=self.family.linear)
+    else:
+        resid = np.asarray(self.residuals(type="pearson", scaled=self.family.linear), dtype=float)
+        q = np.quantile(resid[np.isfinite(resid)], probs)
     quantiles = [[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"]
     lines += ["Scaled residuals: ", _table(*quantiles, indent="", equal_widths=True), ""]
     lines += _random_effects_lines(self) + [""]

@@ -5,7 +5,10 @@
 - :mod:`.template`: pass 1 (counts, levels) and the per-chunk design it fixes;
 - :mod:`.partial`: pass 2's partial crossproducts and their sum;
 - :mod:`.design`: :func:`stream_design`, the design of a streamed fit, and the ``"streamed"``
-  row backend.
+  row backend;
+- :mod:`.rowcache`: a GLMM's evaluated rows cached where they live (disk chunks, Dask workers'
+  memory, a Spark RDD) and the map-reduce passes PIRLS runs over them;
+- :mod:`.glmdesign`: :func:`~.glmdesign.stream_glm_design`, pass 1 and the building pass of a GLMM.
 """
 
 from .design import RowsElsewhere, StreamedDesign, StreamedRows, estimate_bytes, stream_design

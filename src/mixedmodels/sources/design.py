@@ -4,15 +4,15 @@
 :class:`~mixedmodels.spec.design.ModelDesign` with the real names, levels, row count and
 dropped-row count, whose ``X`` is a :class:`RowsElsewhere` placeholder carrying the
 crossproducts of all the rows. A model built on it with the ``"streamed"`` row backend
-(:class:`StreamedRows`, registered here) fits from those crossproducts alone; anything that
-needs the rows again (fitted values, residuals) raises a clear error instead of working on
-nothing.
+(:class:`StreamedRows`, registered here) fits from those crossproducts alone; per-row results
+are passes over the source again (:mod:`mixedmodels.postestimation.streamed`), and what needs
+the rows in memory as arrays raises a clear error instead of working on nothing.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from ..spec.design import ModelDesign
 from .engines import Source, open_source
 from .partial import ColumnMoments
-from .template import Template, build_template, parse, scan
+from .template import Scan, Template, build_template, parse, scan
 
 __all__ = ["RowsElsewhere", "StreamedDesign", "StreamedRows", "estimate_bytes", "stream_design"]
 
@@ -33,10 +33,11 @@ DEFAULT_CHUNK_ROWS = 1 << 17
 
 
 def _elsewhere_message(where: str) -> str:
-    return (f"the rows of this model live in {where} and were used once, for the crossproducts: per-row "
-            "results (fitted values, residuals, the summary's scaled residuals) need another pass over them, "
-            "which is not implemented for streamed fits. What works from the crossproducts: fixef, vcov, "
-            "coef_table, varcorr, ranef, loglik, AIC/BIC, anova; predict on a pandas frame of new rows.")
+    return (f"the rows of this model live in {where}: this needs them in memory as arrays (bootstrap, "
+            "refits to new responses, Kenward-Roger, the linear predictor as a vector), which streamed fits "
+            "do not hold. Per-row results are passes over the source: m.fitted(), m.residuals(), "
+            "m.predict(source, out='pred.parquet'). What works from the crossproducts: fixef, vcov, "
+            "coef_table, varcorr, ranef, loglik, AIC/BIC, anova, summary.")
 
 
 class RowsElsewhere(np.ndarray):
@@ -68,6 +69,12 @@ class RowsElsewhere(np.ndarray):
             return np.array([mean[j] - sd[j], mean[j] + sd[j]])
         raise NotImplementedError(_elsewhere_message(self.where))
 
+    def std(self, axis=None, **kwargs):
+        """Per-column standard deviations (``axis=0``) from the moments of all the rows."""
+        if axis != 0 or self.moments is None:
+            raise NotImplementedError(_elsewhere_message(self.where))
+        return self.moments.mean_sd()[1].copy()
+
     def __matmul__(self, other):
         raise NotImplementedError(_elsewhere_message(self.where))
 
@@ -98,11 +105,31 @@ class StreamedDesign(ModelDesign):
         What the rows are.
     passes : int
         Passes over the rows (pass 1: counts and levels; pass 2: crossproducts).
+    origin : Source
+        Where the rows are (for per-row results: fitted values, residuals); not pickled.
+    template : Template
+        Pass 1's levels and contrasts: how a chunk of rows becomes its design.
+    per_column : dict
+        Rows dropped for missing values, per column.
+    keep : list of int
+        The fixed-effects columns kept (aliased ones dropped).
+    cache : RowCache, optional
+        A GLMM's evaluated rows, cached where they live for PIRLS' passes.
     """
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["origin"] = state["cache"] = None  # the rows stay where they are
+        return state
 
     n_rows: int = 0
     source: str = ""
     passes: int = 2
+    origin: Any = None
+    template: Any = None
+    per_column: dict = field(default_factory=dict)
+    keep: list = field(default_factory=list)
+    cache: Any = None
 
     @property
     def nobs(self) -> int:
@@ -181,6 +208,21 @@ def _aliased(xtx: np.ndarray, tol: float = 1e-7) -> list[int]:
     return aliased
 
 
+def kept_columns(xtx: np.ndarray, names: list[str], stacklevel: int = 4) -> tuple[list[int], list[int]]:
+    """The fixed-effects columns kept and those aliased (from XᵀX, as the in-memory check), with
+    the in-memory RankDeficiencyWarning naming the dropped ones."""
+    aliased = _aliased(xtx) if len(xtx) else []
+    keep = [j for j in range(len(xtx)) if j not in aliased]
+    if aliased:
+        dropped = [names[j] for j in aliased]
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
+            f"({', '.join(dropped)}), a linear combination of the others. Check for duplicated "
+            "or collinear predictors, or empty cells in an interaction.", RankDeficiencyWarning,
+            stacklevel=stacklevel)
+    return keep, aliased
+
+
 def _drop_columns(cp: BlockedCrossproducts, keep: list[int]) -> BlockedCrossproducts:
     rows = keep + [cp.p]
     cp.xyxy = cp.xyxy[np.ix_(rows, rows)].copy()
@@ -189,37 +231,23 @@ def _drop_columns(cp: BlockedCrossproducts, keep: list[int]) -> BlockedCrossprod
     return cp
 
 
-def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=None, offset=None,
-                  expand_doublebar: str = "lme4", chunk_rows: int | None = None,
-                  memory_budget: int | None = None, check_levels: bool = True) -> StreamedDesign:
-    """Pass 1 and pass 2 over data that stays where it is; the design of a streamed fit.
+def column_name(value, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise NotImplementedError(f"{what}= on a streamed source must name a column of the source (an array of "
+                              "values per row cannot be lined up with rows that stay where they are)")
 
-    Parameters
-    ----------
-    formula : str
-    data : path, glob, DuckDB relation, pyarrow Dataset, polars LazyFrame, Dask or Spark DataFrame
-    na_action : {"drop", "raise"}
-    chunk_rows : int, optional
-        Rows per chunk of pass 2 (default 131072): the memory of a pass is of the order of one
-        chunk's design matrices plus the crossproducts.
-    memory_budget : int, optional
-        Bytes the crossproducts and factor may take (default: the available memory); a model
-        estimated larger raises before pass 2.
 
-    Returns
-    -------
-    StreamedDesign
-    """
-    if weights is not None or offset is not None:
-        raise NotImplementedError("weights= and offset= are not supported for streamed fits yet; fit the "
-                                  "model in memory, or fold the offset into the response (y - offset)")
+def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: tuple[str, ...] = (),
+                   expand_doublebar: str = "lme4", chunk_rows: int | None = None,
+                   memory_budget: int | None = None, check_levels: bool = True,
+                   stacklevel: int = 4, progress=None) -> tuple[Source, Scan, Template]:
+    """Pass 1 (counts, missing values per column, levels) and the template of the chunks, with
+    the missing-rows warning and the memory estimate checked before any further pass."""
     source: Source = data if isinstance(data, Source) else open_source(data)
     columns = [str(c) for c in source.lazy().collect_schema()]
     spec = parse(formula, columns)
-    if spec.offsets:
-        raise NotImplementedError("offset() terms are not supported for streamed fits yet; subtract the "
-                                  "offset from the response in the source (y - offset)")
-    passes = scan(spec, source)
+    passes = scan(spec, source, [c for c in extra if c])
     if passes.n_missing:
         detail = ", ".join(f"{c}: {k}" for c, k in passes.per_column.items())
         if na_action == "raise":
@@ -230,9 +258,12 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
             "The fit stays unbiased if a missing response depends only on observed data (MAR); "
             "rows dropped for missing predictors need them missing completely at random, "
             "otherwise impute them. na_action='raise' makes this an error.",
-            MissingDataWarning, stacklevel=3)
+            MissingDataWarning, stacklevel=stacklevel)
     template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
                               chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
+    template.progress = progress
+    with template.reporting(source, passes.n_total, "moments pass (rows)"):
+        template.extra_passes = int(template.fix_stateful(source))  # scale()/center(): all rows' moments
     n = passes.n_total - passes.n_missing
     need = estimate_bytes(template, n)
     budget = memory_budget if memory_budget is not None else _available_memory()
@@ -241,39 +272,91 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
                         f"{', '.join(f'{t.group} {t.nlevels}' for t in template.terms)}), more than the "
                         f"{budget / 2 ** 30:.1f} GiB available; fewer or smaller crossed terms fit, or an "
                         "iterative (matrix-free) solver, which is not part of this package yet")
-    part = source.partial(passes.used, template, template.chunk_rows)
-    if part.rows_seen != passes.n_total or part.rows_dropped != passes.n_missing:
-        raise DataError(f"pass 2 read {part.rows_seen} rows ({part.rows_dropped} with missing values) but "
+    return source, passes, template
+
+
+def check_rows(source: Source, passes: Scan, seen: int, dropped: int) -> None:
+    """Integrity: the rows a later pass read are pass 1's, or the fit is refused."""
+    if seen != passes.n_total or dropped != passes.n_missing:
+        raise DataError(f"pass 2 read {seen} rows ({dropped} with missing values) but "
                         f"pass 1 counted {passes.n_total} ({passes.n_missing}) in {source.description}: "
                         "the data changed between the passes or a partition was lost; the fit is refused "
                         "rather than made from part of the rows")
-    cp = part.crossproducts
-    names = list(template.fixef_names)
-    aliased = _aliased(cp.xyxy[:cp.p, :cp.p]) if cp.p else []
-    keep = [j for j in range(cp.p) if j not in aliased]
-    x_moments = part.x_moments
-    if aliased:
-        dropped = [names[j] for j in aliased]
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
-            f"({', '.join(dropped)}), a linear combination of the others. Check for duplicated "
-            "or collinear predictors, or empty cells in an interaction.", RankDeficiencyWarning, stacklevel=3)
-        cp = _drop_columns(cp, keep)
-        x_moments = ColumnMoments(x_moments.n, x_moments.sums[keep], x_moments.sumsq[keep],
-                                  x_moments.indicator[keep])
-    where = source.description
+
+
+def streamed_terms(template: Template, moments: list[ColumnMoments], where: str) -> list:
+    """The design's terms with their real levels and :class:`RowsElsewhere` values."""
     terms = []
-    for term, moments in zip(template.terms, part.term_moments):
-        values = RowsElsewhere(len(term.columns), where, moments)
+    for term, mom in zip(template.terms, moments):
+        values = RowsElsewhere(len(term.columns), where, mom)
         terms.append(replace(term, matrix=ReTermMatrix(np.zeros(0, dtype=np.int64), values, term.nlevels,
                                                        term.matrix.correlated, term.matrix.structure)))
+    return terms
+
+
+def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=None, offset=None,
+                  expand_doublebar: str = "lme4", chunk_rows: int | None = None,
+                  memory_budget: int | None = None, check_levels: bool = True, progress=None) -> StreamedDesign:
+    """Pass 1 and pass 2 over data that stays where it is; the design of a streamed fit.
+
+    Parameters
+    ----------
+    formula : str
+    data : path, glob, DuckDB relation, pyarrow Dataset, polars LazyFrame, Dask or Spark DataFrame
+    na_action : {"drop", "raise"}
+    weights, offset : str, optional
+        Columns of the source: prior weights, and an offset added to the formula's ``offset()``.
+    chunk_rows : int, optional
+        Rows per chunk of pass 2 (default 131072): the memory of a pass is of the order of one
+        chunk's design matrices plus the crossproducts.
+    memory_budget : int, optional
+        Bytes the crossproducts and factor may take (default: the available memory); a model
+        estimated larger raises before pass 2.
+    progress : callable, optional
+        ``progress(total_rows, description)`` returning a bar with ``update(rows)`` and
+        ``close()``, for the passes over a source on this machine.
+
+    Returns
+    -------
+    StreamedDesign
+    """
+    weights, offset = column_name(weights, "weights"), column_name(offset, "offset")
+    source, passes, template = prepare_stream(formula, data, na_action=na_action, extra=(weights, offset),
+                                              expand_doublebar=expand_doublebar, chunk_rows=chunk_rows,
+                                              memory_budget=memory_budget, check_levels=check_levels,
+                                              progress=progress)
+    template.weights_column, template.offset_column = weights, offset
+    spec = template.spec
+    with template.reporting(source, passes.n_total, "pass 2 (rows)"):
+        part = source.partial(passes.used, template, template.chunk_rows)
+    check_rows(source, passes, part.rows_seen, part.rows_dropped)
+    n = passes.n_total - passes.n_missing
+    cp = part.crossproducts
+    names = list(template.fixef_names)
+    keep, aliased = kept_columns(cp.xyxy[:cp.p, :cp.p], names, stacklevel=4)
+    x_moments = part.x_moments
+    if aliased:
+        cp = _drop_columns(cp, keep)
+        x_moments = x_moments.take(keep)
+    where = source.description
+    terms = streamed_terms(template, part.term_moments, where)
     cp.terms = list(template.shapes)
     base = template.design
     X = RowsElsewhere(len(keep), where, x_moments, cp)
     return StreamedDesign(formula=spec, y=np.zeros(0), X=X, fixef_names=[names[j] for j in keep], terms=terms,
-                          frame=base.frame, n_dropped=passes.n_missing, dropped_columns=[names[j] for j in aliased],
-                          fixed_spec=base.fixed_spec, response_name=spec.response, n_rows=n, source=where,
-                          passes=2)
+                          frame=base.frame, weights=weights_summary(part.log_weights) if weights else None,
+                          offset=np.zeros(0) if (offset or spec.offsets) else None, n_dropped=passes.n_missing,
+                          dropped_columns=[names[j] for j in aliased], fixed_spec=base.fixed_spec,
+                          response_name=spec.response, n_rows=n, source=where,
+                          passes=2 + template.extra_passes, origin=source, template=template,
+                          per_column=dict(passes.per_column), keep=keep)
+
+
+def weights_summary(log_weights: float) -> np.ndarray:
+    """Positive numbers whose logs add up to ``log_weights``, Σ log wᵢ of the rows' prior weights:
+    all that the LMM's likelihood reads of the weights (the rows' own stay in the source)."""
+    m = max(1, int(np.ceil(abs(log_weights) / 500.0)))
+    return np.exp(np.full(m, log_weights / m))
 
 
 def _available_memory() -> int | None:

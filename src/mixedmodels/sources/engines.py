@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..exceptions import DataError
 from .frames import source_kind
-from .partial import Partial, add_partials
+from .partial import Partial, add_any
 
 __all__ = ["Source", "open_source"]
 
@@ -182,7 +182,7 @@ class DaskSource(Source):
         if not nodes:
             return chunk_fn([])
         while len(nodes) > 1:  # tree reduction: log2(partitions) levels, crossproducts only
-            nodes = [dask.delayed(add_partials)(nodes[i], nodes[i + 1]) if i + 1 < len(nodes) else nodes[i]
+            nodes = [dask.delayed(add_any)(nodes[i], nodes[i + 1]) if i + 1 < len(nodes) else nodes[i]
                      for i in range(0, len(nodes), 2)]
         return nodes[0].compute()
 
@@ -214,7 +214,7 @@ class SparkSource(Source):
         rows = sdf.mapInPandas(run, schema="partial binary").collect()
         total = chunk_fn([])
         for row in rows:
-            total = add_partials(total, pickle.loads(row["partial"]))
+            total = add_any(total, pickle.loads(row["partial"]))
         return total
 
 

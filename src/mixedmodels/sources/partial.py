@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.crossproducts import BlockedCrossproducts
 
-__all__ = ["ColumnMoments", "Partial", "add_crossproducts", "add_partials"]
+__all__ = ["ColumnMoments", "Partial", "ValueMoments", "add_any", "add_crossproducts", "add_partials"]
 
 
 @dataclass
@@ -39,6 +39,10 @@ class ColumnMoments:
         return ColumnMoments(self.n + other.n, self.sums + other.sums, self.sumsq + other.sumsq,
                              self.indicator & other.indicator)
 
+    def take(self, keep: list[int]) -> "ColumnMoments":
+        """The moments of the columns ``keep``."""
+        return ColumnMoments(self.n, self.sums[keep], self.sumsq[keep], self.indicator[keep])
+
     def mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
         n = max(self.n, 1)
         mean = self.sums / n
@@ -59,6 +63,8 @@ class Partial:
         Of the fixed-effects columns.
     term_moments : list of ColumnMoments
         Of each random-effects term's columns.
+    log_weights : float
+        Σ log wᵢ of the positive prior weights (the LMM's likelihood needs it).
     """
 
     crossproducts: BlockedCrossproducts
@@ -66,6 +72,7 @@ class Partial:
     rows_dropped: int
     x_moments: ColumnMoments
     term_moments: list[ColumnMoments]
+    log_weights: float = 0.0
 
 
 def add_crossproducts(a: BlockedCrossproducts, b: BlockedCrossproducts) -> BlockedCrossproducts:
@@ -96,4 +103,42 @@ def add_partials(a: Partial, b: Partial) -> Partial:
     """The :class:`Partial` of the rows of both."""
     return Partial(add_crossproducts(a.crossproducts, b.crossproducts), a.rows_seen + b.rows_seen,
                    a.rows_dropped + b.rows_dropped, a.x_moments + b.x_moments,
-                   [x + y for x, y in zip(a.term_moments, b.term_moments)])
+                   [x + y for x, y in zip(a.term_moments, b.term_moments)], a.log_weights + b.log_weights)
+
+
+Partial.__add__ = add_partials
+
+
+def add_any(a, b):
+    """``a + b`` for the per-chunk results of any pass (a picklable function for Dask's tree)."""
+    return a + b
+
+
+@dataclass
+class ValueMoments:
+    """Count, mean and sum of squared deviations of values, merged exactly over chunks (Chan et
+    al.'s pairwise update: no cancellation when the mean is large against the spread)."""
+
+    n: int
+    mean: float
+    m2: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "ValueMoments":
+        values = np.asarray(values, dtype=float)
+        if len(values) == 0:
+            return cls(0, 0.0, 0.0)
+        mean = float(values.mean())
+        return cls(len(values), mean, float(((values - mean) ** 2).sum()))
+
+    def __add__(self, other: "ValueMoments") -> "ValueMoments":
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        return ValueMoments(n, self.mean + delta * other.n / n, self.m2 + other.m2 + delta ** 2 * self.n * other.n / n)
+
+    def sd(self, ddof: float = 1.0) -> float:
+        return float(np.sqrt(self.m2 / (self.n - ddof)))

@@ -18,6 +18,7 @@ import difflib
 import math
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterable
 
@@ -33,6 +34,7 @@ from ..spec.covstruct import skips_size_check
 from ..spec.design import (
     ReTerm,
     build_design,
+    design_matrix,
     factor_codes,
     nonfinite_detail,
     r_column_name,
@@ -41,14 +43,16 @@ from ..spec.design import (
     unique_names,
 )
 from ..spec.formula import ModelFormula, parse_formula, quote_names, unquote
-from .partial import ColumnMoments, Partial
+from .partial import ColumnMoments, Partial, ValueMoments
 
 formulaic = lazy_import("formulaic")  # imported at the first streamed fit, not at import
 
 __all__ = ["Scan", "Template", "build_template", "scan"]
 
-# transforms whose state (a mean, knots) formulaic would take from one chunk, not all rows
-_STATEFUL = re.compile(r"(?<![\w.])(scale|center|standardize|poly|bs|cr|cc|te)\s*\(")
+# transforms whose state (knots, bases) formulaic would take from one chunk, not all rows; scale()
+# and center() get theirs from a pass over all the rows (Template.fix_stateful)
+_STATEFUL = re.compile(r"(?<![\w.])(standardize|poly|bs|cr|cc|te)\s*\(")
+_MOMENT_TRANSFORM = re.compile(r"^(scale|center)\((.*)\)$", re.S)
 
 
 @dataclass
@@ -94,9 +98,10 @@ def _check_formula_columns(spec: ModelFormula, columns: list[str], where: str) -
     return used
 
 
-def scan(spec: ModelFormula, source) -> Scan:
+def scan(spec: ModelFormula, source, extra: Iterable[str] = ()) -> Scan:
     """Pass 1 over a :class:`~mixedmodels.sources.engines.Source` (one aggregation query and
-    one ``DISTINCT`` per factor, run by the engine).
+    one ``DISTINCT`` per factor, run by the engine); ``extra`` names columns used besides the
+    formula's (``weights=``, ``offset=``).
 
     Raises
     ------
@@ -109,6 +114,11 @@ def scan(spec: ModelFormula, source) -> Scan:
     schema = dict(lf.collect_schema())
     columns = [str(c) for c in schema]
     used = _check_formula_columns(spec, columns, source.description)
+    for name in extra:
+        if name not in columns:
+            raise DataError(f"column {name!r} (weights= or offset=) is not in the data ({source.description})")
+        if name not in used:
+            used.append(name)
     source.check_columns(used)
     floats = [c for c in used if schema[c].is_float()]
     numeric = {c for c in used if schema[c].is_numeric()}
@@ -199,6 +209,10 @@ class Template:
                  chunk_rows: int):
         self.spec, self.used, self.design, self.terms, self.maps = spec, scan_.used, design, terms, maps
         self.chunk_rows = chunk_rows
+        self.weights_column: str | None = None  # set by the streamed designs
+        self.offset_column: str | None = None
+        self.progress = None  # progress(total, desc) -> bar: the passes' bars on this machine
+        self.reporter = None  # the bar of the pass running here
         self.fixed_spec = design.fixed_spec
         skel = design.frame
         self.fixef_names = [r_column_name(c) for c in self.fixed_spec.get_model_matrix(skel.iloc[:2]).columns]
@@ -215,9 +229,10 @@ class Template:
         lhs = formulaic.model_matrix(f"{to_formulaic(self.spec.response)} ~ 1", frame, na_action="ignore").lhs
         return np.asarray(lhs, dtype=float).ravel()
 
-    def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
-        """The RowChunk of the complete rows of ``frame`` and the number of rows dropped."""
-        for c in self.used:  # engines' string and dictionary dtypes: formulaic knows object columns
+    def complete_rows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """The rows of ``frame`` without a missing value in a used column (engines' string and
+        dictionary dtypes as object columns, which formulaic knows), and how many were dropped."""
+        for c in self.used:
             dtype = frame[c].dtype
             types = pd.api.types
             plain = dtype == np.dtype(object) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype)
@@ -225,12 +240,10 @@ class Template:
                 frame = frame.assign(**{c: frame[c].astype(object)})
         na = frame[self.used].isna().any(axis=1).to_numpy() if self.used else np.zeros(len(frame), bool)
         dropped = int(na.sum())
-        if dropped:
-            frame = frame.loc[~na]
-        if len(frame) == 0:
-            return None, dropped
-        y = self._response(frame)
-        _check_finite(y, f"the response {self.spec.response!r}", first_row)
+        return (frame.loc[~na] if dropped else frame), dropped
+
+    def design_rows(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[np.ndarray, list, list]:
+        """X, and per term its level codes and values, of complete rows (levels of pass 1)."""
         X = np.asarray(self.fixed_spec.get_model_matrix(frame), dtype=float)
         for j, name in enumerate(self.fixef_names):
             _check_finite(X[:, j], f"the fixed-effects column {name!r}", first_row)
@@ -249,33 +262,159 @@ class Template:
                                 "source changed between the passes")
             codes.append(gmap.codes[pos])
             values.append(vals)
-        return RowChunk(X, y, None, codes, values), dropped
+        return X, codes, values
+
+    def row_chunk(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[RowChunk | None, int]:
+        """The RowChunk of the complete rows of ``frame`` and the number of rows dropped."""
+        frame, dropped = self.complete_rows(frame)
+        if len(frame) == 0:
+            return None, dropped
+        y = self._response(frame)
+        _check_finite(y, f"the response {self.spec.response!r}", first_row)
+        off = self.offset_values(frame, first_row)
+        if off is not None:  # an LMM with an offset fits y − offset
+            y = y - off
+        X, codes, values = self.design_rows(frame, first_row)
+        return RowChunk(X, y, self.weight_values(frame, first_row), codes, values), dropped
+
+    def weight_values(self, frame: pd.DataFrame, first_row: int = 0) -> np.ndarray | None:
+        """The prior weights of complete rows (``weights=`` column), checked as in memory."""
+        if self.weights_column is None:
+            return None
+        w = frame[self.weights_column].to_numpy(dtype=float)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise DataError(f"weights column {self.weights_column!r} has {int(bad.sum())} negative or infinite "
+                            f"values (of the chunk starting at row {first_row}); weights must be >= 0")
+        return w
+
+    def offset_values(self, frame: pd.DataFrame, first_row: int = 0) -> np.ndarray | None:
+        """The formula's ``offset()`` terms plus the ``offset=`` column, or None without either."""
+        if not self.spec.offsets and self.offset_column is None:
+            return None
+        total = np.zeros(len(frame))
+        for expr in self.spec.offsets:
+            total += np.asarray(design_matrix(f"0 + {expr}", frame, "offset"), dtype=float).ravel()
+        if self.offset_column is not None:
+            total += frame[self.offset_column].to_numpy(dtype=float)
+        _check_finite(total, "the offset", first_row)
+        return total
+
+    def pieces(self, frames: Iterable[pd.DataFrame]) -> Iterable[tuple[pd.DataFrame, int]]:
+        """The frames cut into chunks of at most ``chunk_rows`` rows, with their first row."""
+        first = 0
+        for frame in frames:
+            for start in range(0, len(frame), self.chunk_rows):
+                piece = frame.iloc[start:start + self.chunk_rows]
+                yield piece, first
+                first += len(piece)
+                if self.reporter is not None:
+                    self.reporter.update(len(piece))
+
+    @contextmanager
+    def reporting(self, source, total: int, desc: str):
+        """A progress bar over the rows of one pass, for sources read on this machine (the
+        template travels to Dask and Spark workers without one)."""
+        local = getattr(source, "kind", "") not in ("dask", "spark")
+        self.reporter = self.progress(total, desc) if self.progress is not None and local else None
+        try:
+            yield
+        finally:
+            if self.reporter is not None:
+                self.reporter.close()
+            self.reporter = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["progress"] = state["reporter"] = None  # bars stay with the process that shows them
+        return state
 
     def partial(self, frames: Iterable[pd.DataFrame]) -> Partial:
         """Pass 2 over some frames (a partition, a stream of record batches)."""
         seen = [0, 0]
+        logw = [0.0]
         xm = [ColumnMoments.empty(self.p)]
         tm = [ColumnMoments.empty(len(t.columns)) for t in self.terms]
 
         def chunks():
-            for frame in frames:
-                for start in range(0, len(frame), self.chunk_rows):
-                    piece = frame.iloc[start:start + self.chunk_rows]
-                    chunk, dropped = self.row_chunk(piece, seen[0])
-                    seen[0] += len(piece)
-                    seen[1] += dropped
-                    if chunk is None:
-                        continue
-                    xm[0] = xm[0] + ColumnMoments.of(chunk.X)
-                    for k, vals in enumerate(chunk.values):
-                        tm[k] = tm[k] + ColumnMoments.of(vals)
-                    yield chunk
+            for piece, first in self.pieces(frames):
+                chunk, dropped = self.row_chunk(piece, first)
+                seen[0] += len(piece)
+                seen[1] += dropped
+                if chunk is None:
+                    continue
+                if chunk.weights is not None:
+                    logw[0] += float(np.log(chunk.weights[chunk.weights > 0]).sum())
+                xm[0] = xm[0] + ColumnMoments.of(chunk.X)
+                for k, vals in enumerate(chunk.values):
+                    tm[k] = tm[k] + ColumnMoments.of(vals)
+                yield chunk
 
         cp = BlockedCrossproducts.from_chunks(self.shapes, self.p, chunks())
-        return Partial(cp, seen[0], seen[1], xm[0], tm)
+        return Partial(cp, seen[0], seen[1], xm[0], tm, logw[0])
 
     def __call__(self, frames: Iterable[pd.DataFrame]) -> Partial:
         return self.partial(frames)
+
+    # -- stateful transforms -------------------------------------------------------------------
+    def stateful(self) -> list[tuple[dict, str, str]]:
+        """``(state, kind, argument)`` of every scale()/center() in the fixed and random parts:
+        formulaic's state dicts, learnt on the skeleton until :meth:`fix_stateful` sets them."""
+        found = []
+        for spec in [self.fixed_spec] + [t.model_spec for t in self.terms]:
+            for key, state in (getattr(spec, "transform_state", None) or {}).items():
+                match = _MOMENT_TRANSFORM.match(key.replace(" ", ""))
+                if match and isinstance(state, dict):
+                    args = split_top(match.group(2), ",")
+                    if len(args) != 1:
+                        raise DataError(f"{key} on a streamed source: only the one-argument scale(x) and "
+                                        "center(x) are supported out of core")
+                    found.append((state, match.group(1), args[0].strip()))
+        return found
+
+    def fix_stateful(self, source) -> bool:
+        """Set scale()/center() to the mean and standard deviation of all complete rows (one
+        pass), as in memory; False when the formula has none."""
+        found = self.stateful()
+        if not found:
+            return False
+        exprs = sorted({arg for _, _, arg in found})
+        total = source.partial(self.used, _TransformMoments(self, exprs), self.chunk_rows)
+        moments = dict(zip(exprs, total.moments))
+        for state, kind, arg in found:
+            m = moments[arg]
+            state["center"] = np.float64(m.mean)
+            state["scale"] = np.float64(m.sd(state.get("ddof", 1))) if kind == "scale" else None
+        return True
+
+
+class _MomentSet:
+    def __init__(self, moments: list[ValueMoments], rows: int = 0):
+        self.moments, self.rows = moments, rows
+
+    def __add__(self, other: "_MomentSet") -> "_MomentSet":
+        return _MomentSet([a + b for a, b in zip(self.moments, other.moments)], self.rows + other.rows)
+
+
+class _TransformMoments:
+    """A pass's chunk function: the moments of scale()/center() arguments over complete rows."""
+
+    def __init__(self, template: Template, exprs: list[str]):
+        self.template, self.exprs = template, exprs
+
+    def __call__(self, frames: Iterable[pd.DataFrame]) -> _MomentSet:
+        total = _MomentSet([ValueMoments(0, 0.0, 0.0) for _ in self.exprs])
+        for piece, _ in self.template.pieces(frames):
+            frame, _ = self.template.complete_rows(piece)
+            if len(frame) == 0:
+                continue
+            values = []
+            for expr in self.exprs:
+                name = unquote(expr)
+                col = frame[name] if name in frame.columns else design_matrix(f"0 + {expr}", frame, "transform")
+                values.append(ValueMoments.of(np.asarray(col, dtype=float).ravel()))
+            total = total + _MomentSet(values, len(piece))
+        return total
 
 
 def _check_finite(values: np.ndarray, what: str, first_row: int) -> None:
@@ -290,12 +429,16 @@ def parse(formula: str, columns: list[str]) -> ModelFormula:
     """The formula parsed as in memory (dotted names quoted); stateful transforms refused."""
     stateful = _STATEFUL.search(formula)
     if stateful:
-        raise DataError(f"{stateful.group(1)}() in {formula!r} is a stateful transform (its mean, scale or "
-                        "knots come from the data): out of core it is not supported yet. Compute the "
-                        "column first (e.g. in SQL: (x - avg(x) over ()) / stddev_pop(x) over ()) and use it.")
+        raise DataError(f"{stateful.group(1)}() in {formula!r} is a stateful transform (its knots or basis come "
+                        "from the data): out of core only scale() and center() are supported. Compute the "
+                        "columns first (in SQL, or on a sample) and use them.")
     quoted = quote_names(formula, columns)
     spec = parse_formula(quoted)
     return replace(spec, text=formula) if quoted != formula else spec
+
+
+def _stand_in_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    return np.zeros(len(frame))
 
 
 def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True,
@@ -308,7 +451,9 @@ def build_template(spec: ModelFormula, scan_: Scan, *, check_levels: bool = True
     skel = _skeleton(scan_)
     with warnings.catch_warnings():  # the skeleton's rank and sizes say nothing of the data's
         warnings.simplefilter("ignore")
-        design = build_design(spec, skel, check_levels=False, expand_doublebar=expand_doublebar)
+        # the response is evaluated per chunk (a GLMM's cbind() too): the skeleton's is a stand-in
+        design = build_design(spec, skel, check_levels=False, expand_doublebar=expand_doublebar,
+                              response=_stand_in_response)
     terms, maps = [], []
     for term in design.terms:
         parts = _group_parts(term.group)
