@@ -16,7 +16,9 @@ __all__ = [
     "SingularFitWarning",
     "ScalingWarning",
     "ModelComparisonWarning",
+    "IterativeConvergenceWarning",
     "DataError",
+    "ModelSizeError",
 ]
 
 
@@ -57,7 +59,18 @@ class ModelComparisonWarning(MixedModelsWarning):
     """A comparison that is invalid or easy to misread (e.g. REML fits with different fixed effects)."""
 
 
+class IterativeConvergenceWarning(ConvergenceWarning):
+    """The iterative path's conjugate gradients stopped at their iteration limit before the
+    tolerance; the message gives the residual norms and what to change (``cg_maxiter``,
+    ``cg_tol``, or ``Control(method="exact")``)."""
+
+
 class DataError(ValueError):
     """The data cannot be used for the model as given; the message names the column (and the
     count and rows where it applies): a missing column, ±Inf values, no random-effects term,
     unusable grouping factors, new levels or ±Inf in ``predict``'s ``newdata``. A ValueError."""
+
+
+class ModelSizeError(MemoryError):
+    """The model fits neither on the exact path nor on the iterative one in the memory
+    available; raised before any work, with both estimates (see docs/big-data.md)."""
