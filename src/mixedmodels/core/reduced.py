@@ -105,27 +105,34 @@ class ReducedSystem:
     # -- θ ----------------------------------------------------------------------------------------
     def set_theta(self, Ts: Sequence[np.ndarray]) -> "ReducedSystem":
         """Scale by Λ(θ): factor A_00's blocks and the preconditioner's blocks."""
-        cp = self.cp
         self.T = [np.asarray(T, dtype=float) for T in Ts]
-        T0 = self.T[0]
+        (self.L00, self.c00_inv, self.logdet_00, self.LM, self.LM_inv,
+         self.logdet_m) = self._factor_blocks(self.T)
+        return self
+
+    def logdet_preconditioner(self, Ts: Sequence[np.ndarray]) -> float:
+        """log det M at other factors T (the state is unchanged): for its derivatives."""
+        return self._factor_blocks([np.asarray(T, dtype=float) for T in Ts])[5]
+
+    def _factor_blocks(self, Ts):
+        cp = self.cp
+        T0 = Ts[0]
         c0 = T0.T @ cp.diag[0] @ T0 + np.eye(self.ncols[0])[None]
-        self.L00, L00_inv = _chol_blocks(c0)
-        self.c00_inv = np.einsum("gba,gbc->gac", L00_inv, L00_inv)
+        L00, L00_inv = _chol_blocks(c0)
+        c00_inv = np.einsum("gba,gbc->gac", L00_inv, L00_inv)
         # K = Λ_0 A_00⁻¹ Λ_0ᵀ per level of term 0: what eliminating term 0 subtracts from G
-        K = np.einsum("ab,gbc,dc->gad", T0, self.c00_inv, T0)
-        self.K = K
-        self.logdet_00 = 2.0 * float(np.log(np.diagonal(self.L00, axis1=1, axis2=2)).sum())
-        self.LM, self.LM_inv = [], []
-        self.logdet_m = 0.0
+        K = np.einsum("ab,gbc,dc->gad", T0, c00_inv, T0)
+        logdet_00 = 2.0 * float(np.log(np.diagonal(L00, axis1=1, axis2=2)).sum())
+        LM, LM_inv, logdet_m = [], [], 0.0
         for r in range(1, self.k):
             H = self._eliminated_blocks(r, K)
-            Tr = self.T[r]
+            Tr = Ts[r]
             blocks = Tr.T @ (cp.diag[r] - H) @ Tr + np.eye(self.ncols[r])[None]
             L, Linv = _chol_blocks(blocks)
-            self.LM.append(L)
-            self.LM_inv.append(Linv)
-            self.logdet_m += 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
-        return self
+            LM.append(L)
+            LM_inv.append(Linv)
+            logdet_m += 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
+        return L00, c00_inv, logdet_00, LM, LM_inv, logdet_m
 
     def _eliminated_blocks(self, r: int, K: np.ndarray) -> np.ndarray:
         """The within-level blocks of G_r0 K G_0r (term r's levels × l_r × l_r)."""

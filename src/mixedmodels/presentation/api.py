@@ -18,6 +18,7 @@ import pandas as pd
 from ..exceptions import DataError, MixedModelsWarning
 from ..missing.fits import fit_imputations
 from ..missing.imputations import Imputations
+from ..models.cost import fit_linear_model
 from ..models.family import Family, NegativeBinomial, get_family
 from ..models.glmm import GeneralizedLinearMixedModel, check_separation
 from ..models.lmm import LinearMixedModel
@@ -215,7 +216,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         design = stream_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                                expand_doublebar=expand_doublebar)
         ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
-        return LinearMixedModel(design, reml=reml, control=ctrl).fit()
+        return fit_linear_model(design, reml=reml, control=ctrl)
     data = as_pandas(data)
     if standardize:
         return standardized_lmer(formula, data, reml=reml, weights=weights, offset=offset,
@@ -223,8 +224,8 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
                                  expand_doublebar=expand_doublebar)
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                           expand_doublebar=expand_doublebar)
-    model = LinearMixedModel(design, reml=reml, control=control)
-    return model.fit()
+    # the exact factor or the iterative path (Control(method=...), a cost model for "auto")
+    return fit_linear_model(design, reml=reml, control=control)
 
 
 def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial", n_agq: int = 1,
