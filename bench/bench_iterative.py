@@ -129,8 +129,8 @@ def main() -> None:
             rows.append(res)
             print(json.dumps(res), flush=True)
     print()
-    print(f"| case | scale | rows | levels | cells | requested | path | seconds | evals | CG its (max) "
-          f"| peak RSS MB | logLik | MC SE |")
+    print("| case | scale | rows | levels | cells | requested | path | seconds | evals | CG its (max) "
+          "| peak RSS MB | logLik | MC SE |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
