@@ -55,19 +55,11 @@ class IterativeFactor:
         self.layouts = self.parametrization.layouts
         self.theta_sizes = self.parametrization.sizes
         self.diag_is_bd = [True] + [False] * (self.k - 1)
-
-    @property
-    def n_theta(self) -> int:
-        return self.parametrization.n_theta
-
-    def theta_lower_bounds(self) -> np.ndarray:
-        return self.parametrization.lower_bounds()
-
-    def theta_start(self) -> np.ndarray:
-        return self.parametrization.start()
-
-    def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
-        return self.parametrization.split(theta)
+        # θ's layout, bounds, start and split are the parametrization's
+        self.n_theta = self.parametrization.n_theta
+        self.theta_lower_bounds = self.parametrization.lower_bounds
+        self.theta_start = self.parametrization.start
+        self.split_theta = self.parametrization.split
 
     def update(self, theta):
         raise NotImplementedError(
@@ -119,24 +111,17 @@ class IterativeLinearMixedModel(LinearMixedModel):
                  data_name: str | None = None, *, probes: int = 40, cg_tol: float = 1e-8,
                  cg_maxiter: int = 2000, seed: int = 20240601, exact_loglik: str = "auto",
                  choice: dict | None = None):
-        self.design = design
         from .family import gaussian
 
-        self.family = gaussian()
-        self.reml = bool(reml)
-        self.control = control or Control()
-        self.data_name = data_name
-        self.name: str | None = None
+        self.design, self.family, self.reml = design, gaussian(), bool(reml)
+        self.control, self.data_name, self.name = control or Control(), data_name, None
         if exact_loglik not in ("auto", "always", "never"):
             raise ValueError(f"exact_loglik must be 'auto', 'always' or 'never', got {exact_loglik!r}")
         self.settings = {"probes": int(probes), "cg_tol": float(cg_tol),
                          "cg_maxiter": int(cg_maxiter), "seed": int(seed),
                          "exact_loglik": exact_loglik}
         self.choice = dict(choice or {"method": "iterative", "reason": "requested"})
-        y = design.y if design.offset is None else design.y - design.offset
-        rows = get_rows(self.control.row_backend)([t.matrix for t in design.terms], design.X, y,
-                                                  design.weights)
-        self.crossproducts = rows.crossproducts()
+        self.crossproducts = _crossproducts(design, self.control.row_backend)
         self.factor = IterativeFactor(self.crossproducts)  # type: ignore[assignment]
         self.system = ReducedSystem(self.crossproducts)
         w = design.weights
@@ -416,24 +401,26 @@ class IterativeLinearMixedModel(LinearMixedModel):
 
     def with_design(self, design: ModelDesign, *, control: Control | None = None):
         return IterativeLinearMixedModel(design, reml=self.reml, control=control or self.control,
-                                         data_name=self.data_name, **self._init_settings())
-
-    def _init_settings(self) -> dict:
-        return {k: v for k, v in self.settings.items()}
+                                         data_name=self.data_name, **self.settings)
 
     def refit_ml(self) -> "IterativeLinearMixedModel":
+        """The same model fit by maximum likelihood on the iterative path, from this θ."""
         if not self.reml:
             return self
-        other = IterativeLinearMixedModel(self.design, reml=False, control=self.control,
-                                          data_name=self.data_name, **self._init_settings())
-        other.name = self.name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            other.fit(start=self._theta)
-        return other
+        other = self.with_design(self.design)
+        other.reml, other.name = False, self.name
+        with warnings.catch_warnings(action="ignore"):
+            return other.fit(start=self._theta)
 
     def convergence_objective(self):
         return None  # finite differences of a stochastic objective would give false alarms
+
+
+def _crossproducts(design: ModelDesign, row_backend: str):
+    """The crossproducts of [Z X y − offset] from the row backend (one pass over the rows)."""
+    y = design.y if design.offset is None else design.y - design.offset
+    terms = [t.matrix for t in design.terms]
+    return get_rows(row_backend)(terms, design.X, y, design.weights).crossproducts()
 
 
 def backfitting_start(cp, system: ReducedSystem, factor: IterativeFactor,
@@ -441,14 +428,9 @@ def backfitting_start(cp, system: ReducedSystem, factor: IterativeFactor,
     """θ from moment estimates with backfitting (Gao & Owen 2017): per scalar term, the
     between-level variance of the partial residuals' level sums, the effects of the other
     terms removed by shrunken level means; a few sweeps."""
-    theta = factor.theta_start()
-    p, n = cp.p, cp.n
-    gram = cp.xyxy
-    try:
-        beta = np.linalg.solve(gram[:p, :p], gram[:p, p]) if p else np.zeros(0)
-    except np.linalg.LinAlgError:
-        return theta
-    k = len(cp.terms)
+    theta, gram, p, n, k = factor.theta_start(), cp.xyxy, cp.p, cp.n, len(cp.terms)
+    # OLS from the crossproducts (least squares: a singular X'X cannot stop the start)
+    beta = np.linalg.lstsq(gram[:p, :p], gram[:p, p], rcond=None)[0]
     scalar = [t.ncols == 1 for t in cp.terms]
     zr = [np.asarray(z[p] - z[:p].T @ beta) for z in cp.zxy]  # Z_iᵀ r, r the OLS residuals
     rr = float(gram[p, p] - gram[:p, p] @ beta)
