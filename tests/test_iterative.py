@@ -168,3 +168,17 @@ def test_nonconvergence_warns_with_residuals():
         m.fit()
     msgs = [str(w.message) for w in caught if issubclass(w.category, IterativeConvergenceWarning)]
     assert msgs and "largest relative residual" in msgs[0] and "cg_maxiter" in msgs[0]
+
+
+def test_weights_offset_and_ml_against_exact():
+    df = crossed(n=4000, m1=200, m2=100, seed=4)
+    rng = np.random.default_rng(5)
+    w, off = rng.uniform(0.5, 2.0, len(df)), rng.normal(size=len(df))
+    kw = {"weights": w, "offset": off, "reml": False}
+    ex = mm.lmer("y ~ x + (1 | g1) + (1 | g2)", df, control=mm.Control(method="exact"), **kw)
+    it = mm.lmer("y ~ x + (1 | g1) + (1 | g2)", df, control=ITER, **kw)
+    close(it, ex)
+    at_same_theta = LinearMixedModel(it.design, reml=False)
+    at_same_theta.set_theta(it.theta)  # the CG solve gives the exact fit's β and modes at θ
+    np.testing.assert_allclose(it.fitted(), at_same_theta.fitted(), atol=1e-7)  # CG: 1e-8 residuals
+    np.testing.assert_allclose(it.fixef, at_same_theta.fixef, rtol=1e-8)
