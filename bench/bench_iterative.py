@@ -84,7 +84,7 @@ def worker(case: str, method: str, scale: float, probes: int) -> dict:
     import warnings
 
     import mixedmodels as mm
-    from mixedmodels.models.cost import fit_linear_model
+    from mixedmodels.models.dispatch import fit_linear_model
     from mixedmodels.spec.design import build_design
 
     frame = generate(case, scale)

@@ -162,28 +162,3 @@ def choose_path(design, method: str = "auto", probes: int = 40) -> dict:
     return {"method": "exact", "reason": (
         f"auto: exact ~{exact.seconds:.1f} s fits in {exact.memory / 1e9:.2f} GB"), **record}
 
-
-def linear_model(design, reml: bool = True, control=None, data_name: str | None = None, **settings):
-    """An unfitted LMM on the path :func:`choose_path` picks (``control.method``), with the
-    choice recorded (``model.choice``; after the fit also ``optinfo.path``)."""
-    from .iterative import IterativeLinearMixedModel
-    from .lmm import LinearMixedModel
-    from .optim import Control
-
-    control = control or Control()
-    choice = choose_path(design, getattr(control, "method", "auto"),
-                         settings.get("probes", 40))
-    if choice["method"] == "iterative":
-        return IterativeLinearMixedModel(design, reml=reml, control=control, data_name=data_name,
-                                         choice=choice, **settings)
-    model = LinearMixedModel(design, reml=reml, control=control, data_name=data_name)
-    model.choice = choice
-    return model
-
-
-def fit_linear_model(design, reml: bool = True, control=None, **settings):
-    """:func:`linear_model` fitted; the exact path's ``optinfo.path`` records the choice too."""
-    model = linear_model(design, reml=reml, control=control, **settings).fit()
-    if model.optinfo is not None and not hasattr(model.optinfo, "path"):
-        model.optinfo.path = {**model.choice}
-    return model

@@ -18,7 +18,7 @@ import pandas as pd
 from ..exceptions import DataError, MixedModelsWarning
 from ..missing.fits import fit_imputations
 from ..missing.imputations import Imputations
-from ..models.cost import fit_linear_model
+from ..models.dispatch import fit_linear_model
 from ..models.family import Family, NegativeBinomial, get_family
 from ..models.glmm import GeneralizedLinearMixedModel, check_separation
 from ..models.lmm import LinearMixedModel
