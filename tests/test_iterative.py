@@ -182,3 +182,18 @@ def test_weights_offset_and_ml_against_exact():
     at_same_theta.set_theta(it.theta)  # the CG solve gives the exact fit's β and modes at θ
     np.testing.assert_allclose(it.fitted(), at_same_theta.fitted(), atol=1e-7)  # CG: 1e-8 residuals
     np.testing.assert_allclose(it.fixef, at_same_theta.fixef, rtol=1e-8)
+
+
+def test_threaded_sparse_products_give_the_same_evaluation(monkeypatch):
+    from mixedmodels.core import reduced
+
+    d = build_design("y ~ x + (1 | g1) + (1 | g2)", crossed(n=3000))
+    theta = np.array([0.6, 0.4])
+    serial = IterativeLinearMixedModel(d).evaluate(theta)
+    monkeypatch.setattr(reduced, "_THREADED_NNZ", 0)
+    monkeypatch.setenv("MIXEDMODELS_THREADS", "3")
+    threaded = IterativeLinearMixedModel(d)
+    assert len(threaded.system.off[(1, 0)].chunks) == 3
+    ev = threaded.evaluate(theta)
+    assert ev.deviance == pytest.approx(serial.deviance, rel=1e-12)
+    np.testing.assert_allclose(ev.gradient, serial.gradient, rtol=1e-9)

@@ -12,6 +12,9 @@ Vectors over a set of terms are lists of ``(q_i × c)`` arrays (level-major rows
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +23,49 @@ import scipy.sparse as sp
 from .crossproducts import BlockedCrossproducts
 
 __all__ = ["ReducedSystem"]
+
+
+#: sparse products above this many nonzeros are split by rows over threads (scipy's kernel
+#: releases the GIL); MIXEDMODELS_THREADS sets the number of threads (default: the CPUs, ≤ 8)
+_THREADED_NNZ = 500_000
+_POOL: dict = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    try:
+        return max(1, min(8, int(os.environ.get("MIXEDMODELS_THREADS", os.cpu_count() or 1))))
+    except ValueError:
+        return 1
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:  # one pool per process, shared by all models (not stored on them: pickling)
+        if _POOL.get("workers") != workers:
+            _POOL.update(workers=workers, pool=ThreadPoolExecutor(max_workers=workers))
+        return _POOL["pool"]
+
+
+class _RowSplit:
+    """A CSR matrix in row chunks of about equal nonzeros, multiplied chunk by chunk in threads."""
+
+    def __init__(self, m: sp.csr_matrix):
+        self.shape, self.nnz = m.shape, m.nnz
+        k = _threads() if m.nnz >= _THREADED_NNZ else 1
+        cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, k + 1)[1:-1])
+        self.bounds = [0, *sorted(set(int(c) for c in cuts)), m.shape[0]]
+        self.chunks = [m[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:])]
+
+    def __matmul__(self, v: np.ndarray) -> np.ndarray:
+        if len(self.chunks) == 1:
+            return self.chunks[0] @ v
+        out = np.empty((self.shape[0], *v.shape[1:]))
+
+        def part(j: int) -> None:
+            out[self.bounds[j]:self.bounds[j + 1]] = self.chunks[j] @ v
+
+        list(_pool(len(self.chunks)).map(part, range(len(self.chunks))))
+        return out
 
 
 def _blocks_apply(blocks: np.ndarray, v: np.ndarray, transpose: bool = False) -> np.ndarray:
@@ -74,9 +120,10 @@ class ReducedSystem:
         self.ncols = [t.ncols for t in cp.terms]
         self.rest_starts = np.concatenate([[0], np.cumsum(self.q[1:])]).astype(int)
         self.dim = int(self.rest_starts[-1])
-        self.off = cp.off
-        # transposes once: CSR products are far faster than CSC-transposed ones
-        self.off_t = {key: m.T.tocsr() for key, m in cp.off.items()}
+        # transposes once (CSR products are far faster than CSC-transposed ones), both split by
+        # rows for threads
+        self.off = {key: _RowSplit(m) for key, m in cp.off.items()}
+        self.off_t = {key: _RowSplit(m.T.tocsr()) for key, m in cp.off.items()}
         self._sq: dict[int, sp.csr_matrix] = {}
         for r in range(1, self.k):
             if self.ncols[r] == 1 and self.ncols[0] == 1:
@@ -139,7 +186,7 @@ class ReducedSystem:
         m, l = self.cp.terms[r].nlevels, self.ncols[r]
         if r in self._sq:
             return (self._sq[r] @ K[:, 0, 0]).reshape(m, 1, 1)
-        g = self.off[(r, 0)]
+        g = self.cp.off[(r, 0)]
         f = (g @ _sparse_blockdiag(K)).tocsr()
         out = np.empty((m, l, l))
         for a in range(l):
