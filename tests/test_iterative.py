@@ -25,7 +25,7 @@ CASES = {"gpa_1": "gpa", "gpa_2": "gpa", "gpa_1_ml": "gpa", "sleepstudy_reml": "
          "penicillin": "Penicillin", "pastes": "Pastes", "dyestuff": "Dyestuff"}
 
 
-def crossed(n=6000, m1=300, m2=150, slope=False, seed=1):
+def crossed(n=8000, m1=600, m2=300, slope=False, seed=1):
     rng = np.random.default_rng(seed)
     g1, g2, x = rng.integers(0, m1, n), rng.integers(0, m2, n), rng.normal(size=n)
     y = (1 + 0.5 * x + 0.7 * rng.normal(size=m1)[g1] + 0.4 * rng.normal(size=m2)[g2]
@@ -68,12 +68,12 @@ def test_insteval_stochastic_against_lme4():
 
 @pytest.mark.parametrize("slope", [False, True])
 def test_simulated_crossed_against_exact(slope):
-    df = crossed(slope=slope, n=8000 if slope else 6000)
+    df = crossed(slope=slope, n=10000 if slope else 8000)
     f = "y ~ x + (1 + x | g1) + (1 | g2)" if slope else "y ~ x + (1 | g1) + (1 | g2)"
     ex = mm.lmer(f, df, control=mm.Control(method="exact"))
     assert not hasattr(ex, "exact_trace")
     it = mm.lmer(f, df, control=ITER)
-    assert not it.exact_trace  # 150 unknowns, 40 probes: a stochastic log-determinant
+    assert not it.exact_trace  # 300 unknowns, 40 probes: a stochastic log-determinant
     # θ rel 1e-3 on the variance parameters; the random slope's correlation entry is near 0
     close(it, ex, theta_rel=1e-3 if not slope else 2e-3)
     np.testing.assert_allclose(it.fixef, ex.fixef, rtol=1e-4)
@@ -111,7 +111,7 @@ def test_model_contract_on_the_iterative_path():
     text = str(m.summary())
     assert "iterative path (Control(method='iterative'))" in text
     assert "logLik evaluated exactly" in text
-    assert set(m.ranef) == {"g1", "g2"} and m.ranef["g1"].shape == (300, 1)
+    assert set(m.ranef) == {"g1", "g2"} and m.ranef["g1"].shape == (600, 1)
     pred = m.predict(df.head(5))
     np.testing.assert_allclose(pred, m.fitted()[:5], rtol=1e-10)
     assert m.varcorr.shape[0] == 3 and len(m.fixef) == 2
@@ -171,7 +171,7 @@ def test_nonconvergence_warns_with_residuals():
 
 
 def test_weights_offset_and_ml_against_exact():
-    df = crossed(n=4000, m1=200, m2=100, seed=4)
+    df = crossed(n=6000, m1=500, m2=250, seed=4)
     rng = np.random.default_rng(5)
     w, off = rng.uniform(0.5, 2.0, len(df)), rng.normal(size=len(df))
     kw = {"weights": w, "offset": off, "reml": False}

@@ -15,8 +15,8 @@ of the fixed effects' Schur complement), ``log det A`` and, for a gradient optim
   the gradient are exact (given the solves);
 - a backfitting moment start (Gao & Owen 2017; Ghosh, Hastie & Owen 2022) and L-BFGS-B.
 
-With at least as many probes as the reduced system has unknowns the probes are the unit
-vectors and every estimate is exact (small models). The fit reports the Monte Carlo standard
+When the reduced system has at most ``EXACT_TRACE_DIM`` (200) unknowns, or no more than the
+probes, the probes are the unit vectors and every estimate is exact (small models). The fit reports the Monte Carlo standard
 error of the logLik, and evaluates the logLik exactly at the optimum when the exact factor is
 affordable (:mod:`mixedmodels.models.cost`).
 """
@@ -42,6 +42,8 @@ from .optim import Control, OptimizerOutput, minimize, register_optimizer, value
 __all__ = ["IterativeLinearMixedModel", "IterativeFactor", "IterativeEvaluation"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+#: reduced systems up to this order use the unit vectors as probes: exact traces
+EXACT_TRACE_DIM = 200
 
 
 class IterativeFactor:
@@ -127,8 +129,9 @@ class IterativeLinearMixedModel(LinearMixedModel):
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w[w > 0]).sum())
         dim = self.system.dim
-        # as many probes as unknowns: the unit vectors, and the estimates are exact
-        self.exact_trace = dim <= self.settings["probes"]
+        # few unknowns (or as many probes as unknowns): the unit vectors as probes, and the
+        # estimates are exact at a cost of at most EXACT_TRACE_DIM solves per CG column
+        self.exact_trace = dim <= max(self.settings["probes"], EXACT_TRACE_DIM)
         self._w = (np.eye(dim) if self.exact_trace
                    else rademacher(dim, self.settings["probes"], self.settings["seed"]))
         self.optinfo = None
