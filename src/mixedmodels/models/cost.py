@@ -89,9 +89,12 @@ def exact_cost(cp=None, *, terms=None, crossed=None, n: int | None = None) -> Pa
     else:
         shapes = _shapes(terms)
     dense_q = [m * l for (m, l), c in zip(shapes, crossed) if c]
-    mem = 8.0 * (3 * sum(q * q for q in dense_q)
+    q0 = shapes[0][0] * shapes[0][1] if shapes else 0
+    # per dense block: the block and its factor and work copies, the dense update from the
+    # first term (q × q0: its copy and a syrk of q² q0 flops) and the dense blocks between terms
+    mem = 8.0 * (3 * sum(q * q for q in dense_q) + sum(q * q0 for q in dense_q)
                  + sum(a * b for i, a in enumerate(dense_q) for b in dense_q[i + 1:]))
-    flops = sum(q ** 3 / 3.0 + 2.0 * q * q * 10 for q in dense_q)
+    flops = sum(q ** 3 / 3.0 + q * q * q0 for q in dense_q)
     per_eval = flops / FLOPS_DENSE + 1e-7 * sum(m * l * l for m, l in shapes)
     return PathCost(mem, EXACT_EVALS * per_eval, per_eval, {"dense_blocks": dense_q, "n": n})
 
