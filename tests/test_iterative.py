@@ -123,6 +123,15 @@ def test_model_contract_on_the_iterative_path():
         m.factor.update(m.theta)
 
 
+def test_settings_from_control_options():
+    df = crossed(n=4000)
+    ctrl = mm.Control(method="iterative", options={"probes": 12, "seed": 3, "exact_loglik": "never"})
+    m = mm.lmer("y ~ x + (1 | g1) + (1 | g2)", df, control=ctrl)
+    assert m.optinfo.path["probes"] == 12 and not m.loglik_exact
+    assert m.optinfo.path["loglik_mc_se"] > 0
+    assert "Monte Carlo SE" in m.summary_notes()[0]
+
+
 def test_control_method_is_validated():
     with pytest.raises(ValueError, match="'auto', 'exact' or 'iterative'"):
         mm.Control(method="cg")

@@ -12,13 +12,19 @@ from .iterative import IterativeLinearMixedModel
 from .lmm import LinearMixedModel
 from .optim import Control
 
-__all__ = ["linear_model", "fit_linear_model"]
+__all__ = ["linear_model", "fit_linear_model", "ITERATIVE_OPTIONS"]
+
+#: keys of ``Control.options`` that set the iterative path (see IterativeLinearMixedModel)
+ITERATIVE_OPTIONS = ("probes", "cg_tol", "cg_maxiter", "seed", "exact_loglik")
 
 
 def linear_model(design, reml: bool = True, control=None, data_name: str | None = None, **settings):
     """An unfitted LMM on the path :func:`choose_path` picks (``control.method``), with the
     choice recorded (``model.choice``; after the fit also ``optinfo.path``)."""
     control = control or Control()
+    # the iterative path's settings may come in Control(options={"probes": 80, ...})
+    settings = {**{k: control.options[k] for k in ITERATIVE_OPTIONS if k in control.options},
+                **settings}
     choice = choose_path(design, getattr(control, "method", "auto"),
                          settings.get("probes", 40))
     if choice["method"] == "iterative":

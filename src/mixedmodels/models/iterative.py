@@ -16,9 +16,9 @@ of the fixed effects' Schur complement), ``log det A`` and, for a gradient optim
 - a backfitting moment start (Gao & Owen 2017; Ghosh, Hastie & Owen 2022) and L-BFGS-B.
 
 When the reduced system has at most ``EXACT_TRACE_DIM`` (200) unknowns, or no more than the
-probes, the probes are the unit vectors and every estimate is exact (small models). The fit reports the Monte Carlo standard
-error of the logLik, and evaluates the logLik exactly at the optimum when the exact factor is
-affordable (:mod:`mixedmodels.models.cost`).
+probes, the probes are the unit vectors and every estimate is exact (small models). The fit
+reports the Monte Carlo standard error of the logLik, and evaluates the logLik exactly at the
+optimum when the exact factor is affordable (:mod:`mixedmodels.models.cost`).
 """
 
 from __future__ import annotations
