@@ -10,6 +10,8 @@ Each case runs in its own process (its peak RSS is its own), from a seeded gener
 - ``1m``: 1M rows, ``y ~ x + (1|g1) + (1|g2)``, 10,000 × 5,000 uniform levels; the exact path
   and the iterative path in the same run (θ, logLik and SE agreement printed).
 - ``4m``: 4M rows, 60,000 × 30,000 levels with power-law (Zipf) counts per level.
+- ``glmm5m``: binomial ``y ~ x + (1|g1) + (1|g2)``, 5M rows, two crossed 50,000-level factors:
+  GLMMs have the exact path only, so this is refused before any work when it cannot fit.
 - ``ml32m``: ``rating ~ 1 + (1|user) + (1|movie)``, 32M rows, 200,948 users × 84,432 movies,
   users' counts lognormal with at least 20 and mean ~160 ratings (as MovieLens-32M), movies'
   Zipf (a long tail of movies rated once or twice). ``--scale`` shrinks rows and levels alike.
@@ -64,11 +66,16 @@ def generate(case: str, scale: float = 1.0, seed: int = 13):
     elif case == "ml32m":
         n, m1, m2 = int(32_000_000 * scale), int(200_948 * scale), int(84_432 * scale)
         g1, g2 = user_codes(rng, n, m1), zipf_codes(rng, n, m2, 1.05)
+    elif case == "glmm5m":
+        n, m1, m2 = int(5_000_000 * scale), int(50_000 * scale), int(50_000 * scale)
+        g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
     else:
         raise ValueError(case)
     x = rng.normal(size=n)
     y = (3.5 + 0.2 * x + rng.normal(0, 0.45, m1)[g1] + rng.normal(0, 0.6, m2)[g2]
          + rng.normal(0, 0.9, n))
+    if case == "glmm5m":  # binomial: the same linear predictor on the logit scale
+        y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(y - 3.5)))).astype(float)
     return pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2})
 
 
@@ -80,10 +87,31 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def glmm_worker(scale: float) -> dict:
+    """The binomial GLMM case: fitted on the exact path, or refused before any work."""
+    import mixedmodels as mm
+
+    frame = generate("glmm5m", scale)
+    t0 = time.perf_counter()
+    try:
+        m = mm.glmer(formula("glmm5m"), frame, family="binomial")
+    except mm.ModelSizeError as err:
+        return {"case": "glmm5m", "requested": "exact", "error": [f"refused: {err}"],
+                "seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+    return {"case": "glmm5m", "requested": "exact", "path": "exact", "reason": "GLMM",
+            "seconds": time.perf_counter() - t0, "nevals": m.optinfo.nevals, "cg_iterations": [],
+            "peak_mb": _peak_mb(), "loglik": m.loglik, "loglik_exact": True, "nobs": m.nobs,
+            "cells": 0, "levels": [t.nlevels for t in m.design.terms], "theta": m.theta.tolist(),
+            "se": m.coef_table()["Std. Error"].tolist(), "loglik_mc_se": 0.0}
+
+
 def worker(case: str, method: str, scale: float, probes: int) -> dict:
     import warnings
 
     import mixedmodels as mm
+
+    if case == "glmm5m":
+        return glmm_worker(scale)
     from mixedmodels.models.dispatch import fit_linear_model
     from mixedmodels.spec.design import build_design
 

@@ -169,6 +169,17 @@ def test_model_too_large_for_both_paths_is_refused(monkeypatch):
         cost.choose_path(_Design(32_000_000, [200_948, 84_432]))
 
 
+def test_glmm_too_large_for_the_exact_path_is_refused(monkeypatch):
+    monkeypatch.setattr(cost, "available_memory", lambda: 1e6)
+    cbpp = mm.load_dataset("cbpp")
+    with pytest.raises(ModelSizeError, match="exact path only"):
+        cost.check_exact_fits(_Design(5_000_000, [50_000, 50_000]))
+    # a small GLMM still fits
+    monkeypatch.undo()
+    g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    assert g.loglik < 0
+
+
 def test_nonconvergence_warns_with_residuals():
     d = build_design("y ~ x + (1 | g1) + (1 | g2)", crossed())
     m = IterativeLinearMixedModel(d, cg_maxiter=1, exact_loglik="never")

@@ -24,6 +24,7 @@ import numpy as np
 from ..exceptions import ModelSizeError
 
 __all__ = ["PathCost", "exact_cost", "iterative_cost", "available_memory", "choose_path",
+           "check_exact_fits",
            "EXACT_SECONDS_LIMIT", "FLOPS_DENSE", "FLOPS_SPARSE"]
 
 #: measured on the 2-core development machine (LAPACK Cholesky/syrk; scipy CSR × dense)
@@ -165,3 +166,20 @@ def choose_path(design, method: str = "auto", probes: int = 40) -> dict:
     return {"method": "exact", "reason": (
         f"auto: exact ~{exact.seconds:.1f} s fits in {exact.memory / 1e9:.2f} GB"), **record}
 
+
+def check_exact_fits(design, what: str = "a GLMM") -> None:
+    """Refuse, before any work, a model whose exact factor cannot fit in memory, for fits that
+    have only the exact path (GLMMs).
+
+    Raises
+    ------
+    ModelSizeError
+    """
+    choice = choose_path(design, "exact")
+    need, mem = choice["exact_estimate"]["memory_gb"], choice["available_memory_gb"]
+    if need > 0.8 * mem:
+        raise ModelSizeError(
+            f"{what} is fit on the exact path only, whose factor needs about {need:.1f} GB here "
+            f"(dense blocks for the crossed grouping factors); {mem:.1f} GB are available. Use "
+            "fewer levels (pool rare ones), a linear mixed model (mm.lmer has an iterative path), "
+            "or a machine with more memory.")

@@ -18,6 +18,7 @@ import pandas as pd
 from ..exceptions import DataError, MixedModelsWarning
 from ..missing.fits import fit_imputations
 from ..missing.imputations import Imputations
+from ..models.cost import check_exact_fits
 from ..models.dispatch import fit_linear_model
 from ..models.family import Family, NegativeBinomial, get_family
 from ..models.glmm import GeneralizedLinearMixedModel, check_separation
@@ -328,6 +329,7 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     if np.all(y == y[0]) and fam.constant_response_is_error:
         raise DataError(f"response {store.name or design.response_name!r} is constant "
                         f"({y[0]:g}); there is nothing to model")
+    check_exact_fits(design)  # no iterative GLMM path yet: refuse what cannot fit, before work
     if isinstance(fam, NegativeBinomial) and fam.theta is None:
         model = fit_negative_binomial(design, fam, n_agq, control)
     else:
