@@ -395,6 +395,14 @@ class IterativeLinearMixedModel(LinearMixedModel):
 
     def conditional_covariance(self, max_q: int = 20_000) -> list[np.ndarray]:
         """Conditional variances of the random effects, from the exact factor at θ̂ (needs it)."""
+        from .cost import exact_cost
+
+        est = exact_cost(self.crossproducts)
+        if not est.affordable_once:
+            raise NotImplementedError(
+                "conditional variances need the exact factor, which is too large here (about "
+                f"{est.memory / 1e9:.1f} GB, {est.seconds_per_evaluation:.0f} s); the conditional "
+                "modes (m.ranef) come from the iterative solve")
         return self._exact_twin().conditional_covariance(max_q)
 
     def _exact_twin(self) -> LinearMixedModel:
