@@ -131,7 +131,9 @@ def choose_path(design, method: str = "auto", probes: int = 40) -> dict:
     terms = design.terms
     shapes = _shapes(terms)
     n, p = int(design.nobs), int(design.X.shape[1])
+    # a streamed design has no codes in memory: its crossing is unknown, assumed crossed
     codes = [getattr(t.matrix, "codes", None) for t in terms]
+    codes = [c if c is not None and len(c) == n and n > 0 else None for c in codes]
     crossed = [False]
     for i in range(1, len(terms)):
         crossed.append(True if codes[0] is None or codes[i] is None
