@@ -217,3 +217,15 @@ def test_threaded_sparse_products_give_the_same_evaluation(monkeypatch):
     ev = threaded.evaluate(theta)
     assert ev.deviance == pytest.approx(serial.deviance, rel=1e-12)
     np.testing.assert_allclose(ev.gradient, serial.gradient, rtol=1e-9)
+
+
+def test_streamed_parquet_on_the_iterative_path(tmp_path):
+    pytest.importorskip("duckdb")
+    df = crossed(n=5000)
+    path = tmp_path / "crossed.parquet"
+    df.to_parquet(path)
+    f = "y ~ x + (1 | g1) + (1 | g2)"
+    streamed = mm.lmer(f, str(path), control=ITER)
+    memory = mm.lmer(f, df, control=mm.Control(method="exact"))
+    assert streamed.optinfo.path["method"] == "iterative"
+    close(streamed, memory)
