@@ -11,6 +11,7 @@ from .core import DenseOps, RowOps
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, OrdinalResponseWarning, RankDeficiencyWarning,
                          ScalingWarning, SingularFitWarning)
+from .exceptions import IterativeConvergenceWarning, ModelSizeError
 from .spec.design import build_design
 from .spec.formula import FormulaError, parse_formula
 from .models.base import MixedModel
@@ -59,6 +60,7 @@ __all__ = [
     "parse_formula", "build_design", "Control", "FormulaError", "DataError",
     "MixedModelsWarning", "MissingDataWarning", "RankDeficiencyWarning", "ConvergenceWarning",
     "SingularFitWarning", "ScalingWarning", "ModelComparisonWarning", "__version__",
+    "IterativeConvergenceWarning", "ModelSizeError",
     "cluster_robust", "fixed_effects", "gee", "compare_approaches", "growth_curve",
     "bootstrap", "bootstrap_lrt", "contrast", "confint", "ranef_table", "satterthwaite_df",
     "kenward_roger", "BootstrapResult", "predict", "simulate",

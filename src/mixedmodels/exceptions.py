@@ -17,7 +17,9 @@ __all__ = [
     "ScalingWarning",
     "ModelComparisonWarning",
     "OrdinalResponseWarning",
+    "IterativeConvergenceWarning",
     "DataError",
+    "ModelSizeError",
 ]
 
 
@@ -62,9 +64,18 @@ class OrdinalResponseWarning(MixedModelsWarning):
     """``mm.clmm`` was given a response that is not an ordered categorical (strings, numbers or
     an unordered categorical); it was converted with the order the message names. Pass an
     ordered ``pd.Categorical`` to state the order and silence it."""
+class IterativeConvergenceWarning(ConvergenceWarning):
+    """The iterative path's conjugate gradients stopped at their iteration limit before the
+    tolerance; the message gives the residual norms and what to change (``cg_maxiter``,
+    ``cg_tol``, or ``Control(method="exact")``)."""
 
 
 class DataError(ValueError):
     """The data cannot be used for the model as given; the message names the column (and the
     count and rows where it applies): a missing column, ±Inf values, no random-effects term,
     unusable grouping factors, new levels or ±Inf in ``predict``'s ``newdata``. A ValueError."""
+
+
+class ModelSizeError(MemoryError):
+    """The model fits neither on the exact path nor on the iterative one in the memory
+    available; raised before any work, with both estimates (see docs/big-data.md)."""

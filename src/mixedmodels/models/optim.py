@@ -65,6 +65,10 @@ class Control:
         The engine's backends (:mod:`mixedmodels.core.backends`): ``"lapack"`` and ``"memory"``.
     options : dict
         Extra optimizer settings, e.g. ``{"initial_step": ...}`` for nlopt optimizers.
+    method : {"auto", "exact", "iterative"}
+        LMMs: the exact blocked Cholesky factor, or the iterative path (conjugate gradients and
+        a stochastic log-determinant, no dense block); ``"auto"`` picks from the numbers of
+        levels, rows and the memory available (see ``docs/big-data.md``).
     """
 
     optimizer: str = "bobyqa"
@@ -88,6 +92,11 @@ class Control:
     dense_backend: str = "lapack"
     row_backend: str = "memory"
     options: dict = field(default_factory=dict)
+    method: str = "auto"
+
+    def __post_init__(self):
+        if self.method not in ("auto", "exact", "iterative"):
+            raise ValueError(f"method must be 'auto', 'exact' or 'iterative', got {self.method!r}")
 
     def optimizer_options(self) -> dict:
         """The options :func:`minimize` passes to the optimizer."""

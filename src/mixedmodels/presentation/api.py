@@ -18,6 +18,8 @@ import pandas as pd
 from ..exceptions import DataError, MixedModelsWarning
 from ..missing.fits import fit_imputations
 from ..missing.imputations import Imputations
+from ..models.cost import check_exact_fits
+from ..models.dispatch import fit_linear_model
 from ..models.family import Family, NegativeBinomial, get_family
 from ..models.glmm import GeneralizedLinearMixedModel, check_separation
 from ..models.lmm import LinearMixedModel
@@ -237,7 +239,7 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         design = stream_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                                expand_doublebar=expand_doublebar, progress=_pass_progress(progress))
         ctrl = dataclasses.replace(control or Control(), row_backend="streamed")
-        return StreamedLMM(design, reml=reml, control=ctrl).fit()
+        return fit_linear_model(design, reml=reml, control=ctrl, exact_class=StreamedLMM)
     library = frame_library(data)   # tidy/glance give results back in the data's frame type
     data = as_pandas(data)
     if standardize:
@@ -247,7 +249,8 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
     else:
         design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action,
                               expand_doublebar=expand_doublebar)
-        model = LinearMixedModel(design, reml=reml, control=control).fit()
+        # the exact factor or the iterative path (Control(method=...), a cost model for "auto")
+        model = fit_linear_model(design, reml=reml, control=control)
     model.data_library = library
     return model
 
@@ -382,6 +385,7 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     if np.all(y == y[0]) and fam.constant_response_is_error:
         raise DataError(f"response {store.name or design.response_name!r} is constant "
                         f"({y[0]:g}); there is nothing to model")
+    check_exact_fits(design)  # no iterative GLMM path yet: refuse what cannot fit, before work
     if isinstance(fam, NegativeBinomial) and fam.theta is None:
         model = fit_negative_binomial(design, fam, n_agq, control)
     else:
