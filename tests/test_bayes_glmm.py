@@ -160,12 +160,17 @@ def test_nuts_diagnostics_warn_with_advice():
                      family="binomial", chains=2, draws=100, warmup=100, seed=1, cores=1, max_treedepth=1)
 
 
-def test_bayes_name_is_the_subpackage_and_says_so():
+def test_bayes_is_the_subpackage_and_calls_the_fit():
+    """mm.bayes(formula, data, ...) as the issue writes it is mm.bayes_fit; mixedmodels.bayes is
+    also the subpackage of samplers."""
     import mixedmodels.bayes as sub
 
     assert mm.bayes is sub
-    with pytest.raises(TypeError, match="mm.bayes_fit"):
-        mm.bayes("y ~ x + (1 | g)", None)
+    d = mm.load_dataset("sleepstudy")
+    kw = dict(chains=1, draws=50, warmup=50, seed=3, cores=1)
+    a = mm.bayes("Reaction ~ Days + (1 | Subject)", d, **kw)
+    b = mm.bayes_fit("Reaction ~ Days + (1 | Subject)", d, **kw)
+    np.testing.assert_array_equal(a.draws().to_numpy(), b.draws().to_numpy())
 
 
 def test_glmm_bad_input():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..bayes import register_fit
 from ..bayes.fit import BayesFit, bayes_glmm, bayes_lmm, resolve_resid, rstanarm_fixef_prior
 from ..exceptions import DataError
 from ..models.family import NegativeBinomial, get_family
@@ -309,3 +310,7 @@ def _bayes_glmm(formula, data, fam, *, chains, draws, warmup, seed, priors, cov_
     return bayes_glmm(model, cov_priors=cov, fixef_prior=fx, chains=chains, draws=draws, warmup=warmup,
                       seed=seed, cores=cores, thin=thin, prior_labels=labels, method=method,
                       max_treedepth=max_treedepth, adapt_delta=adapt_delta, nb_rate=nb_rate)
+
+
+# mm.bayes(formula, data, ...), the spelling: the subpackage mixedmodels.bayes is callable
+register_fit(bayes_fit)
