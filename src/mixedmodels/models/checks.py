@@ -405,6 +405,29 @@ def derivative_evals_needed(k: int) -> int:
     return 1 + 2 * k + k * (k - 1) // 2
 
 
+def hessian_from_gradient(grad, x: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
+    """The Hessian by central differences of an exact gradient (symmetrized): accurate to
+    ~1e-8 relative where the gradient is exact (glmmTMB's on cbpp), at 2k gradient calls.
+
+    Parameters
+    ----------
+    grad : callable
+        ``grad(x) -> ndarray``, the exact gradient.
+    x : ndarray
+        Where to evaluate.
+    rel_step : float
+        Step ``rel_step · max(1, |x_j|)`` per coordinate.
+    """
+    k = len(x)
+    H = np.empty((k, k))
+    for j in range(k):
+        h = rel_step * max(1.0, abs(x[j]))
+        e = np.zeros(k)
+        e[j] = h
+        H[:, j] = (grad(x + e) - grad(x - e)) / (2.0 * h)
+    return 0.5 * (H + H.T)
+
+
 def finite_difference_derivatives(fun, x: np.ndarray, lower: np.ndarray | None = None,
                                   rel_step: float = 1e-3, f0: float | None = None):
     """Gradient and Hessian of ``fun`` at ``x`` by finite differences, respecting lower bounds.

@@ -26,7 +26,7 @@ from scipy.linalg import solve_triangular
 from ..exceptions import ConvergenceWarning, DataError
 from ..spec.design import ModelDesign
 from .base import MixedModel
-from .checks import check_fit, theta_names
+from .checks import check_fit, hessian_from_gradient, theta_names
 from .family import Family
 from .optim import Control, OptSummary, minimize, value_and_gradient
 from .pirls import PirlsEngine, PirlsResult, gh_rule, history_text
@@ -563,7 +563,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         try:
             with np.errstate(all="ignore"):
                 if self.has_analytic_gradient:
-                    H = _hessian_from_gradient(lambda p: self.objective_and_gradient(p[:nth], p[nth:])[1], x)
+                    H = hessian_from_gradient(lambda p: self.objective_and_gradient(p[:nth], p[nth:])[1], x)
                 else:
                     # a step of 1e-3: at lme4's 1e-4 the second differences of even the exact
                     # deviance carry ~1% rounding error (cbpp's SEs: glmmTMB's to 1e-7 at 1e-3)
@@ -706,18 +706,6 @@ def _hessian(fun, x: np.ndarray, fx: float, delta: float = 1e-4) -> np.ndarray:
                 vals.append(fun(xx))
             H[i, j] = H[j, i] = (vals[0] - vals[1] - vals[2] + vals[3]) / (2.0 * delta) ** 2
     return H
-
-
-def _hessian_from_gradient(grad, x: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
-    """Central differences of the exact gradient: the Hessian to ~1e-8 (glmmTMB's, on cbpp)."""
-    k = len(x)
-    H = np.empty((k, k))
-    for j in range(k):
-        h = rel_step * max(1.0, abs(x[j]))
-        e = np.zeros(k)
-        e[j] = h
-        H[:, j] = (grad(x + e) - grad(x - e)) / (2.0 * h)
-    return 0.5 * (H + H.T)
 
 
 def _separation_columns(X: np.ndarray, names: list[str], y: np.ndarray,

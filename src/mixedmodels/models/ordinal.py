@@ -24,6 +24,7 @@ import pandas as pd
 from ..exceptions import ConvergenceWarning
 from ..spec.design import ModelDesign
 from .base import MixedModel, extension
+from .checks import hessian_from_gradient
 from .family import Family
 from .optim import Control, OptSummary, minimize, value_and_gradient
 from .ordinal_agq import agq_loglik_and_gradient
@@ -275,16 +276,10 @@ class CumulativeLinkMixedModel(MixedModel):
         of the exact gradient (of the Laplace or the AGQ likelihood)."""
         if self._hessian_matrix is None:
             x = self._x
-            k = len(x)
-            H = np.empty((k, k))
-            for j in range(k):
-                h = _GRAD_STEP * max(1.0, abs(x[j]))
-                ej = np.zeros(k)
-                ej[j] = h
-                H[:, j] = (self.objective_and_gradient(x + ej)[1]
-                           - self.objective_and_gradient(x - ej)[1]) / (4 * h)
+            # the gradient is of the deviance, −2 log L: half its Hessian
+            self._hessian_matrix = 0.5 * hessian_from_gradient(
+                lambda p: self.objective_and_gradient(p)[1], x, _GRAD_STEP)
             self.engine.loglik(x)  # leave the warm start at the estimates
-            self._hessian_matrix = 0.5 * (H + H.T)
         names = self._par_names()
         return pd.DataFrame(self._hessian_matrix, index=names, columns=names)
 
