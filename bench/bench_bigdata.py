@@ -157,6 +157,18 @@ def run(engine: str, path: Path, timeout: float, model: str = "lmm") -> dict:
     return json.loads(lines[-1])
 
 
+def duckdb_groupby_seconds(path: Path) -> float:
+    """DuckDB's own aggregation of what the crossproducts of ``[Z X y]`` need (counts and sums of
+    x, y and their products per (g1, g2) cell): the rate no pass over these files can beat."""
+    import duckdb
+
+    con = duckdb.connect()
+    start = time.perf_counter()
+    con.sql(f"select g1, g2, count(*), sum(x), sum(y), sum(x*x), sum(x*y), sum(y*y) "
+            f"from read_parquet('{path}') group by g1, g2").fetchall()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 4_000_000])
@@ -166,12 +178,14 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--model", choices=["lmm", "glmm", "glmm1"], default="lmm")
     ap.add_argument("--worker", nargs=3, metavar=("ENGINE", "PATH", "MODEL"))
+    ap.add_argument("--groupby", action="store_true",
+                    help="also time DuckDB's own GROUP BY sums over the same file (the physical limit)")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker)))
         return
     engines = args.engines.split(",")
-    rows = []
+    rows, limits = [], []
     with tempfile.TemporaryDirectory() as tmp:
         sizes = sorted(set(args.rows))
         for n in sizes:
@@ -189,6 +203,8 @@ def main() -> None:
                     ref = res["loglik"]
                 rows.append((n, engine, disk, res, ref if engine != "pandas-1f" else None))
                 print(f"  done {n:>10,} {engine}", file=sys.stderr, flush=True)
+            if args.groupby:
+                limits.append((n, duckdb_groupby_seconds(path)))
     formula = GLMM_FORMULAS[args.model] + " (binomial, Laplace)" if args.model != "lmm" else FORMULA
     print(f"\n{formula}, 1000 x 5000 levels, ML; data in memory = {4 * 8 + 1} bytes/row "
           f"({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})\n")
@@ -204,6 +220,11 @@ def main() -> None:
         passes = str(res.get("passes", "-"))
         print(f"{n:>11,} {engine:<12} {disk:>8.0f} {33 * n / 2**20:>9.0f} {res['seconds']:>8.1f} "
               f"{res['peak_mb']:>8.0f} {worker_mb:>10} {dl:>10} {passes:>7}")
+    for n, secs in limits:
+        fits = [res["seconds"] for m, e, _, res, _ in rows if m == n and e == "duckdb" and "seconds" in res]
+        ours = f"; our DuckDB fit (two passes and the fit) {n / fits[0] / 1e6:.2f} M rows/s" if fits else ""
+        print(f"\n{n:,} rows: DuckDB's GROUP BY g1, g2 of the sums the crossproducts need takes "
+              f"{secs:.1f} s ({n / secs / 1e6:.2f} M rows/s){ours}")
 
 
 if __name__ == "__main__":
