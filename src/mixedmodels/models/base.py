@@ -26,7 +26,7 @@ from ..spec.design import ModelDesign
 from .family import Family
 from .optim import Control, OptSummary
 
-__all__ = ["MixedModel", "implements", "extension", "RowValues"]
+__all__ = ["MixedModel", "JointLikelihoodModel", "implements", "extension", "RowValues"]
 
 
 class RowValues(pd.Series):
@@ -478,3 +478,26 @@ def _dense_lower_factor(factor: BlockedFactor) -> np.ndarray:
             off = factor.L_off[(r, i)]
             L[starts[r]:starts[r + 1], a:b] = off.toarray() if sp.issparse(off) else off
     return L
+
+
+class JointLikelihoodModel(MixedModel):
+    """A model whose engine maximizes its likelihood over every parameter at once, with no scale
+    profiled out (glmmTMB's families, ``clmm``): deviance −2 log L, the engine's parameter count,
+    no σ. Subclasses set ``self.engine`` (with ``n_par``) and ``loglik``."""
+
+    @property
+    def deviance(self) -> float:
+        return -2.0 * self.loglik
+
+    @property
+    def npar(self) -> int:
+        """Every estimated parameter (ordinal's ``edf``, glmmTMB's ``df``)."""
+        return self.engine.n_par
+
+    @property
+    def residual_variance_scale(self) -> float:
+        return 1.0
+
+    @property
+    def has_scale(self) -> bool:
+        return False

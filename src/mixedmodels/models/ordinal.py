@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..exceptions import ConvergenceWarning
 from ..spec.design import ModelDesign
-from .base import MixedModel, extension
+from .base import JointLikelihoodModel, extension
 from .checks import hessian_from_gradient
 from .family import Family
 from .optim import Control, OptSummary, minimize, value_and_gradient
@@ -53,7 +53,7 @@ class CumulativeLinkFamily(Family):
         return f"CumulativeLinkFamily(link={self.link.name!r})"
 
 
-class CumulativeLinkMixedModel(MixedModel):
+class CumulativeLinkMixedModel(JointLikelihoodModel):
     """A cumulative-link mixed model; fit with :meth:`fit` or :func:`mixedmodels.clmm`.
 
     Parameters
@@ -253,23 +253,6 @@ class CumulativeLinkMixedModel(MixedModel):
     def loglik(self) -> float:
         """The Laplace (or AGQ) log-likelihood at the estimates (ordinal's ``logLik``)."""
         return float(self._loglik)
-
-    @property
-    def deviance(self) -> float:
-        return -2.0 * self.loglik
-
-    @property
-    def npar(self) -> int:
-        """Thresholds, fixed effects and θ (ordinal's ``edf``)."""
-        return self.engine.n_par
-
-    @property
-    def residual_variance_scale(self) -> float:
-        return 1.0
-
-    @property
-    def has_scale(self) -> bool:
-        return False
 
     def hessian(self) -> pd.DataFrame:
         """The Hessian of −log-likelihood over (α, β, θ) at the estimates: central differences

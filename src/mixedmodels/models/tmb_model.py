@@ -17,7 +17,7 @@ import pandas as pd
 from ..core.parametrization import ThetaParametrization
 from ..exceptions import ConvergenceWarning
 from ..spec.design import ModelDesign
-from .base import MixedModel, extension
+from .base import JointLikelihoodModel, extension
 from .laplace import LaplaceEngine
 from .optim import Control, OptSummary, minimize, value_and_gradient
 from .tmb_families import TMBFamily, TMBTweedie
@@ -74,7 +74,7 @@ class _ThetaMap:
         return self
 
 
-class GlmmTMBModel(MixedModel):
+class GlmmTMBModel(JointLikelihoodModel):
     """A mixed model with one of glmmTMB's families; fit with :meth:`fit` or ``mm.glmer``.
 
     Parameters
@@ -315,22 +315,6 @@ class GlmmTMBModel(MixedModel):
     def loglik(self) -> float:
         """The Laplace log-likelihood (glmmTMB's ``logLik``)."""
         return -self._value
-
-    @property
-    def deviance(self) -> float:
-        return 2.0 * self._value
-
-    @property
-    def npar(self) -> int:
-        return self.engine.n_par
-
-    @property
-    def residual_variance_scale(self) -> float:
-        return 1.0
-
-    @property
-    def has_scale(self) -> bool:
-        return False
 
     @property
     def params(self) -> pd.Series:
