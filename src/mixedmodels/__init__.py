@@ -5,53 +5,16 @@
 >>> print(m.summary())                                  # doctest: +SKIP
 """
 
-# the layers, bottom up (docs/architecture.md); importing them registers the post-estimation
-# and presentation methods on MixedModel (m.confint(), m.predict(), m.summary(), plots)
-from .core import DenseOps, RowOps
+# Only the exceptions are imported here (plain Python). Every other public name is imported on
+# first use (PEP 562 ``__getattr__`` below), so ``import mixedmodels`` loads none of numpy, pandas,
+# scipy, formulaic (issue 18: at most 0.3 s). Its first use also imports the modules that
+# register the model's post-estimation and presentation methods (m.confint(), m.summary(), the
+# plots, m.params: mixedmodels.models.base.load_extensions), which the methods themselves also do
+# on first use, so a model made or unpickled without this package has them too.
 from .exceptions import (ConvergenceWarning, DataError, MissingDataWarning, MixedModelsWarning,
                          ModelComparisonWarning, OrdinalResponseWarning, RankDeficiencyWarning,
                          ScalingWarning, SingularFitWarning)
 from .exceptions import IterativeConvergenceWarning, ModelSizeError
-from .spec.design import build_design
-from .spec.formula import FormulaError, parse_formula
-from .models.base import MixedModel
-from .models.family import (Family, Gamma, binomial, gaussian, get_family, inverse_gaussian,
-                            negative_binomial, poisson)
-from .models.glmm import GeneralizedLinearMixedModel
-from .models.lmm import LinearMixedModel
-from .models.optim import Control, OptSummary, optimizers, register_optimizer
-from .models.standardize import standardized_lmer
-from .postestimation.averaging import model_average, predict_newdata
-from .postestimation.bootstrap import BootstrapResult, bootstrap, bootstrap_lrt
-from .postestimation.caic import caic
-from .postestimation.compare import aic_table, anova
-from .postestimation.crossval import cross_validate, grouped_folds
-from .postestimation.ddf import contrast, kenward_roger, satterthwaite_df
-from .postestimation.diagnostics import all_fit, rePCA
-from .postestimation.emmeans import EMMeans, emmeans
-from .postestimation.predict import predict, simulate
-from .postestimation.profile import confint
-from .postestimation.ranef import ranef_table
-from .postestimation.simulated_residuals import SimulatedResiduals, simulate_residuals
-from .postestimation.variance import icc, r2, r2_beta, variance_components
-from .alternatives.compare import compare_approaches
-from .alternatives.estimators import cluster_robust, fixed_effects, gee
-from .alternatives.growth import growth_curve
-from .missing import Imputations, MIFits, compare_missing, impute, missing_report, pool
-from .presentation import plots as _plots  # noqa: F401  (registers the plot methods)
-from .presentation.plots_more import plot_all_fit
-from .presentation import results as _results  # noqa: F401  (registers summary and repr)
-from .presentation import reprs as _reprs  # noqa: F401  (registers the result objects' printing)
-from .presentation import aliases as _aliases  # noqa: F401  (statsmodels-style .params, .bse, ...)
-from .presentation.api import clmm, glmer, lmer
-from .presentation.datasets import list_datasets, load_dataset
-from .presentation.guide import help
-from .presentation.tidy import augment, glance, tidy
-from .presentation.tables import ModelTable, table
-from .presentation.display import format_anova, format_table
-from .models import priors
-from .presentation.blme import bayes_fit, bglmer, blmer
-from .presentation.small_sample import compare_small_sample
 
 __version__ = "0.1.0"
 
@@ -79,10 +42,72 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """The scikit-learn estimators load scikit-learn, so they are imported on first use."""
-    if name in ("MixedEffectsRegressor", "MixedEffectsClassifier"):
-        from . import learners
+# where each public name lives: module (relative to this package) -> names; "" is the module itself
+_LAZY_MODULES = {
+    "core": ("DenseOps", "RowOps"),
+    "spec.design": ("build_design",),
+    "spec.formula": ("FormulaError", "parse_formula"),
+    "models.base": ("MixedModel",),
+    "models.family": ("Family", "Gamma", "binomial", "gaussian", "get_family", "inverse_gaussian",
+                      "negative_binomial", "poisson"),
+    "models.glmm": ("GeneralizedLinearMixedModel",),
+    "models.lmm": ("LinearMixedModel",),
+    "models.optim": ("Control", "OptSummary", "optimizers", "register_optimizer"),
+    "models.standardize": ("standardized_lmer",),
+    "models.priors": ("",),
+    "postestimation.averaging": ("model_average", "predict_newdata"),
+    "postestimation.bootstrap": ("BootstrapResult", "bootstrap", "bootstrap_lrt"),
+    "postestimation.caic": ("caic",),
+    "postestimation.compare": ("aic_table", "anova"),
+    "postestimation.crossval": ("cross_validate", "grouped_folds"),
+    "postestimation.ddf": ("contrast", "kenward_roger", "satterthwaite_df"),
+    "postestimation.diagnostics": ("all_fit", "rePCA"),
+    "postestimation.emmeans": ("EMMeans", "emmeans"),
+    "postestimation.predict": ("predict", "simulate"),
+    "postestimation.profile": ("confint",),
+    "postestimation.ranef": ("ranef_table",),
+    "postestimation.simulated_residuals": ("SimulatedResiduals", "simulate_residuals"),
+    "postestimation.variance": ("icc", "r2", "r2_beta", "variance_components"),
+    "alternatives.compare": ("compare_approaches",),
+    "alternatives.estimators": ("cluster_robust", "fixed_effects", "gee"),
+    "alternatives.growth": ("growth_curve",),
+    "missing": ("Imputations", "MIFits", "compare_missing", "impute", "missing_report", "pool"),
+    "presentation.plots_more": ("plot_all_fit",),
+    "presentation.api": ("clmm", "glmer", "lmer"),
+    "presentation.datasets": ("list_datasets", "load_dataset"),
+    "presentation.guide": ("help",),
+    "presentation.tidy": ("augment", "glance", "tidy"),
+    "presentation.tables": ("ModelTable", "table"),
+    "presentation.display": ("format_anova", "format_table"),
+    "presentation.blme": ("bayes_fit", "bglmer", "blmer"),
+    "presentation.small_sample": ("compare_small_sample",),
+    # scikit-learn's estimators (importing them loads scikit-learn)
+    "learners": ("MixedEffectsRegressor", "MixedEffectsClassifier"),
+}
+_LAZY = {name or module.rpartition(".")[2]: (module, name)
+         for module, names in _LAZY_MODULES.items() for name in names}
+# the subpackages, as attributes (mm.bayes(...) is a fit; mm.models.lmm, ...)
+_SUBPACKAGES = ("core", "spec", "models", "sources", "postestimation", "alternatives", "bayes", "missing",
+                "learners", "presentation")
 
-        return getattr(learners, name)
-    raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    """Import a public name (or a subpackage) on first use and keep it here."""
+    import importlib
+
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+    elif name in _SUBPACKAGES:
+        module, attr = name, ""
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(".models.base", __name__).load_extensions()
+    value = importlib.import_module(f".{module}", __name__)
+    if attr:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.lazy import lazy_import
+from ..models.base import printed_by_presentation
 from ..models.lmm import LinearMixedModel
 from ..spec.design import build_design
 from ..spec.formula import parse_formula
@@ -20,6 +21,7 @@ stats = lazy_import("scipy.stats")
 __all__ = ["compare_approaches", "ComparisonResult"]
 
 
+@printed_by_presentation  # its printing: presentation.reprs
 class ComparisonResult:
     """Fixed effects under several approaches, side by side (see :func:`compare_approaches`).
 

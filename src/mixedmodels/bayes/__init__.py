@@ -20,6 +20,10 @@ def register_fit(fit: Callable) -> None:
 
 class _Subpackage(types.ModuleType):
     def __call__(self, *args, **kwargs):
+        if not _FIT:      # presentation.blme registers it; imported on first use
+            from ..models.base import load_extensions
+
+            load_extensions()
         if not _FIT:
             raise TypeError("mixedmodels.bayes is the subpackage of samplers and posteriors; "
                             "import mixedmodels for the fit, mm.bayes(formula, data, ...) or "

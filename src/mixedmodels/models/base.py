@@ -10,11 +10,15 @@ Post-estimation and presentation live in higher layers. They add the convenience
 user expects on the model (``m.confint()``, ``m.predict()``, ``m.summary()``, plots) by
 registering their implementation with :func:`implements`; the method here looks it up. So
 models import nothing from the layers above them, and the layers above import no concrete
-model class.
+model class. ``import mixedmodels`` imports none of them (issue 18: the import stays light); the
+first method that needs one imports them all (:func:`load_extensions`), so a model built from
+its module directly, or unpickled in a fresh process, has every method.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -26,7 +30,8 @@ from ..spec.design import ModelDesign
 from .family import Family
 from .optim import Control, OptSummary
 
-__all__ = ["MixedModel", "JointLikelihoodModel", "implements", "extension", "RowValues"]
+__all__ = ["MixedModel", "JointLikelihoodModel", "implements", "extension", "RowValues",
+           "load_extensions", "Registered", "printed_by_presentation"]
 
 
 class RowValues(pd.Series):
@@ -70,14 +75,97 @@ def implements(name: str) -> Callable[[Callable], Callable]:
     return deco
 
 
+# The modules whose import registers something on the classes of the layers below them: the
+# model's methods (implements), the statsmodels-style aliases and the result objects' printing
+# (presentation.aliases, presentation.reprs), mm.bayes(...) (presentation.blme), and the optimizer
+# that lives with the iterative solver. Named, not imported: models import nothing above them.
+EXTENSION_MODULES = (
+    "mixedmodels.models.iterative",
+    "mixedmodels.postestimation.ddf", "mixedmodels.postestimation.profile",
+    "mixedmodels.postestimation.predict", "mixedmodels.postestimation.ranef",
+    "mixedmodels.postestimation.streamed", "mixedmodels.postestimation.ordinal_profile",
+    "mixedmodels.presentation.results", "mixedmodels.presentation.reprs",
+    "mixedmodels.presentation.aliases", "mixedmodels.presentation.plots",
+    "mixedmodels.presentation.plots_more", "mixedmodels.presentation.blme",
+)
+# re-entrant: a registering module that, while it is imported, touches a registered name gets the
+# half-registered state instead of a deadlock or a recursion; other threads wait for the first
+_LOAD_LOCK = threading.RLock()
+_LOAD_STATE = {"done": False, "running": False}
+
+
+def load_extensions() -> None:
+    """Import every module that registers methods on the model and result classes (once).
+
+    ``import mixedmodels`` does not, to stay light; the package's first public name, the first
+    registered method (``m.summary()``, ``m.confint()``, ``m.params``, plots) and the first print
+    of a result object call this, so how the object was made (``mm.lmer``, the model class's
+    own module, ``pickle.load`` in a fresh process) does not matter.
+    """
+    if _LOAD_STATE["done"]:
+        return
+    with _LOAD_LOCK:
+        if _LOAD_STATE["done"] or _LOAD_STATE["running"]:
+            return
+        _LOAD_STATE["running"] = True
+        try:
+            for module in EXTENSION_MODULES:
+                importlib.import_module(module)
+            _LOAD_STATE["done"] = True
+        finally:
+            _LOAD_STATE["running"] = False
+
+
 def extension(name: str) -> Callable:
-    """The registered implementation of ``name`` (``import mixedmodels`` registers them all)."""
+    """The registered implementation of ``name`` (imported on first use: :func:`load_extensions`)."""
+    if name not in _EXTENSIONS:
+        load_extensions()
     try:
         return _EXTENSIONS[name]
     except KeyError:
         where = _PROVIDERS.get(name, "mixedmodels")
-        raise NotImplementedError(f"{name} is provided by {where}; import mixedmodels (the "
-                                  "package) to register it") from None
+        raise NotImplementedError(f"{name} is provided by {where}, which did not register it; "
+                                  f"import {where} to register it") from None
+
+
+class Registered:
+    """A class attribute that a module of a higher layer replaces when it is imported (the
+    aliases ``m.params``, the result objects' ``__repr__``); until then, its first use imports
+    those modules (:func:`load_extensions`) and returns what they put in its place.
+
+    Parameters
+    ----------
+    fallback : callable, optional
+        What to use if nothing replaces it; else what the base classes have.
+    """
+
+    def __init__(self, fallback: Any = None):
+        self.fallback = fallback
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        load_extensions()
+        attr = self.owner.__dict__.get(self.name, self)
+        if attr is self:     # not registered (yet): the class's own, else its base classes', as before
+            attr = self.fallback or next((k.__dict__[self.name] for k in self.owner.__mro__[1:]
+                                          if self.name in k.__dict__), None)
+            if attr is None:
+                raise AttributeError(f"{self.owner.__name__!r} object has no attribute {self.name!r} "
+                                     f"(none of {', '.join(EXTENSION_MODULES)} registered it)")
+        return attr.__get__(obj, objtype) if hasattr(attr, "__get__") else attr
+
+
+def printed_by_presentation(cls: type) -> type:
+    """Class decorator for result objects whose printing ``mixedmodels.presentation.reprs``
+    registers: their ``__repr__`` and ``_repr_html_`` import it at first use
+    (:class:`Registered`); the class's own ``__repr__`` stays the fallback."""
+    for name in ("__repr__", "_repr_html_"):
+        placeholder = Registered(cls.__dict__.get(name))
+        placeholder.__set_name__(cls, name)
+        setattr(cls, name, placeholder)
+    return cls
 
 
 class MixedModel:
@@ -390,6 +478,9 @@ class MixedModel:
                              self.family.coef_statistic: est.to_numpy() / se}, index=est.index)
 
     # -- post-estimation and presentation (registered by the layers above) ------------------------
+    # statsmodels-style names, set by mixedmodels.presentation.aliases
+    params, bse, tvalues, pvalues, conf_int = Registered(), Registered(), Registered(), Registered(), Registered()
+
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals: ``"profile"``, ``"wald"`` or ``"boot"``
         (see :func:`mixedmodels.confint`)."""
@@ -452,6 +543,7 @@ class MixedModel:
         return notes
 
     def __repr__(self) -> str:
+        load_extensions()
         if "repr" not in _EXTENSIONS:
             return f"<{type(self).__name__}: {self.design.formula.text}>"
         return extension("repr")(self)

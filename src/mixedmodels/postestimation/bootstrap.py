@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..core.lazy import lazy_import
 from ..exceptions import ConvergenceWarning
+from ..models.base import printed_by_presentation
 from ..spec.arguments import check_count
 from .progress import Progress
 from .ranef import variance_parameters
@@ -56,6 +57,7 @@ def _boot_one(args):
         return None
 
 
+@printed_by_presentation  # its printing: presentation.reprs
 @dataclass
 class BootstrapResult:
     """Parametric bootstrap replicates.

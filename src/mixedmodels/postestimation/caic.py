@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from ..exceptions import MixedModelsWarning
+from ..models.base import printed_by_presentation
 from .progress import Progress
 
 __all__ = ["caic", "CAICResult"]
@@ -220,6 +221,7 @@ def _corrected_df(model, X, w, terms, Ts, layouts, sizes, q, offsets, n, p, bar)
     return float(n - tr_RA + np.trace(lam_y))
 
 
+@printed_by_presentation  # its printing: presentation.reprs
 class CAICResult(dict):
     """The conditional AIC: a dict (``caic``, ``df``, ``conditional_loglik``, ``reduced_model``,
     ``new``) whose entries are also attributes; :meth:`to_frame` is one row of the numbers."""

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..core.lazy import lazy_import
 from ..exceptions import DataError, ModelComparisonWarning
-from ..models.base import MixedModel
+from ..models.base import MixedModel, printed_by_presentation
 from ..spec.arguments import check_bool, check_count, check_models
 from .bootstrap import bootstrap_lrt
 from .caic import caic
@@ -21,6 +21,7 @@ stats = lazy_import("scipy.stats")
 __all__ = ["anova", "aic_table", "model_names", "AnovaTable", "AICTable"]
 
 
+@printed_by_presentation  # its printing: presentation.reprs
 class AnovaTable(pd.DataFrame):
     """The table :func:`anova` returns: a DataFrame that prints as lme4's ``anova`` (the printing
     is registered by :mod:`mixedmodels.presentation.reprs`); ``attrs`` hold the formulas."""
@@ -30,6 +31,7 @@ class AnovaTable(pd.DataFrame):
         return AnovaTable
 
 
+@printed_by_presentation  # its printing: presentation.reprs
 class AICTable(pd.DataFrame):
     """The table :func:`aic_table` returns: a DataFrame with R-style printing (registered by
     :mod:`mixedmodels.presentation.reprs`)."""

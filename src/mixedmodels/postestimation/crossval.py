@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from ..exceptions import ConvergenceWarning, DataError
+from ..models.base import printed_by_presentation
 from ..sources import is_streamed
 from .compare import model_names
 from .progress import Progress
@@ -195,6 +196,7 @@ def _glmm_log_score(fit, y, eta, A, weights, nodes: int = 20) -> float:
 
 # --- the result ---------------------------------------------------------------------------------
 
+@printed_by_presentation  # its printing: presentation.reprs
 @dataclasses.dataclass
 class CrossValidationResult:
     """Per-fold scores (``folds``) and their summary (``summary``), one row per model.

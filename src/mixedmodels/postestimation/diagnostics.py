@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from ..models.base import printed_by_presentation
 from ..models.checks import theta_names
 from ..models.optim import OPTIMIZERS, Control
 from ..models.optim import optimizers as registered_optimizers
@@ -30,6 +31,7 @@ _GUIDE = "docs/convergence.md"
 
 # -- all_fit --------------------------------------------------------------------------------------
 
+@printed_by_presentation  # its printing: presentation.reprs
 class AllFitResult(pd.DataFrame):
     """The table :func:`all_fit` returns, one row per optimizer, with a ``.verdict`` line."""
 
@@ -221,6 +223,7 @@ def _verdict(table: pd.DataFrame, model, fixef_names, th_names, tol_loglik, tol_
 
 # -- rePCA -----------------------------------------------------------------------------------------
 
+@printed_by_presentation  # its printing: presentation.reprs
 class RePCA(dict):
     """Per-term principal components of the random effects (term name → DataFrame)."""
 

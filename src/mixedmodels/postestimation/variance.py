@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from ..core.lazy import lazy_import
 from ..exceptions import MixedModelsWarning, SingularFitWarning
+from ..models.base import printed_by_presentation
 from ..spec.design import build_design, r_column_name
 from ..spec.response import Response, response_parser
 
@@ -30,6 +31,7 @@ stats = lazy_import("scipy.stats")
 __all__ = ["r2", "icc", "r2_beta", "variance_components", "VarianceResult"]
 
 
+@printed_by_presentation  # its printing: presentation.reprs
 class VarianceResult(dict):
     """A dict of the statistics, with ``.components`` (the variances used) and ``.note``.
 
