@@ -65,7 +65,8 @@ def main() -> None:
     for label, runs in times.items():
         wall = [w for w, _ in runs]
         cpu = [c for _, c in runs]
-        print(f"{label.ljust(width)}  {statistics.median(wall):11.3f}  {min(wall):8.3f}  {statistics.median(cpu):10.3f}")
+        print(f"{label.ljust(width)}  {statistics.median(wall):11.3f}  {min(wall):8.3f}  "
+              f"{statistics.median(cpu):10.3f}")
     print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (cores: {os.cpu_count()})")
 
 
