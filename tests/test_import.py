@@ -159,3 +159,30 @@ def test_result_unpickled_in_a_fresh_interpreter_prints_as_registered(tmp_path, 
     """, str(path))
     assert out == repr(table)
     assert "Pr(>Chisq)" in out and out.startswith("Models:")
+
+
+# modules that register on objects of their own (or on a registry their own objects are looked up
+# in), so whatever uses what they register has imported them already
+SELF_CONTAINED = {
+    "mixedmodels.core.rows", "mixedmodels.core.lapack",   # imported by mixedmodels.core itself
+    "mixedmodels.models.optim",                           # its own optimizers
+    "mixedmodels.sources.design",                         # its StreamedRows, for its StreamedDesign
+    "mixedmodels.sources.partial",                        # its Partial.__add__
+    "mixedmodels.missing.fits",                           # mm.anova on its MIFits
+}
+_REGISTERS = r"^(@implements\(|@?register_\w+\(|\s*setattr\([A-Z]|[A-Z]\w*\.\w+ = |\s*register\()"
+
+
+def test_every_registering_module_is_loaded_on_first_use():
+    """A module that registers methods at import (``@implements``, ``register_fit``, the aliases'
+    ``setattr``) is in ``models.base.EXTENSION_MODULES``, so a method looked up before anything
+    imported it still finds it; else it registers only on objects of its own."""
+    import re
+
+    from mixedmodels.models.base import EXTENSION_MODULES
+
+    src = ROOT / "src"
+    registering = {".".join(p.relative_to(src).with_suffix("").parts) for p in (src / "mixedmodels").rglob("*.py")
+                   if re.search(_REGISTERS, p.read_text(encoding="utf-8"), re.M)}
+    registering.discard("mixedmodels.models.base")        # the registry itself
+    assert registering - SELF_CONTAINED == set(EXTENSION_MODULES)
