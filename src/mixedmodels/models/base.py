@@ -18,7 +18,6 @@ its module directly, or unpickled in a fresh process, has every method.
 from __future__ import annotations
 
 import importlib
-import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -88,10 +87,7 @@ EXTENSION_MODULES = (
     "mixedmodels.presentation.aliases", "mixedmodels.presentation.plots",
     "mixedmodels.presentation.plots_more", "mixedmodels.presentation.blme",
 )
-# re-entrant: a registering module that, while it is imported, touches a registered name gets the
-# half-registered state instead of a deadlock or a recursion; other threads wait for the first
-_LOAD_LOCK = threading.RLock()
-_LOAD_STATE = {"done": False, "running": False}
+_LOADED: list[bool] = []
 
 
 def load_extensions() -> None:
@@ -100,20 +96,16 @@ def load_extensions() -> None:
     ``import mixedmodels`` does not, to stay light; the package's first public name, the first
     registered method (``m.summary()``, ``m.confint()``, ``m.params``, plots) and the first print
     of a result object call this, so how the object was made (``mm.lmer``, the model class's
-    own module, ``pickle.load`` in a fresh process) does not matter.
+    own module, ``pickle.load`` in a fresh process) does not matter. No lock of its own: the
+    import system's per-module locks make other threads wait for a module being imported, and a
+    call made while one of these modules is being imported (same thread) gets it half-imported
+    instead of recursing.
     """
-    if _LOAD_STATE["done"]:
+    if _LOADED:
         return
-    with _LOAD_LOCK:
-        if _LOAD_STATE["done"] or _LOAD_STATE["running"]:
-            return
-        _LOAD_STATE["running"] = True
-        try:
-            for module in EXTENSION_MODULES:
-                importlib.import_module(module)
-            _LOAD_STATE["done"] = True
-        finally:
-            _LOAD_STATE["running"] = False
+    for module in EXTENSION_MODULES:
+        importlib.import_module(module)
+    _LOADED.append(True)
 
 
 def extension(name: str) -> Callable:

@@ -2,8 +2,9 @@
 ``.tvalues``, ``.pvalues`` and ``.conf_int()``.
 
 They are views of :meth:`~mixedmodels.models.base.MixedModel.coef_table`; importing this module
-(``import mixedmodels`` does) adds them to :class:`~mixedmodels.models.base.MixedModel`, as
-:mod:`mixedmodels.presentation.results` adds the summary.
+adds them to :class:`~mixedmodels.models.base.MixedModel`, as :mod:`mixedmodels.presentation.results`
+adds the summary (the first use of a public name or of the aliases imports it:
+:func:`mixedmodels.models.base.load_extensions`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 80 columns, and a ``_repr_html_`` with HTML tables for Jupyter.
 
 The result classes live in the layers below (post-estimation, alternatives), which know nothing
-of presentation; importing this module (``import mixedmodels`` does) registers their printing
-on them, as :mod:`mixedmodels.presentation.results` registers the model's summary.
+of presentation; importing this module registers their printing on them, as
+:mod:`mixedmodels.presentation.results` registers the model's summary (their first print
+imports it: :func:`mixedmodels.models.base.printed_by_presentation`).
 """
 
 from __future__ import annotations
