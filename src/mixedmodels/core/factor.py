@@ -340,7 +340,8 @@ class BlockedFactor:
         self._L_off: dict[tuple[int, int], sp.csr_matrix | np.ndarray] = {}
         self._L_xy: list[np.ndarray] = [None] * k  # type: ignore[list-item]
         self._R_xy: np.ndarray | None = None
-        self.T: list[np.ndarray] = []
+        self.T = []
+        self._dense_map: tuple | None = None
         qs = [t.q for t in cp.terms]
         self.offsets = np.concatenate([[0], np.cumsum(qs)]).astype(int)
         self.q = int(self.offsets[-1])
@@ -367,7 +368,13 @@ class BlockedFactor:
         new._dense_first = {i: (a, np.empty_like(w)) for i, (a, w) in self._dense_first.items()}
         new._small_off = {key: (flat, np.zeros_like(buf)) for key, (flat, buf) in self._small_off.items()}
         if self._full is not None:
-            new._full = new._assemble()
+            # ZᵀWZ, XᵀWZ and XᵀWX are shared: only the y row and column change
+            new._full = self._full.copy()
+            q, p = self.q, cp.p
+            for i in range(k):
+                a, b = self.offsets[i], self.offsets[i + 1]
+                new._full[q + p, a:b] = new._full[a:b, q + p] = cp.zxy[i][p]
+            new._full[q:, q + p] = new._full[q + p, q:] = cp.xyxy[:, p]
         return new
 
     # -- the whole system as one dense matrix (small models) -----------------------------------
@@ -388,21 +395,59 @@ class BlockedFactor:
         full[q:, q:] = cp.xyxy
         return full
 
-    def _update_dense(self) -> None:
+    # T, per term, from θ; in the dense mode made only when something reads it
+    @property
+    def T(self) -> list[np.ndarray]:
+        if self._T is None:
+            self._T = self.split_theta(self._theta_now)
+        return self._T
+
+    @T.setter
+    def T(self, value: list[np.ndarray]) -> None:
+        self._T = value
+
+    def _dense_theta_map(self) -> tuple:
+        """For lme4's (linear) structures: which entries of the Λ-scaling vector each scalar
+        term's θ fills, and per vector term its slice of θ and T's layout (made once)."""
+        if self._dense_map is None:
+            o, pos = self.offsets, 0
+            cols, idx, vector = [], [], []
+            for i, (l, (rows, tcols), size) in enumerate(zip(self.parametrization.ncols, self.layouts,
+                                                              self.theta_sizes)):
+                if l == 1:
+                    cols.append(np.arange(o[i], o[i + 1]))
+                    idx.append(np.full(o[i + 1] - o[i], pos))
+                else:
+                    vector.append((i, l, rows, tcols, pos, pos + size))
+                pos += size
+            self._dense_map = (np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+                               np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64), vector)
+        return self._dense_map
+
+    def _update_dense(self, theta: np.ndarray | None = None) -> None:
         full = self._full if self._full is not None else self._assemble()
         o, q, n = self.offsets, self.q, full.shape[0]
         if self._full is not None:  # penalized fits and posteriors replace the [X y] block
             full[q:, q:] = self.cp.xyxy
         lam = self._lam
-        vector_terms = []
-        for i, T in enumerate(self.T):
-            if T.shape[0] == 1:
-                lam[o[i]:o[i + 1]] = T[0, 0]
-            else:
-                vector_terms.append(i)
+        if theta is not None:  # lme4's structures: Λ's entries straight from θ
+            cols, idx, vector = self._dense_theta_map()
+            lam[cols] = theta[idx]
+            Ts = []
+            for i, l, rows, tcols, start, stop in vector:
+                T = np.zeros((l, l))
+                T[rows, tcols] = theta[start:stop]
+                Ts.append((i, T))
+        else:
+            Ts = []
+            for i, T in enumerate(self.T):
+                if T.shape[0] == 1:
+                    lam[o[i]:o[i + 1]] = T[0, 0]
+                else:
+                    Ts.append((i, T))
         s = full * np.multiply.outer(lam, lam)
-        for i in vector_terms:
-            T, a, b = self.T[i], o[i], o[i + 1]
+        for i, T in Ts:
+            a, b = o[i], o[i + 1]
             # Tᵀ(A T) and (TᵀA)T round differently: the blocked path's order, (TᵀA)T
             s[a:b, :] = _apply_T_left_t(s[a:b, :], T)
             s[:, a:b] = _apply_T_right(s[:, a:b], T)
@@ -477,7 +522,11 @@ class BlockedFactor:
         return self.parametrization.n_theta
 
     def theta_lower_bounds(self) -> np.ndarray:
-        return self.parametrization.lower_bounds()
+        # made once: the structures rebuild their layouts per call, and a small fit asks ~5 times
+        lower = self.__dict__.get("_lower_bounds")
+        if lower is None:
+            lower = self._lower_bounds = self.parametrization.lower_bounds()
+        return lower.copy()
 
     def theta_start(self) -> np.ndarray:
         return self.parametrization.start()
@@ -526,6 +575,12 @@ class BlockedFactor:
     def update(self, theta: np.ndarray) -> "BlockedFactor":
         """Factor the crossproducts scaled by Λ(θ)."""
         cp = self.cp
+        if self.mode == "dense" and self.parametrization.is_linear:
+            # a copy: T is made from it later, if asked for, and the caller may reuse its array
+            self._theta_now = np.array(theta, dtype=float)
+            self._T = None
+            self._update_dense(self._theta_now)
+            return self
         self.T = self.split_theta(np.asarray(theta, dtype=float))
         if self.mode == "dense":
             self._update_dense()
