@@ -134,3 +134,15 @@ def test_lazy_spec_pickles_as_formulaic_spec():
     back = pickle.loads(pickle.dumps(design.fixed_spec))
     assert type(back).__name__ == "ModelSpec"
     assert list(back.get_model_matrix(data).columns) == ["Intercept", "Days"]
+
+
+@pytest.mark.parametrize("expr", ["size - incidence", "size + incidence", "size * incidence",
+                                  "incidence / size", "size - 1", "log(size)"])
+def test_numeric_response_expressions_match_formulaic(expr):
+    import formulaic
+
+    from mixedmodels.spec.response import eval_numeric
+
+    data = mm.load_dataset("cbpp")
+    expected = np.asarray(formulaic.model_matrix(f"I({expr}) ~ 1", data).lhs, dtype=float).ravel()
+    np.testing.assert_array_equal(eval_numeric(expr, data, "response"), expected)

@@ -249,7 +249,10 @@ class BlockedFactor:
         pattern: dict[tuple[int, int], sp.csr_matrix | None] = {}
         for r in range(k):
             for i in range(r):
-                pattern[(r, i)] = (cp.off[(r, i)] != 0).astype(np.int8)
+                # a small system's patterns as dense arrays: scipy.sparse's per-call overhead
+                # was most of a small fit's set-up (the same operations below work on both)
+                off = cp.off[(r, i)].toarray() if small else cp.off[(r, i)]
+                pattern[(r, i)] = (off != 0).astype(np.int8)
         for i in range(k):
             if i > 0:
                 for j in range(i):
@@ -257,9 +260,9 @@ class BlockedFactor:
                     if pij is None:
                         self.diag_is_bd[i] = False
                         break
-                    prod = (pij.astype(np.int64) @ pij.T.astype(np.int64)).tocoo()
+                    prod_rows, prod_cols = (pij.astype(np.int64) @ pij.T.astype(np.int64)).nonzero()
                     l = cp.terms[i].ncols
-                    if np.any(prod.row // l != prod.col // l):
+                    if np.any(prod_rows // l != prod_cols // l):
                         self.diag_is_bd[i] = False
                         break
             for r in range(i + 1, k):
