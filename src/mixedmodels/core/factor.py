@@ -345,6 +345,7 @@ class BlockedFactor:
         self._R_xy: np.ndarray | None = None
         self.T = []
         self._dense_map: tuple | None = None
+        self._quad_map: tuple | None = None
         qs = [t.q for t in cp.terms]
         self.offsets = np.concatenate([[0], np.cumsum(qs)]).astype(int)
         self.q = int(self.offsets[-1])
@@ -370,6 +371,7 @@ class BlockedFactor:
         new._dense_work = {i: np.empty_like(a) for i, a in self._dense_work.items()}
         new._dense_first = {i: (a, np.empty_like(w)) for i, (a, w) in self._dense_first.items()}
         new._small_off = {key: (flat, np.zeros_like(buf)) for key, (flat, buf) in self._small_off.items()}
+        new._quad_map = None  # it bakes in the y row
         if self._full is not None:
             # ZᵀWZ, XᵀWZ and XᵀWX are shared: only the y row and column change
             new._full = self._full.copy()
@@ -427,12 +429,58 @@ class BlockedFactor:
                                np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64), vector)
         return self._dense_map
 
+    def _quadratic_map(self) -> tuple | None:
+        """ΛᵀAΛ outside the [X y] block as a quadratic form in θ̃ = (1, θ): per pair k ≤ l of
+        θ̃'s entries the matrix M_kl = E_kᵀAE_l (+ E_lᵀAE_k), Λ = Σ θ̃_k E_k, stacked as the rows
+        of one (pairs, n²) array, so that each evaluation is one matrix-vector product instead
+        of a pass of small products per vector term. Made once per system, for lme4's
+        structures with a vector term and fixed values (None otherwise, or when too large)."""
+        if self._quad_map is None:
+            full, o, q = self._full, self.offsets, self.q
+            n = full.shape[0]
+            k = self.n_theta
+            npairs = k * (k + 1) // 2 + k  # pairs among θ, and θ with the constant 1
+            if npairs * n * n > 4_000_000:
+                self._quad_map = (None,)
+                return None
+            src, dst = [np.arange(q, n)], [np.arange(q, n)]  # θ̃_0 = 1: the [X y] columns
+            for i, (l, (rows, tcols), size) in enumerate(zip(self.parametrization.ncols, self.layouts,
+                                                              self.theta_sizes)):
+                base = o[i] + l * np.arange((o[i + 1] - o[i]) // l)
+                for j in range(size):
+                    src.append(base + rows[j])
+                    dst.append(base + tcols[j])
+            left, right, mats = [], [], []
+            for a in range(k + 1):
+                for b in range(a, k + 1):
+                    if a == b == 0:
+                        continue  # the [X y] block: A's own, set each evaluation
+                    M = np.zeros((n, n))
+                    M[np.ix_(dst[a], dst[b])] += full[np.ix_(src[a], src[b])]
+                    if a != b:
+                        M[np.ix_(dst[b], dst[a])] += full[np.ix_(src[b], src[a])]
+                    left.append(a)
+                    right.append(b)
+                    mats.append(M.ravel())
+            self._quad_map = (np.array(left), np.array(right), np.stack(mats))
+        return None if self._quad_map[0] is None else self._quad_map
+
     def _update_dense(self, theta: np.ndarray | None = None) -> None:
         full = self._full if self._full is not None else self._assemble()
         o, q, n = self.offsets, self.q, full.shape[0]
         if self._full is not None:  # penalized fits and posteriors replace the [X y] block
             full[q:, q:] = self.cp.xyxy
         lam = self._lam
+        quad = None
+        if theta is not None and self._full is not None and self._dense_theta_map()[2]:
+            quad = self._quadratic_map()
+        if quad is not None:
+            left, right, stack = quad
+            ext = np.concatenate(([1.0], theta))
+            s = (np.multiply(ext[left], ext[right]) @ stack).reshape(n, n)
+            s[q:, q:] = full[q:, q:]
+            self._cholesky_dense(s, q, n)
+            return
         if theta is not None:  # lme4's structures: Λ's entries straight from θ
             cols, idx, vector = self._dense_theta_map()
             lam[cols] = theta[idx]
@@ -454,6 +502,10 @@ class BlockedFactor:
             # Tᵀ(A T) and (TᵀA)T round differently: the blocked path's order, (TᵀA)T
             s[a:b, :] = _apply_T_left_t(s[a:b, :], T)
             s[:, a:b] = _apply_T_right(s[:, a:b], T)
+        self._cholesky_dense(s, q, n)
+
+    def _cholesky_dense(self, s: np.ndarray, q: int, n: int) -> None:
+        """Add I to the Z block of ΛᵀAΛ and factor it (in place)."""
         s.ravel()[:q * (n + 1):n + 1] += 1.0
         try:  # in place: s is this evaluation's own array; the views clean the upper triangle
             L = self.dense.cholesky_lower(s)
