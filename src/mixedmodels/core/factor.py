@@ -440,7 +440,7 @@ class BlockedFactor:
             n = full.shape[0]
             k = self.n_theta
             npairs = k * (k + 1) // 2 + k  # pairs among θ, and θ with the constant 1
-            if npairs * n * n > 4_000_000:
+            if npairs * n * n > 1_000_000:
                 self._quad_map = (None,)
                 return None
             src, dst = [np.arange(q, n)], [np.arange(q, n)]  # θ̃_0 = 1: the [X y] columns
@@ -450,19 +450,22 @@ class BlockedFactor:
                 for j in range(size):
                     src.append(base + rows[j])
                     dst.append(base + tcols[j])
-            left, right, mats = [], [], []
+            # M_ab[dst_a, dst_b] = A[src_a, src_b] (+ the transposed pair): all pairs scattered
+            # into one array at once (two entries that meet are added, as M += twice would)
+            left, right, where, values = [], [], [], []
             for a in range(k + 1):
                 for b in range(a, k + 1):
                     if a == b == 0:
                         continue  # the [X y] block: A's own, set each evaluation
-                    M = np.zeros((n, n))
-                    M[np.ix_(dst[a], dst[b])] += full[np.ix_(src[a], src[b])]
-                    if a != b:
-                        M[np.ix_(dst[b], dst[a])] += full[np.ix_(src[b], src[a])]
+                    shift = len(left) * n * n
+                    for u, v in ((a, b), (b, a)) if a != b else ((a, b),):
+                        where.append((shift + dst[u][:, None] * n + dst[v][None, :]).ravel())
+                        values.append(full[src[u][:, None], src[v][None, :]].ravel())
                     left.append(a)
                     right.append(b)
-                    mats.append(M.ravel())
-            self._quad_map = (np.array(left), np.array(right), np.stack(mats))
+            stack = np.bincount(np.concatenate(where), np.concatenate(values),
+                                minlength=len(left) * n * n).reshape(len(left), n * n)
+            self._quad_map = (np.array(left), np.array(right), stack)
         return None if self._quad_map[0] is None else self._quad_map
 
     def _update_dense(self, theta: np.ndarray | None = None) -> None:
