@@ -465,7 +465,10 @@ class BlockedFactor:
                     right.append(b)
             stack = np.bincount(np.concatenate(where), np.concatenate(values),
                                 minlength=len(left) * n * n).reshape(len(left), n * n)
-            self._quad_map = (np.array(left), np.array(right), stack)
+            # the Cholesky reads the lower triangle only: keep its entries that some M_ab fills
+            lower = np.tril(np.ones((n, n), dtype=bool)).ravel()
+            keep = np.flatnonzero(lower & (stack != 0).any(axis=0))
+            self._quad_map = (np.array(left), np.array(right), keep, np.ascontiguousarray(stack[:, keep]))
         return None if self._quad_map[0] is None else self._quad_map
 
     def _update_dense(self, theta: np.ndarray | None = None) -> None:
@@ -478,9 +481,11 @@ class BlockedFactor:
         if theta is not None and self._full is not None and self._dense_theta_map()[2]:
             quad = self._quadratic_map()
         if quad is not None:
-            left, right, stack = quad
+            left, right, keep, stack = quad
             ext = np.concatenate(([1.0], theta))
-            s = (np.multiply(ext[left], ext[right]) @ stack).reshape(n, n)
+            s = np.zeros(n * n)
+            s[keep] = np.multiply(ext[left], ext[right]) @ stack
+            s = s.reshape(n, n)  # its strict upper triangle is never read
             s[q:, q:] = full[q:, q:]
             self._cholesky_dense(s, q, n)
             return
