@@ -249,7 +249,10 @@ class BlockedFactor:
         pattern: dict[tuple[int, int], sp.csr_matrix | None] = {}
         for r in range(k):
             for i in range(r):
-                pattern[(r, i)] = (cp.off[(r, i)] != 0).astype(np.int8)
+                # a small system's patterns as dense arrays: scipy.sparse's per-call overhead
+                # was most of a small fit's set-up (the same operations below work on both)
+                off = cp.off[(r, i)].toarray() if small else cp.off[(r, i)]
+                pattern[(r, i)] = (off != 0).astype(np.int8)
         for i in range(k):
             if i > 0:
                 for j in range(i):
@@ -257,9 +260,9 @@ class BlockedFactor:
                     if pij is None:
                         self.diag_is_bd[i] = False
                         break
-                    prod = (pij.astype(np.int64) @ pij.T.astype(np.int64)).tocoo()
+                    prod_rows, prod_cols = (pij.astype(np.int64) @ pij.T.astype(np.int64)).nonzero()
                     l = cp.terms[i].ncols
-                    if np.any(prod.row // l != prod.col // l):
+                    if np.any(prod_rows // l != prod_cols // l):
                         self.diag_is_bd[i] = False
                         break
             for r in range(i + 1, k):
@@ -340,7 +343,9 @@ class BlockedFactor:
         self._L_off: dict[tuple[int, int], sp.csr_matrix | np.ndarray] = {}
         self._L_xy: list[np.ndarray] = [None] * k  # type: ignore[list-item]
         self._R_xy: np.ndarray | None = None
-        self.T: list[np.ndarray] = []
+        self.T = []
+        self._dense_map: tuple | None = None
+        self._quad_map: tuple | None = None
         qs = [t.q for t in cp.terms]
         self.offsets = np.concatenate([[0], np.cumsum(qs)]).astype(int)
         self.q = int(self.offsets[-1])
@@ -366,8 +371,15 @@ class BlockedFactor:
         new._dense_work = {i: np.empty_like(a) for i, a in self._dense_work.items()}
         new._dense_first = {i: (a, np.empty_like(w)) for i, (a, w) in self._dense_first.items()}
         new._small_off = {key: (flat, np.zeros_like(buf)) for key, (flat, buf) in self._small_off.items()}
+        new._quad_map = None  # it bakes in the y row
         if self._full is not None:
-            new._full = new._assemble()
+            # ZᵀWZ, XᵀWZ and XᵀWX are shared: only the y row and column change
+            new._full = self._full.copy()
+            q, p = self.q, cp.p
+            for i in range(k):
+                a, b = self.offsets[i], self.offsets[i + 1]
+                new._full[q + p, a:b] = new._full[a:b, q + p] = cp.zxy[i][p]
+            new._full[q:, q + p] = new._full[q + p, q:] = cp.xyxy[:, p]
         return new
 
     # -- the whole system as one dense matrix (small models) -----------------------------------
@@ -388,24 +400,120 @@ class BlockedFactor:
         full[q:, q:] = cp.xyxy
         return full
 
-    def _update_dense(self) -> None:
+    # T, per term, from θ; in the dense mode made only when something reads it
+    @property
+    def T(self) -> list[np.ndarray]:
+        if self._T is None:
+            self._T = self.split_theta(self._theta_now)
+        return self._T
+
+    @T.setter
+    def T(self, value: list[np.ndarray]) -> None:
+        self._T = value
+
+    def _dense_theta_map(self) -> tuple:
+        """For lme4's (linear) structures: which entries of the Λ-scaling vector each scalar
+        term's θ fills, and per vector term its slice of θ and T's layout (made once)."""
+        if self._dense_map is None:
+            o, pos = self.offsets, 0
+            cols, idx, vector = [], [], []
+            for i, (l, (rows, tcols), size) in enumerate(zip(self.parametrization.ncols, self.layouts,
+                                                              self.theta_sizes)):
+                if l == 1:
+                    cols.append(np.arange(o[i], o[i + 1]))
+                    idx.append(np.full(o[i + 1] - o[i], pos))
+                else:
+                    vector.append((i, l, rows, tcols, pos, pos + size))
+                pos += size
+            self._dense_map = (np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+                               np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64), vector)
+        return self._dense_map
+
+    def _quadratic_map(self) -> tuple | None:
+        """ΛᵀAΛ outside the [X y] block as a quadratic form in θ̃ = (1, θ): per pair k ≤ l of
+        θ̃'s entries the matrix M_kl = E_kᵀAE_l (+ E_lᵀAE_k), Λ = Σ θ̃_k E_k, stacked as the rows
+        of one (pairs, n²) array, so that each evaluation is one matrix-vector product instead
+        of a pass of small products per vector term. Made once per system, for lme4's
+        structures with a vector term and fixed values (None otherwise, or when too large)."""
+        if self._quad_map is None:
+            full, o, q = self._full, self.offsets, self.q
+            n = full.shape[0]
+            k = self.n_theta
+            npairs = k * (k + 1) // 2 + k  # pairs among θ, and θ with the constant 1
+            if npairs * n * n > 1_000_000:
+                self._quad_map = (None,)
+                return None
+            src, dst = [np.arange(q, n)], [np.arange(q, n)]  # θ̃_0 = 1: the [X y] columns
+            for i, (l, (rows, tcols), size) in enumerate(zip(self.parametrization.ncols, self.layouts,
+                                                              self.theta_sizes)):
+                base = o[i] + l * np.arange((o[i + 1] - o[i]) // l)
+                for j in range(size):
+                    src.append(base + rows[j])
+                    dst.append(base + tcols[j])
+            # M_ab[dst_a, dst_b] = A[src_a, src_b] (+ the transposed pair): all pairs scattered
+            # into one array at once (two entries that meet are added, as M += twice would)
+            left, right, where, values = [], [], [], []
+            for a in range(k + 1):
+                for b in range(a, k + 1):
+                    if a == b == 0:
+                        continue  # the [X y] block: A's own, set each evaluation
+                    shift = len(left) * n * n
+                    for u, v in ((a, b), (b, a)) if a != b else ((a, b),):
+                        where.append((shift + dst[u][:, None] * n + dst[v][None, :]).ravel())
+                        values.append(full[src[u][:, None], src[v][None, :]].ravel())
+                    left.append(a)
+                    right.append(b)
+            stack = np.bincount(np.concatenate(where), np.concatenate(values),
+                                minlength=len(left) * n * n).reshape(len(left), n * n)
+            # the Cholesky reads the lower triangle only: keep its entries that some M_ab fills
+            lower = np.tril(np.ones((n, n), dtype=bool)).ravel()
+            keep = np.flatnonzero(lower & (stack != 0).any(axis=0))
+            self._quad_map = (np.array(left), np.array(right), keep, np.ascontiguousarray(stack[:, keep]))
+        return None if self._quad_map[0] is None else self._quad_map
+
+    def _update_dense(self, theta: np.ndarray | None = None) -> None:
         full = self._full if self._full is not None else self._assemble()
         o, q, n = self.offsets, self.q, full.shape[0]
         if self._full is not None:  # penalized fits and posteriors replace the [X y] block
             full[q:, q:] = self.cp.xyxy
         lam = self._lam
-        vector_terms = []
-        for i, T in enumerate(self.T):
-            if T.shape[0] == 1:
-                lam[o[i]:o[i + 1]] = T[0, 0]
-            else:
-                vector_terms.append(i)
+        quad = None
+        if theta is not None and self._full is not None and self._dense_theta_map()[2]:
+            quad = self._quadratic_map()
+        if quad is not None:
+            left, right, keep, stack = quad
+            ext = np.concatenate(([1.0], theta))
+            s = np.zeros(n * n)
+            s[keep] = np.multiply(ext[left], ext[right]) @ stack
+            s = s.reshape(n, n)  # its strict upper triangle is never read
+            s[q:, q:] = full[q:, q:]
+            self._cholesky_dense(s, q, n)
+            return
+        if theta is not None:  # lme4's structures: Λ's entries straight from θ
+            cols, idx, vector = self._dense_theta_map()
+            lam[cols] = theta[idx]
+            Ts = []
+            for i, l, rows, tcols, start, stop in vector:
+                T = np.zeros((l, l))
+                T[rows, tcols] = theta[start:stop]
+                Ts.append((i, T))
+        else:
+            Ts = []
+            for i, T in enumerate(self.T):
+                if T.shape[0] == 1:
+                    lam[o[i]:o[i + 1]] = T[0, 0]
+                else:
+                    Ts.append((i, T))
         s = full * np.multiply.outer(lam, lam)
-        for i in vector_terms:
-            T, a, b = self.T[i], o[i], o[i + 1]
+        for i, T in Ts:
+            a, b = o[i], o[i + 1]
             # Tᵀ(A T) and (TᵀA)T round differently: the blocked path's order, (TᵀA)T
             s[a:b, :] = _apply_T_left_t(s[a:b, :], T)
             s[:, a:b] = _apply_T_right(s[:, a:b], T)
+        self._cholesky_dense(s, q, n)
+
+    def _cholesky_dense(self, s: np.ndarray, q: int, n: int) -> None:
+        """Add I to the Z block of ΛᵀAΛ and factor it (in place)."""
         s.ravel()[:q * (n + 1):n + 1] += 1.0
         try:  # in place: s is this evaluation's own array; the views clean the upper triangle
             L = self.dense.cholesky_lower(s)
@@ -477,7 +585,11 @@ class BlockedFactor:
         return self.parametrization.n_theta
 
     def theta_lower_bounds(self) -> np.ndarray:
-        return self.parametrization.lower_bounds()
+        # made once: the structures rebuild their layouts per call, and a small fit asks ~5 times
+        lower = self.__dict__.get("_lower_bounds")
+        if lower is None:
+            lower = self._lower_bounds = self.parametrization.lower_bounds()
+        return lower.copy()
 
     def theta_start(self) -> np.ndarray:
         return self.parametrization.start()
@@ -526,6 +638,12 @@ class BlockedFactor:
     def update(self, theta: np.ndarray) -> "BlockedFactor":
         """Factor the crossproducts scaled by Λ(θ)."""
         cp = self.cp
+        if self.mode == "dense" and self.parametrization.is_linear:
+            # a copy: T is made from it later, if asked for, and the caller may reuse its array
+            self._theta_now = np.array(theta, dtype=float)
+            self._T = None
+            self._update_dense(self._theta_now)
+            return self
         self.T = self.split_theta(np.asarray(theta, dtype=float))
         if self.mode == "dense":
             self._update_dense()

@@ -21,6 +21,7 @@ from ..core.lazy import lazy_import
 from ..core.terms import ReTermMatrix
 from ..exceptions import DataError, MissingDataWarning, RankDeficiencyWarning
 from .covstruct import skips_size_check, structure_of
+from .fastdesign import LazyModelSpec, fast_model_matrix
 from .formula import FormulaError, ModelFormula, dot_position, expression_names, parse_formula, quote_names, unquote
 
 formulaic = lazy_import("formulaic")   # imported at the first design, not at import
@@ -214,12 +215,12 @@ _KNOWN_CONSTANTS = {"pi", "e", "True", "False", "None", "np", "inf", "nan"}
 
 
 def _check_columns(spec: ModelFormula, data: pd.DataFrame) -> list[str]:
-    columns = [str(c) for c in data.columns]
     used = []
     for name in spec.variables:
         if name in data.columns:
             used.append(name)
         elif name not in _KNOWN_CONSTANTS:
+            columns = [str(c) for c in data.columns]
             close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
             if not close:
                 close = [c for c in columns if c.lower() == name.lower()]
@@ -252,10 +253,11 @@ def _no_random_terms(spec: ModelFormula) -> None:
 
 
 def _check_column_types(spec: ModelFormula, data: pd.DataFrame, used: list[str],
-                        extra: tuple = ()) -> None:
+                        extra: tuple = (), dtypes: dict | None = None) -> None:
     """Duplicated column names, and date/time columns used as numbers."""
     names = set(used) | {v for v in extra if isinstance(v, str)}
-    dup = sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in names})
+    dup = [] if data.columns.is_unique else \
+        sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in names})
     if dup:
         raise DataError(f"the data has more than one column named {', '.join(repr(c) for c in dup)}; "
                         "column names must be unique (rename or drop the duplicates)")
@@ -267,7 +269,7 @@ def _check_column_types(spec: ModelFormula, data: pd.DataFrame, used: list[str],
     for name in used:
         if name in group_only and name not in numeric_use:
             continue  # a date as a grouping factor is fine: its values are labels
-        dtype = data[name].dtype
+        dtype = data[name].dtype if dtypes is None else dtypes[name]
         if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
                 or isinstance(dtype, pd.PeriodDtype):
             raise DataError(
@@ -356,6 +358,21 @@ def _numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(lhs, dtype=float).ravel()
 
 
+def _missing_values(col: pd.Series) -> np.ndarray | None:
+    """Which values of a column are missing, or None when none is (NumPy on the common dtypes:
+    pandas' isna costs more than the rest of a small design)."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return None
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        na = np.isnan(col.to_numpy())
+    elif isinstance(dtype, pd.CategoricalDtype):
+        na = np.asarray(col.array.codes) < 0
+    else:
+        na = np.asarray(col.isna().to_numpy(), dtype=bool)
+    return na if na.any() else None
+
+
 def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Renumber codes 0..k-1 over the values that occur, in their order; returns (codes, used)."""
     if size <= 50_000_000:  # counting beats sorting for a bounded code range
@@ -379,8 +396,13 @@ def factor_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, pd.Index]
     for part in parts:
         col = frame[part]
         if isinstance(col.dtype, pd.CategoricalDtype):
-            c = col.cat.codes.to_numpy().astype(np.int64)
-            lev = np.asarray(col.cat.categories.astype(str), dtype=object)
+            c = np.asarray(col.array.codes).astype(np.int64)
+            cats = col.array.categories
+            if len(parts) == 1 and cats.dtype == "str":
+                # string levels: the categories themselves when all are used (no new Index)
+                compact, used = _compact(c, len(cats))
+                return compact, (cats if len(used) == len(cats) else cats[used])
+            lev = np.asarray(cats.astype(str), dtype=object)
         else:
             values = col.to_numpy()
             if pd.api.types.is_numeric_dtype(col):
@@ -480,10 +502,20 @@ def design_matrix(expr: str, frame: pd.DataFrame, what: str):
         raise DataError(f"cannot build the {what} '{expr}': {err}") from err
 
 
-def _ordered_to_poly(expr: str, frame: pd.DataFrame) -> str:
+def model_columns(expr: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], object]:
+    """``(values, formulaic's column names, spec)`` of ``expr`` on ``frame``: from
+    :func:`~mixedmodels.spec.fastdesign.fast_model_matrix` where the formula is in its
+    vocabulary (the spec then made on first use), else from formulaic (:func:`design_matrix`)."""
+    fast = fast_model_matrix(to_formulaic(expr), frame)
+    if fast is not None:
+        return fast[0], fast[1], LazyModelSpec(to_formulaic(expr), frame)
+    mat = design_matrix(expr, frame, what)
+    return np.asarray(mat, dtype=float), list(mat.columns), mat.model_spec
+
+
+def _ordered_to_poly(expr: str, frame: pd.DataFrame, dtypes: dict | None = None) -> str:
     """Ordered categoricals get polynomial contrasts, as R's default ``contr.poly``."""
-    for col in frame.columns:
-        dtype = frame[col].dtype
+    for col, dtype in (frame.dtypes.items() if dtypes is None else dtypes.items()):
         if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered:
             # a bare use of the column, not one already inside C(...)
             expr = re.sub(rf"(?<![\w.(]){re.escape(col)}(?![\w.(])", f"C({col}, contr.poly)", expr)
@@ -556,7 +588,12 @@ def build_design(
     if require_random and not spec.random:
         _no_random_terms(spec)
     used = _check_columns(spec, data)
-    _check_column_types(spec, data, used, (weights, offset))
+    # each used column looked up once (a pandas lookup is tens of µs: most of a small design);
+    # with duplicated names, the checks below raise on the data itself
+    cols = {c: data[c] for c in used} if data.columns.is_unique else None
+    dtypes = None if cols is None else {c: v.dtype for c, v in cols.items()}
+    _check_column_types(spec, data, used, (weights, offset), dtypes)
+    cols = data if cols is None else cols
 
     extra_cols: dict[str, np.ndarray] = {}
     for label, value in (("weights", weights), ("offset", offset)):
@@ -573,11 +610,15 @@ def build_design(
             if len(arr) != len(data):
                 raise DataError(f"{label} has {len(arr)} values but the data has {len(data)} rows")
         extra_cols[label] = arr
-    _check_finite_inputs(data, used, extra_cols)
+    _check_finite_inputs(cols, used, extra_cols)  # type: ignore[arg-type]
 
-    missing = (data[used].isna().any(axis=1).to_numpy().copy() if used
-               else np.zeros(len(data), dtype=bool))
-    per_col = {c: int(data[c].isna().sum()) for c in used if data[c].isna().any()}
+    missing = np.zeros(len(data), dtype=bool)
+    per_col = {}
+    for c in used:
+        na = _missing_values(cols[c])
+        if na is not None:
+            missing |= na
+            per_col[c] = int(na.sum())
     for label, arr in extra_cols.items():
         missing |= np.isnan(arr)
         if np.isnan(arr).any():
@@ -605,7 +646,12 @@ def build_design(
                 MissingDataWarning, stacklevel=3)
             missing = missing | zero
             n_dropped += n_zero
-    frame = data.loc[~missing, used] if n_dropped else data[used]
+    if n_dropped:
+        frame = data.loc[~missing, used]
+    elif list(data.columns) == used:
+        frame = data.copy(deep=False)  # copy-on-write: later changes to data do not reach it
+    else:
+        frame = data.take([data.columns.get_loc(c) for c in used], axis=1)
     if len(frame) == 0:
         raise DataError("no rows left after dropping rows with missing values or zero weights"
                         if n_dropped else "the data has no rows")
@@ -615,9 +661,9 @@ def build_design(
     y = (response or _numeric_response)(spec.response, frame)
     _check_finite(y, f"the response {spec.response!r}")
 
-    fixed = design_matrix(_ordered_to_poly(spec.fixed, frame), frame, "fixed-effects design")
-    X = np.asarray(fixed, dtype=float)
-    names = [r_column_name(c) for c in fixed.columns]
+    X, names, fixed_spec = model_columns(_ordered_to_poly(spec.fixed, frame, dtypes), frame,
+                                         "fixed-effects design")
+    names = [r_column_name(c) for c in names]
     for j, name in enumerate(names):
         _check_finite(X[:, j], f"the fixed-effects column {name!r}")
     dropped: list[str] = []
@@ -638,8 +684,7 @@ def build_design(
     if spec.offsets or "offset" in extra_cols:
         offset_total = np.zeros(len(frame))
         for expr in spec.offsets:
-            mat = design_matrix(f"0 + {expr}", frame, "offset")
-            offset_total += np.asarray(mat, dtype=float).ravel()
+            offset_total += model_columns(f"0 + {expr}", frame, "offset")[0].ravel()
         if "offset" in extra_cols:
             offset_total += extra_cols["offset"]
         _check_finite(offset_total, "the offset")
@@ -650,7 +695,7 @@ def build_design(
     if expand_doublebar != "lme4" and any(not t.correlated for t in spec.random):
         extra["expand_doublebar"] = expand_doublebar  # for designs rebuilt from the formula
     return ModelDesign(spec, y, X, names, terms, frame, w, offset_total, n_dropped, dropped,
-                       fixed.model_spec, spec.response, extra)
+                       fixed_spec, spec.response, extra)
 
 
 def double_bar_terms(lhs: str) -> list[str]:
@@ -705,15 +750,17 @@ def _evaluate_term(spec: ModelFormula, term, lhs: str, correlated: bool, frame: 
     """The design terms of ``(lhs | term.group)``; an uncorrelated one (afex's expansion of
     ``||``) is split into one scalar term per column."""
     shown = f"({lhs} | {term.group})" if lhs != term.lhs else str(term)
-    mat = design_matrix(lhs, frame, f"random-effects term {shown}")
-    values = np.asarray(mat, dtype=float)
-    columns = [r_column_name(c) for c in mat.columns]
+    kind = getattr(term, "structure", "us")
+    if kind == "us":
+        values, columns, model_spec = model_columns(lhs, frame, f"random-effects term {shown}")
+    else:  # the structures read formulaic's spec
+        mat = design_matrix(lhs, frame, f"random-effects term {shown}")
+        values, columns, model_spec = np.asarray(mat, dtype=float), list(mat.columns), mat.model_spec
+    columns = [r_column_name(c) for c in columns]
     for j, col in enumerate(columns):
         _check_finite(values[:, j], f"column {col!r} of the random-effects term {shown}")
     if values.shape[1] == 0:
         raise FormulaError(f"random-effects term {shown} has no columns", spec.text)
-    kind = getattr(term, "structure", "us")
-    model_spec = mat.model_spec
     if kind != "us":
         values, columns, structure, model_spec = structure_of(kind, str(term), lhs, values, columns,
                                                               model_spec, spec.text)

@@ -9,9 +9,10 @@ term is kept as written (``correlated=False``) and expanded on the data by
 from __future__ import annotations
 
 import ast
+import functools
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["FormulaError", "RandomTerm", "ModelFormula", "dot_position", "parse_formula", "quote_names",
            "unquote"]
@@ -95,6 +96,13 @@ _FUNCTIONS = {
 
 def expression_names(expr: str) -> list[str]:
     """Column names an expression refers to (functions and literals excluded)."""
+    return list(_expression_names(expr))
+
+
+# pure functions of the text, cached: small fits repeated thousands of times parse the same
+# formula each time
+@functools.lru_cache(maxsize=4096)
+def _expression_names(expr: str) -> tuple[str, ...]:
     text = expr.replace("^", "**")
     # R's `a/b` and `a:b` are not Python: turn the operators into something parsable.
     text = re.sub(r"(?<![*/])[:/](?![*/])", "+", text)
@@ -109,7 +117,7 @@ def expression_names(expr: str) -> list[str]:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
-        return [quoted.get(n, n) for n in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text)]
+        return tuple(quoted.get(n, n) for n in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text))
     called: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -126,7 +134,7 @@ def expression_names(expr: str) -> list[str]:
             name = quoted.get(node.id, node.id)
             if name not in names:
                 names.append(name)
-    return names
+    return tuple(names)
 
 
 def unquote(name: str) -> str:
@@ -283,6 +291,13 @@ def parse_formula(formula: str) -> ModelFormula:
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")
+    parsed = _parse_cached(formula)
+    # the caller's own lists (RandomTerm is frozen)
+    return replace(parsed, random=list(parsed.random), offsets=list(parsed.offsets))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(formula: str) -> ModelFormula:
     _check_balance(formula)
     dot = dot_position(formula)
     if dot is not None:
