@@ -18,20 +18,35 @@ The derivative with respect to θ goes through ``∂T/∂θ`` per term: a unit e
 lme4 layout, or the Jacobian a structured parametrization provides (``jacobian(theta)``); a
 term without one makes the gradient unavailable (derivative-free optimization then).
 
-The inverse is dense: the gradient is offered for systems of up to :data:`GRADIENT_LIMIT`
-columns, where it costs about two factorizations.
+The inverse is dense: :class:`ProfiledGradient` forms it for systems of up to
+:data:`GRADIENT_LIMIT` columns, where it costs about two factorizations. Larger systems of
+scalar terms (crossed factors with many levels) use :class:`BlockedGradient`, which reads the
+blocked factor of the evaluation itself: for a scalar term ``∂S/∂θᵢ = (Eᵢ(S − D) + (S − D)Eᵢ)/θᵢ``,
+so ``∂ log det S_AA/∂θᵢ = 2 (qᵢ − tr[S_AA⁻¹]ᵢᵢ)/θᵢ``, and ``∂ pwrss/∂θᵢ = −2‖uᵢ‖²/θᵢ`` (the
+normal equations give ``Zᵢᵀr = uᵢ/θᵢ``). The traces come from a selected inverse
+(Takahashi): with the first term block-diagonal (``L₀₀ = diag(l_g)``) and the other terms one
+dense tail ``L_tt``, ``[S⁻¹]_tt = (L_tt L_ttᵀ)⁻¹`` (LAPACK ``potri``, about two factorizations
+of the tail), ``tr[S⁻¹]₀₀ = Σ_g l_g⁻² + ⟨[S⁻¹]_tt, L_t0 diag(l⁻²) L_t0ᵀ⟩`` (one sparse
+product) and, for REML, ``[S_AA⁻¹]_ZZ = S_ZZ⁻¹ + V Vᵀ`` with ``V = L_ZZ⁻ᵀ L_XZᵀ R_X⁻ᵀ``
+(p back-substitutions).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from .backends import DenseOps, get_dense
 
-__all__ = ["ProfiledGradient", "GRADIENT_LIMIT", "theta_jacobians"]
+__all__ = ["ProfiledGradient", "BlockedGradient", "GRADIENT_LIMIT", "BLOCKED_TAIL_LIMIT",
+           "theta_jacobians"]
 
 #: largest q + p + 1 for which the dense inverse behind the gradient is formed
 GRADIENT_LIMIT = 1_500
+#: largest dense tail (levels of the terms after the first) whose inverse the blocked
+#: gradient forms (three q_t × q_t arrays: 8 GB at 18,000)
+BLOCKED_TAIL_LIMIT = 18_000
 
 
 def theta_jacobians(parametrization, theta: np.ndarray) -> list[np.ndarray] | None:
@@ -72,13 +87,22 @@ class ProfiledGradient:
         self.n, self.p = cp.n, cp.p
         self.offsets = factor.offsets
         self.q = factor.q
-        self._full = factor._full if factor._full is not None else factor._assemble()
+        #: large systems of scalar terms: the blocked gradient, no dense system assembled
+        self.blocked = (BlockedGradient(factor)
+                        if factor.q + cp.p + 1 > GRADIENT_LIMIT and BlockedGradient.available(factor)
+                        else None)
+        if self.blocked is None:
+            self._full = factor._full if factor._full is not None else factor._assemble()
 
     @staticmethod
     def available(factor) -> bool:
-        """Whether the gradient can be formed for this factor (size and values fixed)."""
-        return (factor.cp.values_fixed and factor.q + factor.cp.p + 1 <= GRADIENT_LIMIT
-                and theta_jacobians(factor.parametrization, factor.theta_start()) is not None)
+        """Whether the gradient can be formed for this factor (values fixed; the dense inverse
+        for small systems, the blocked one for scalar terms)."""
+        if not factor.cp.values_fixed:
+            return False
+        if factor.q + factor.cp.p + 1 > GRADIENT_LIMIT:
+            return BlockedGradient.available(factor)
+        return theta_jacobians(factor.parametrization, factor.theta_start()) is not None
 
     def _lam_apply(self, mat: np.ndarray, Ts: list[np.ndarray], left: bool) -> np.ndarray:
         out = mat.copy()
@@ -95,6 +119,8 @@ class ProfiledGradient:
 
     def value_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
         """The profiled deviance (without the prior-weights constant) and its gradient."""
+        if self.blocked is not None:
+            return self.blocked.value_and_gradient(theta, reml)
         f = self.factor
         theta = np.asarray(theta, dtype=float)
         Ts = f.split_theta(theta)
@@ -144,3 +170,102 @@ class ProfiledGradient:
                 grad[pos + j] = 2.0 * float(np.sum(B.T * J)) + coef * 2.0 * float(np.sum(H * J))
             pos += jac[i].shape[0]
         return value, grad
+
+
+def _unit_jacobians(factor) -> bool:
+    """Whether θ holds the terms' scalar factors themselves (dT/dθ = 1), at two points."""
+    start = factor.theta_start()
+    for theta in (start, 2.0 * start + 0.3):
+        jac = theta_jacobians(factor.parametrization, theta)
+        if jac is None or any(j.shape != (1, 1, 1) or j[0, 0, 0] != 1.0 for j in jac):
+            return False
+    return True
+
+
+class BlockedGradient:
+    """Value and gradient of the profiled deviance from the blocked factor, for scalar terms
+    (see the module docstring): the first term block-diagonal, the others one dense tail.
+
+    Parameters
+    ----------
+    factor : BlockedFactor
+        In blocked mode, with fixed crossproducts.
+    """
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    @staticmethod
+    def available(factor) -> bool:
+        """Whether the factor has the blocked gradient's structure: scalar terms, the first
+        block-diagonal, the later ones with dense diagonal blocks (a tail of at most
+        :data:`BLOCKED_TAIL_LIMIT` levels), the lme4 layout of θ."""
+        terms = factor.cp.terms
+        return (factor.mode == "blocked" and factor.cp.values_fixed
+                and all(t.ncols == 1 for t in terms) and factor.diag_is_bd[0]
+                and not any(factor.diag_is_bd[1:])
+                and sum(t.q for t in terms[1:]) <= BLOCKED_TAIL_LIMIT
+                and _unit_jacobians(factor))
+
+    def _tail_inverse(self) -> np.ndarray | None:
+        """``[S⁻¹]_tt`` for the terms after the first (lower triangle valid, upper zero)."""
+        f = self.factor
+        if f.k == 1:
+            return None
+        o = f.offsets
+        if f.k == 2:
+            lower = f.L_diag[1]
+        else:  # the tail's blocks as one lower-triangular matrix
+            lower = np.zeros((f.q - o[1], f.q - o[1]))
+            for i in range(1, f.k):
+                a, b = o[i] - o[1], o[i + 1] - o[1]
+                lower[a:b, a:b] = np.tril(f.L_diag[i])
+                for r in range(i + 1, f.k):
+                    block = f.L_off[(r, i)]
+                    lower[o[r] - o[1]:o[r + 1] - o[1], a:b] = (
+                        block.toarray() if sp.issparse(block) else block)
+        # C-ordered lower = Fortran-ordered upper of its transpose
+        inv, info = lapack.dpotri(lower.T, lower=0, overwrite_c=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"singular tail factor (info={info})")
+        return np.tril(inv.T)
+
+    def value_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
+        """The profiled deviance (without the prior-weights constant) and its gradient."""
+        f = self.factor
+        theta = np.asarray(theta, dtype=float)
+        f.update(theta)
+        cp, k, o = f.cp, f.k, f.offsets
+        n, p = cp.n, cp.p
+        dof = n - p if reml else n
+        pwrss = f.pwrss
+        value = f.logdet_z + (f.logdet_x if reml else 0.0) + dof * (1.0 + np.log(2.0 * np.pi * pwrss / dof))
+        beta, u = f.solve()
+        l0 = f.L_diag[0][:, 0, 0]
+        traces = np.empty(k)
+        traces[0] = float(np.sum(1.0 / (l0 * l0)))
+        z_tail = self._tail_inverse()
+        if z_tail is not None:
+            tail_diag = np.diagonal(z_tail)
+            for i in range(1, k):
+                traces[i] = float(tail_diag[o[i] - o[1]:o[i + 1] - o[1]].sum())
+            l_t0 = sp.vstack([sp.csr_matrix(f.L_off[(r, 0)]) for r in range(1, k)]).tocsr()
+            m = (l_t0 @ sp.diags(1.0 / (l0 * l0)) @ l_t0.T).toarray()
+            # ⟨Z, M⟩ for symmetric Z, M from Z's lower triangle
+            traces[0] += 2.0 * float(np.vdot(z_tail, m)) - float(np.dot(tail_diag, np.diagonal(m)))
+        if reml and p:
+            # V = L_ZZ⁻ᵀ L_XZᵀ R_X⁻ᵀ, by blocks from the last term (as the solve for u)
+            R = np.ascontiguousarray(f.R_xy[:p, :p])
+            v: list[np.ndarray] = [None] * k  # type: ignore[list-item]
+            for i in reversed(range(k)):
+                c = f.dense.trsm(R, f.L_xy[i][:p]).T           # (R_X⁻¹ L_X,i)ᵀ
+                for r in range(i + 1, k):
+                    c = c - np.asarray(f.L_off[(r, i)].T @ v[r])
+                v[i] = f.solve_diag_t(i, c)
+                traces[i] += float(np.sum(v[i] * v[i]))
+        grad = np.zeros(k)
+        for i, t in enumerate(theta):
+            if t > 0:  # the deviance is even in θᵢ: its derivative at 0 is 0
+                logdet = 2.0 * (cp.terms[i].q - traces[i]) / t
+                grad[i] = logdet - dof / pwrss * 2.0 * float(u[i] @ u[i]) / t
+        return float(value), grad
