@@ -110,6 +110,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         self.is_singular = False
         self._eta_start: np.ndarray | None = None
         self._eta_init = self.engine.eta.copy()
+        self._stage1_curvature: float | None = None  # d²/dθ² of stage 1's deviance at its end
         if n_agq > 1:
             self._gh = gh_rule(n_agq)
 
@@ -359,8 +360,11 @@ class GeneralizedLinearMixedModel(MixedModel):
     def _stage1_with_gradient(self, theta0: np.ndarray, lower: np.ndarray) -> OptSummary | None:
         """Stage 1 (θ only, β in PIRLS) by L-BFGS-B with the analytic derivative; it only
         provides stage 2's start, so a loose tolerance does."""
+        trace: list[tuple[float, float]] = []
+
         def fg(x):
             value, grad = self.engine.laplace_stage1_scalar(x)
+            trace.append((float(x[0]), float(grad)))
             return value, np.array([grad])
 
         fun, grad = value_and_gradient(fg)
@@ -370,16 +374,36 @@ class GeneralizedLinearMixedModel(MixedModel):
                                options={"maxiter": 100, "ftol": 1e-12, "gtol": 1e-4})
         except (FloatingPointError, np.linalg.LinAlgError, ValueError):
             return None
-        return opt if np.all(np.isfinite(opt.x)) else None
+        if not np.all(np.isfinite(opt.x)):
+            return None
+        self._stage1_curvature = _secant_curvature(trace, float(opt.x[0]))
+        return opt
+
+    def _theta_scale(self, theta1: np.ndarray) -> np.ndarray:
+        """θ's units in stage 2's gradient search: about its standard error, from stage 1's
+        curvature, as β is in SE units. In raw units θ's curvature is thousands of times β's
+        on large data (100k rows: 2/SE² ≈ 5,000 against 2), and L-BFGS-B, which starts from
+        a multiple of the identity, needs ~10 extra evaluations to learn it. 1 (raw units)
+        when stage 1 gave no curvature or θ sits near its bound."""
+        h = getattr(self, "_stage1_curvature", None)
+        scale = np.ones(len(theta1))
+        if h is None or len(theta1) != 1 or not np.isfinite(h) or h <= 0 or theta1[0] < 1e-2:
+            return scale
+        scale[0] = float(np.clip(np.sqrt(2.0 / h), 1e-3, 1.0))
+        return scale
 
     def _minimize_with_gradient(self, to_par, scale, x0, lower, ctrl) -> OptSummary | None:
         """Stage 2 by L-BFGS-B with the analytic gradient (one scalar term, canonical link):
         a handful of evaluations instead of BOBYQA's dozens. None if it does not converge."""
         eng = self.engine
-        jac_scale = np.concatenate([np.ones(self.factor.n_theta), scale])
+        nth = self.factor.n_theta
+        # the search runs in y = x with θ's part divided by th_scale (see _theta_scale)
+        th_scale = self._theta_scale(x0[:nth])
+        y_scale = np.concatenate([th_scale, np.ones(len(scale))])
+        jac_scale = np.concatenate([th_scale, scale])
 
-        def fg(x):
-            th, b = to_par(x)
+        def fg(y):
+            th, b = to_par(y * y_scale)
             res = eng.pirls(th, b, criterion="step")
             if not res.converged:
                 raise FloatingPointError(res.message)
@@ -388,12 +412,15 @@ class GeneralizedLinearMixedModel(MixedModel):
         fun, grad = value_and_gradient(fg)
         try:
             with np.errstate(all="ignore"):
-                opt = minimize(fun, x0, lower, ctrl, grad=grad, optimizer="lbfgsb",
+                opt = minimize(fun, x0 / y_scale, lower / y_scale, ctrl, grad=grad,
+                               optimizer="lbfgsb",
                                options={"maxiter": 200, "ftol": 1e-15, "gtol": 1e-7, "maxcor": 20})
         except (FloatingPointError, np.linalg.LinAlgError, ValueError):
             return None
         if not np.all(np.isfinite(opt.x)) or (not opt.converged and opt.maxfun_reached):
             return None
+        opt.x = opt.x * y_scale
+        opt.log_x = [x * y_scale for x in opt.log_x]
         return opt
 
     def _polish(self, opt: OptSummary, to_par, lower: np.ndarray, ctrl: Control) -> OptSummary:
@@ -680,6 +707,19 @@ class GeneralizedLinearMixedModel(MixedModel):
 
 # --- helpers -----------------------------------------------------------------------------------------
 
+
+
+def _secant_curvature(trace: list[tuple[float, float]], x_end: float) -> float | None:
+    """d²f/dθ² at stage 1's end from its gradients: the secant to the nearest earlier point
+    at least 1e-4 away (closer ones difference rounding and PIRLS' tolerance)."""
+    g_end = [g for x, g in trace if x == x_end]
+    if not g_end:
+        return None
+    others = [(abs(x - x_end), x, g) for x, g in trace if abs(x - x_end) >= 1e-4 * max(1.0, abs(x_end))]
+    if not others:
+        return None
+    _, x, g = min(others)
+    return (g - g_end[-1]) / (x - x_end)
 
 
 def _snap(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:

@@ -124,8 +124,14 @@ class PirlsEngine:
     def prepare(self) -> None:
         """Precompute the response's constant parts (again when the family's θ changes)."""
         fam = self.family
+        # a fit calls this again: recompute only when the family's parameters changed
+        # (glmer.nb sets its θ between fits); on 100k rows this is a tenth of a fit
+        key = _family_key(fam)
+        if getattr(self, "_prepared_for", None) == key:
+            return
         self._dev = fam.deviance_function(self.y, self.wt)
         self._aic_const = fam.aic_minus_deviance(self.y, self.nsize, self.wt)
+        self._prepared_for = key
 
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
         return self._dev(mu)
@@ -397,6 +403,12 @@ class PirlsEngine:
         self.factor.update(theta)
         return self.factor.R_xy[:self.p, :self.p].copy()
 
+
+
+def _family_key(fam: Family) -> tuple:
+    """The family's scalar parameters (the link aside): what the response's constants use."""
+    return (type(fam),) + tuple(sorted((k, v) for k, v in vars(fam).items()
+                                      if v is None or isinstance(v, (bool, int, float, str))))
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
