@@ -75,7 +75,8 @@ class PirlsEngine:
             t = self.terms[0]
             self._codes, self._v, self._m = t.codes, t.values[:, 0], t.nlevels
             self._v_one = bool(np.all(self._v == 1.0))
-            self._zt = self.cp_full.term_transpose(0)
+            # columns of ones (the intercept): their level sums are those of d
+            self._x_one = [bool(np.all(xj == 1.0)) for xj in self._xcols]
         else:
             self.cp_u = BlockedCrossproducts.reweightable(self.terms, self.X[:, :0])
             self.factor_u = BlockedFactor(self.cp_u, dense=control.dense_backend)
@@ -124,16 +125,40 @@ class PirlsEngine:
     def prepare(self) -> None:
         """Precompute the response's constant parts (again when the family's θ changes)."""
         fam = self.family
+        # a fit calls this again: recompute only when the family's parameters changed
+        # (glmer.nb sets its θ between fits); on 100k rows this is a tenth of a fit
+        key = _family_key(fam)
+        if getattr(self, "_prepared_for", None) == key:
+            return
         self._dev = fam.deviance_function(self.y, self.wt)
         self._aic_const = fam.aic_minus_deviance(self.y, self.nsize, self.wt)
+        self._prepared_for = key
 
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
         return self._dev(mu)
+
+    def dev_total(self, mu: np.ndarray) -> float:
+        """The deviance Σ dev_resid(μ) (the family's fast route where it has one)."""
+        total = getattr(self._dev, "total", None)
+        return float(self._dev(mu).sum()) if total is None else total(mu)
 
     def aic(self, mu: np.ndarray, dev_sum: float) -> float:
         if self._aic_const is not None:
             return dev_sum + self._aic_const
         return self.family.aic(self.y, self.nsize, mu, self.wt, dev_sum)
+
+    def _level_sums_x(self, wv: np.ndarray, swv2: np.ndarray | None = None) -> np.ndarray:
+        """Zᵀ W X / θ for one scalar term, by column: per-level sums of w·v·x (bincounts, ~5×
+        faster than the sparse product on 100k rows); ``swv2`` (Σ w v² per level) stands in
+        for the columns of ones when v = 1."""
+        out = np.empty((self._m, self.p))
+        for j, xj in enumerate(self._xcols):
+            if self._x_one[j] and swv2 is not None and self._v_one:
+                out[:, j] = swv2
+            else:
+                out[:, j] = np.bincount(self._codes, wv if self._x_one[j] else wv * xj,
+                                        minlength=self._m)
+        return out
 
     def _solve(self, theta, w, z, u_only):
         """One penalized weighted least-squares solve: (β, u, log det L_Z², d)."""
@@ -141,15 +166,17 @@ class PirlsEngine:
             th = float(theta[0])  # a Python float: cheaper than a NumPy scalar in the products
             v, codes, m = self._v, self._codes, self._m
             wv = w if self._v_one else w * v  # (1 | g): skip the n-vector products with v = 1
-            d = th * th * np.bincount(codes, wv if self._v_one else wv * v, minlength=m) + 1.0
-            cu = th * np.bincount(codes, wv * z, minlength=m)
+            swv2 = np.bincount(codes, wv if self._v_one else wv * v, minlength=m)
+            d = th * th * swv2 + 1.0
+            wz = w * z
+            cu = th * np.bincount(codes, wz if self._v_one else wz * v, minlength=m)
             logdet = None  # log det = Σ log d: computed once, for the state PIRLS ends in
             if u_only:
                 return _NO_BETA, cu / d, logdet, d
-            B = th * np.asarray(self._zt @ (self.X * w[:, None]))
+            B = th * self._level_sums_x(wv, swv2)
             Bd = B / d[:, None]
             S = self._xtwx(w) - B.T @ Bd
-            r = np.array([_dot(w * z, xj) for xj in self._xcols]) - Bd.T @ cu
+            r = np.array([_dot(wz, xj) for xj in self._xcols]) - Bd.T @ cu
             R = np.linalg.cholesky(S)
             beta = cho_solve((R, True), r)
             return beta, (cu - B @ beta) / d, logdet, d
@@ -218,7 +245,7 @@ class PirlsEngine:
             if not u_only:
                 eta_new = eta_new + self._xbeta(b_new)
             mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
-            dev_sum = float(self.dev_resid(mu_new).sum())
+            dev_sum = self.dev_total(mu_new)
             pdev = dev_sum + float(u_new @ u_new)
             if not by_step:
                 res.logdet, res.d = logdet, d
@@ -236,7 +263,7 @@ class PirlsEngine:
                 u_old = np.zeros_like(u_new)
                 eta = fixed + (0.0 if u_only else self._xbeta(beta_old))
                 mu, mu_eta = link.inverse_and_mu_eta(eta)
-                pdev_old = float(self.dev_resid(mu).sum())
+                pdev_old = self.dev_total(mu)
                 res.dev_sum = pdev_old
                 if not np.isfinite(pdev_old):
                     u_old = None
@@ -246,7 +273,7 @@ class PirlsEngine:
                 b_new = 0.5 * (beta_old + b_new)
                 eta_new = 0.5 * (eta + eta_new)
                 mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
-                dev_sum = float(self.dev_resid(mu_new).sum())
+                dev_sum = self.dev_total(mu_new)
                 pdev = dev_sum + float(u_new @ u_new)
                 halvings += 1
             history.append((it + 1, pdev, halvings))
@@ -265,6 +292,8 @@ class PirlsEngine:
         if by_step:
             res.logdet, res.d, res.w, mu_top, res.mu_eta, var = top
             res.score = wt * (y - mu_top) * res.mu_eta / var  # −½ d dev / dη
+        else:
+            res.mu_eta = mu_eta  # dμ/dη at the final μ (the Laplace gradient reuses it)
         if res.logdet is None:  # one scalar term: every block of L_Z is its d
             res.logdet = float(np.log(res.d).sum())
         res.beta, res.u, res.eta, res.mu = beta_old, u_old, eta, mu
@@ -328,8 +357,7 @@ class PirlsEngine:
         if not res.converged:
             raise FloatingPointError(res.message)
         v = self._v
-        link = self.family.link
-        mu, mu_eta = link.inverse_and_mu_eta(res.eta)
+        mu, mu_eta = res.mu, res.mu_eta  # the link's values at res.eta, from PIRLS' last step
         w, score = self._weights(mu, mu_eta)
         v2 = 1.0 if self._v_one else v * v
         d = th * th * self._per_level(w * v2) + 1.0
@@ -389,7 +417,7 @@ class PirlsEngine:
         if self.scalar:
             th = theta[0]
             d = th * th * np.bincount(self._codes, w * self._v * self._v, minlength=self._m) + 1.0
-            B = th * np.asarray(self._zt @ (self.X * w[:, None]))
+            B = th * self._level_sums_x(w if self._v_one else w * self._v)
             S = self._xtwx(w) - B.T @ (B / d[:, None])
             return np.linalg.cholesky(S)
         # any z outside the span of X will do: only the X block of the factor is used
@@ -397,6 +425,12 @@ class PirlsEngine:
         self.factor.update(theta)
         return self.factor.R_xy[:self.p, :self.p].copy()
 
+
+
+def _family_key(fam: Family) -> tuple:
+    """The family's scalar parameters (the link aside): what the response's constants use."""
+    return (type(fam),) + tuple(sorted((k, v) for k, v in vars(fam).items()
+                                      if v is None or isinstance(v, (bool, int, float, str))))
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
