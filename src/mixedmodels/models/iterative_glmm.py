@@ -35,6 +35,7 @@ import numpy as np
 from ..core.crossproducts import BlockedCrossproducts
 from ..core.krylov import block_pcg, rademacher, slq_quadratic_log
 from ..core.reduced import ReducedSystem
+from ..core.reweighted import ReweightedSystem
 from ..exceptions import IterativeConvergenceWarning, ModelSizeError
 from ..spec.design import ModelDesign
 from . import cost
@@ -107,6 +108,7 @@ class IterativePirlsEngine(PirlsEngine):
         self.cg_runs: list[tuple[str, int, bool, float]] = []
         self.solves = 0
         self._x0: dict[str, np.ndarray] = {}
+        self._reduced = ReweightedSystem(self.cp)
         self._system: ReducedSystem | None = None
         self._system_at: tuple | None = None  # (θ, the weights array) the system was built at
 
@@ -114,8 +116,8 @@ class IterativePirlsEngine(PirlsEngine):
     def _at(self, theta: np.ndarray, w: np.ndarray, z: np.ndarray) -> ReducedSystem:
         """Reweight the crossproducts (weights w, working response z) and scale them by Λ(θ)."""
         self.cp.reweight(w, z)
-        # the reduced system keeps its own copies of the sparse blocks: rebuilt per reweight
-        sysm = ReducedSystem(self.cp)
+        # the reduced system's copies of the sparse blocks take the new values in place
+        sysm = self._reduced.refresh()
         sysm.set_theta(self.factor.split_theta(np.asarray(theta, dtype=float)))
         self._system, self._system_at = sysm, (np.asarray(theta, float).copy(), w)
         return sysm
@@ -358,6 +360,14 @@ class IterativeGLMM(GeneralizedLinearMixedModel):
         self.loglik_exact = False
 
     @property
+    def loglik(self) -> float:
+        """−½ × the Laplace deviance at the estimates: exact when it was evaluated exactly at the
+        optimum (``loglik_exact``), else the stochastic estimate (its Monte Carlo SE:
+        ``loglik_se``)."""
+        exact = getattr(self, "_exact_deviance", None)
+        return -0.5 * (self._objective_value if exact is None else exact)
+
+    @property
     def exact_trace(self) -> bool:
         """Whether the log-determinant was computed with exact traces (small reduced system)."""
         return self.engine.exact_trace
@@ -385,6 +395,7 @@ class IterativeGLMM(GeneralizedLinearMixedModel):
         res = self._pirls
         self.loglik_se = 0.5 * float(res.logdet_se or 0.0)
         self.loglik_exact = self.exact_trace
+        self._exact_deviance = None
         stochastic = self._objective_value
         want = self.settings["exact_loglik"]
         if not self.exact_trace and (want == "always" or (want == "auto" and exact_affordable(self.engine.cp))):
@@ -392,7 +403,9 @@ class IterativeGLMM(GeneralizedLinearMixedModel):
             with np.errstate(all="ignore"):
                 value = twin.evaluate(self._theta, self._beta if self.n_agq else None, smooth=True)[0]
             if np.isfinite(value):
-                self._objective_value = float(value)
+                # the logLik's; the optimizer's (stochastic) deviance stays the objective's value,
+                # which the finite-difference Hessian differences against
+                self._exact_deviance = float(value)
                 self.loglik_exact = True
         runs = self.engine.cg_runs
         path = {**self.choice, "probes": self.engine.probes, "exact_trace": self.exact_trace,
