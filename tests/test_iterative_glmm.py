@@ -168,3 +168,11 @@ def test_adaptive_quadrature_stays_exact():
     assert type(mm.glmer(f, cbpp, family="binomial", n_agq=5)) is GeneralizedLinearMixedModel
     with pytest.raises(ValueError, match="exact path"):
         mm.glmer(f, cbpp, family="binomial", n_agq=5, control=ITER)
+
+
+def test_conditional_variances_from_the_exact_factor_at_the_estimates():
+    df = crossed(2_000, 60, 40, seed=2)
+    ex = mm.glmer(F, df, family="binomial", control=EXACT)
+    it = mm.glmer(F, df, family="binomial", control=ITER)
+    for a, b in zip(it.conditional_covariance(), ex.conditional_covariance()):
+        np.testing.assert_allclose(a, b, rtol=1e-4)

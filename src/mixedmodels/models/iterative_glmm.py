@@ -423,6 +423,18 @@ class IterativeGLMM(GeneralizedLinearMixedModel):
         """PIRLS' warm start back at the fitted linear predictor (no factor to restore)."""
         self.engine.eta = self._eta.copy()
 
+    def conditional_covariance(self, max_q: int = 20_000) -> list[np.ndarray]:
+        """Conditional variances of the random effects (lme4's ``condVar``), from the exact
+        factor at the estimates' weights: only when that factor is affordable."""
+        if not exact_affordable(self.engine.cp):
+            raise NotImplementedError(
+                "conditional variances need the exact factor, which is too large here; the "
+                "conditional modes (m.ranef) come from the iterative solves")
+        twin = GeneralizedLinearMixedModel(self.design, self.family, self.n_agq, self.control)
+        # the fitted state the exact factor is built at: θ̂ and the mode's linear predictor
+        twin._theta, twin._eta, twin._mu, twin._sigma = self._theta, self._eta, self._mu, self._sigma
+        return twin.conditional_covariance(max_q)
+
     def convergence_objective(self):
         # finite differences of a Monte Carlo objective would give false alarms
         return super().convergence_objective() if self.exact_trace else None
