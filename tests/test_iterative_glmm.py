@@ -93,6 +93,20 @@ def test_laplace_deviance_at_fixed_parameters_matches_exact():
     assert it.smooth_objective(theta) == pytest.approx(ex.smooth_objective(theta), rel=1e-10)
 
 
+def test_poisson_with_offset_and_weights_at_fixed_parameters_matches_exact():
+    from mixedmodels.spec.design import build_design
+
+    df = crossed(2_000, 300, 200, family="poisson", seed=12)
+    rng = np.random.default_rng(13)
+    design = build_design(F, df, offset=rng.normal(0, 0.3, len(df)),
+                          weights=rng.uniform(0.5, 2.0, len(df)), check_levels=False)
+    fam = mm.poisson()
+    theta, beta = np.array([0.8, 0.5]), np.array([-0.3, 0.5])
+    it, ex = IterativeGLMM(design, fam), GeneralizedLinearMixedModel(design, fam)
+    assert it.smooth_objective(theta, beta) == pytest.approx(ex.smooth_objective(theta, beta), rel=1e-10)
+    assert it.engine.exact_trace
+
+
 def test_nagq0_against_exact():
     df = crossed(3_000, 80, 50, seed=8)
     ex = mm.glmer(F, df, family="binomial", n_agq=0, control=EXACT)
