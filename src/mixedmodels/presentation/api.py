@@ -19,7 +19,7 @@ from ..exceptions import DataError, MixedModelsWarning
 from ..missing.fits import fit_imputations
 from ..missing.imputations import Imputations
 from ..models.cost import check_exact_fits
-from ..models.dispatch import fit_linear_model
+from ..models.dispatch import fit_generalized_model, fit_linear_model
 from ..models.family import Family, NegativeBinomial, get_family
 from ..models.glmm import GeneralizedLinearMixedModel, check_separation
 from ..models.lmm import LinearMixedModel
@@ -385,12 +385,10 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     if np.all(y == y[0]) and fam.constant_response_is_error:
         raise DataError(f"response {store.name or design.response_name!r} is constant "
                         f"({y[0]:g}); there is nothing to model")
-    check_exact_fits(design)  # no iterative GLMM path yet: refuse what cannot fit, before work
     if isinstance(fam, NegativeBinomial) and fam.theta is None:
+        check_exact_fits(design)  # glmer.nb has the exact path only: refuse, before work
         model = fit_negative_binomial(design, fam, n_agq, control)
-    else:
-        model = GeneralizedLinearMixedModel(design, fam, n_agq, control)
-        model.separation_warned = separated
-        model.fit()
+    else:  # exact or iterative (the cost model, or Control(method=...)); refused if neither fits
+        model = fit_generalized_model(design, fam, n_agq, control, separation_warned=separated)
     model.data_library = library
     return model
