@@ -262,8 +262,10 @@ def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: t
     template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
                               chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
     template.progress = progress
-    with template.reporting(source, passes.n_total, "moments pass"):
-        template.extra_passes = int(template.fix_stateful(source))  # scale()/center(): all rows' moments
+    template.extra_passes = 0
+    if template.stateful():  # scale()/center(): a pass for all rows' moments (and its bar) only then
+        with template.reporting(source, passes.n_total, "moments pass"):
+            template.extra_passes = int(template.fix_stateful(source))
     n = passes.n_total - passes.n_missing
     need = estimate_bytes(template, n)
     budget = memory_budget if memory_budget is not None else _available_memory()
