@@ -9,10 +9,13 @@ import warnings
 import numpy as np
 import pytest
 from test_sources_local import SIM, SLEEP, agree, simulated
+from test_sources_progress import Bars, last_states
 
 import mixedmodels as mm
 from mixedmodels.exceptions import DataError, MissingDataWarning
+from mixedmodels.sources import stream_design
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
@@ -59,13 +62,53 @@ def test_dask_infinite_value(client):
         mm.lmer(SLEEP, dd.from_pandas(ss, npartitions=2))
 
 
-def test_dask_glmm_equals_memory_and_predicts_lazily(client):
+def test_dask_progress_counts_the_partitions_of_every_pass(client, capsys):
+    ss = mm.load_dataset("sleepstudy")
+    formula = "Reaction ~ scale(Days) + (Days | Subject)"  # two passes: scale()'s moments, then pass 2
+    tight = mm.Control(ftol_abs=1e-13, xtol_abs=1e-11, xtol_rel=1e-11)
+    m0 = mm.lmer(formula, ss, control=tight)
+    ddf = dd.from_pandas(ss, npartitions=3)
+    capsys.readouterr()
+    m = mm.lmer(formula, ddf, control=tight, progress=True)
+    assert last_states(capsys.readouterr().err) == {"moments pass (partitions)": "3/3",
+                                                    "pass 2 (partitions)": "3/3"}
+    agree(m0, m, beta_tol=1e-8)
+    mm.lmer(formula, ddf, control=tight, progress=False)
+    assert "partitions" not in capsys.readouterr().err
+
+
+def test_dask_bars_keep_the_reduction_tree(client):
+    """With a bar, the partitions' tasks and the tree of sums run as futures counted with
+    ``as_completed`` (a local scheduler: a Dask callback); the sums are the same pairs in the same
+    order, so the crossproducts are bitwise those of the fit without a bar."""
+    sim = simulated(n=6000, seed=3)
+    ddf = dd.from_pandas(sim, npartitions=5)
+    bars = Bars()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        quiet = stream_design(SIM, ddf).X.crossproducts
+        shown = stream_design(SIM, ddf, progress=bars).X.crossproducts
+        # the client stays, Dask's threads compute (pass 1's unique() shuffles in tasks, not p2p)
+        with dask.config.set({"scheduler": "threads", "dataframe.shuffle.method": "tasks"}):
+            local = stream_design(SIM, ddf, progress=bars).X.crossproducts
+    assert bars.seen == [("pass 2 (partitions)", 5, 5, True)] * 2
+    for cp in (shown, local):
+        np.testing.assert_array_equal(cp.xyxy, quiet.xyxy)
+        for a, b in zip(cp.diag + cp.zxy, quiet.diag + quiet.zxy):
+            np.testing.assert_array_equal(a, b)
+        for key, block in quiet.off.items():
+            np.testing.assert_array_equal(cp.off[key].toarray(), block.toarray())
+
+
+def test_dask_glmm_equals_memory_and_predicts_lazily(client, capsys):
     from test_sources_glmm import agree, fit_quiet, glmm_data
 
     data = glmm_data(n=12_000, seed=5)
     ddf = dd.from_pandas(data, npartitions=4)
     m0 = fit_quiet(mm.glmer, "c ~ x + (1 | g)", data, family="poisson")
-    m = fit_quiet(mm.glmer, "c ~ x + (1 | g)", ddf, family="poisson")
+    capsys.readouterr()
+    m = fit_quiet(mm.glmer, "c ~ x + (1 | g)", ddf, family="poisson", progress=True)
+    assert last_states(capsys.readouterr().err) == {"building pass (partitions)": "4/4"}
     agree(m0, m)
     assert m.optinfo.passes > 20
     pred = m.predict(ddf, type="response")

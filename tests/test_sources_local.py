@@ -273,6 +273,7 @@ def test_progress_bars_over_the_rows_of_a_pass(sim_files, capsys):
         mm.lmer(SIM, str(sim_files / "*.parquet"), progress=True)
         err = capsys.readouterr().err
         assert "pass 2 (rows)" in err and "30000" in err
+        assert "moments pass" not in err  # no scale() or center(): no such pass, no bar
         mm.lmer(SIM, str(sim_files / "*.parquet"), progress=False)
         assert "pass 2" not in capsys.readouterr().err
     with pytest.raises(ValueError, match="progress must be"):

@@ -50,7 +50,7 @@ class Progress:
         self.enabled = self.mode is True or (self.mode == "auto" and interactive())
         self.bar = None
         self._text = False
-        if self.mode is True:
+        if self.mode is True and self.total > 0:  # a total still unknown (0) opens with add_total
             self._open()
 
     def _open(self) -> None:
@@ -68,9 +68,11 @@ class Progress:
         if self.bar is None and not self._text:
             elapsed = time.perf_counter() - self.start
             expected = elapsed / max(self.done, 1) * self.total
-            if expected <= THRESHOLD_S or self.done >= self.total:
+            if self.mode == "auto" and (expected <= THRESHOLD_S or self.done >= self.total):
                 return
             self._open()
+            if self.bar is not None:  # it opens at self.done, this update included
+                return
         if self.bar is not None:
             self.bar.update(k)
         elif self._text:
@@ -82,6 +84,15 @@ class Progress:
             if self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
+
+    def add_total(self, k: int) -> None:
+        """``k`` more steps than announced (a Spark pass whose next stage starts)."""
+        self.total += int(k)
+        if self.bar is not None:
+            self.bar.total = self.total
+            self.bar.refresh()
+        elif self.mode is True and not self._text:
+            self._open()
 
     def close(self) -> None:
         if self.bar is not None:

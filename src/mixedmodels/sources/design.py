@@ -262,8 +262,10 @@ def prepare_stream(formula: str, data: Any, *, na_action: str = "drop", extra: t
     template = build_template(spec, passes, check_levels=check_levels, expand_doublebar=expand_doublebar,
                               chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS)
     template.progress = progress
-    with template.reporting(source, passes.n_total, "moments pass (rows)"):
-        template.extra_passes = int(template.fix_stateful(source))  # scale()/center(): all rows' moments
+    template.extra_passes = 0
+    if template.stateful():  # scale()/center(): a pass for all rows' moments (and its bar) only then
+        with template.reporting(source, passes.n_total, "moments pass"):
+            template.extra_passes = int(template.fix_stateful(source))
     n = passes.n_total - passes.n_missing
     need = estimate_bytes(template, n)
     budget = memory_budget if memory_budget is not None else _available_memory()
@@ -313,8 +315,9 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
         Bytes the crossproducts and factor may take (default: the available memory); a model
         estimated larger raises before pass 2.
     progress : callable, optional
-        ``progress(total_rows, description)`` returning a bar with ``update(rows)`` and
-        ``close()``, for the passes over a source on this machine.
+        ``progress(total, description)`` returning a bar with ``update(k)`` and ``close()``
+        (and ``add_total(k)`` for Spark), one per pass: over the rows for a source on this
+        machine, over the partitions done (Dask) or the tasks done (Spark), counted on the client.
 
     Returns
     -------
@@ -327,7 +330,7 @@ def stream_design(formula: str, data: Any, *, na_action: str = "drop", weights=N
                                               progress=progress)
     template.weights_column, template.offset_column = weights, offset
     spec = template.spec
-    with template.reporting(source, passes.n_total, "pass 2 (rows)"):
+    with template.reporting(source, passes.n_total, "pass 2"):
         part = source.partial(passes.used, template, template.chunk_rows)
     check_rows(source, passes, part.rows_seen, part.rows_dropped)
     n = passes.n_total - passes.n_missing

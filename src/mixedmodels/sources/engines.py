@@ -8,6 +8,10 @@ Each source gives two things:
   crossproducts over chunks of rows (Arrow record batches streamed by DuckDB or polars on one
   machine, ``to_delayed`` partitions and a tree reduction on Dask, ``mapInPandas`` on Spark).
 
+A pass's progress bar counts rows for the sources read on this machine (the chunks are read
+here), and on the client the partitions done (Dask: :func:`reduce_partitions`) or the tasks done
+(Spark: :func:`spark_action`, from the status tracker) for the rows that stay on a cluster.
+
 Only the engine that a source needs is imported.
 """
 
@@ -16,6 +20,11 @@ from __future__ import annotations
 import glob
 import os
 import pickle
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
@@ -24,7 +33,7 @@ from ..exceptions import DataError
 from .frames import source_kind
 from .partial import Partial, add_any
 
-__all__ = ["Source", "open_source"]
+__all__ = ["Source", "open_source", "persist_partitions", "reduce_partitions", "spark_action"]
 
 ChunkFn = Callable[[Iterable[pd.DataFrame]], Partial]
 
@@ -51,10 +60,23 @@ class Source:
         ``"files"``, ``"duckdb"``, ``"polars-lazy"``, ``"arrow-dataset"``, ``"dask"``, ``"spark"``.
     description : str
         What the rows are, for messages (``"3 Parquet files sales/*.parquet"``).
+    unit : str
+        What a pass's progress bar counts: ``"rows"`` (read on this machine), ``"partitions"``
+        (Dask) or ``"tasks"`` (Spark).
+    reporter : object or None
+        The bar of the pass running, updated on the client as partitions or tasks finish (set
+        by :meth:`~mixedmodels.sources.template.Template.reporting`; None between passes).
     """
 
     kind = "source"
     description = "a data source"
+    unit = "rows"
+    reporter = None
+
+    def steps(self, rows: int) -> int:
+        """The steps of a pass's bar: its ``rows`` here, the partitions on Dask; on Spark 0,
+        the tasks being added as the pass's stages start."""
+        return rows
 
     def lazy(self):
         """The rows as a narwhals LazyFrame (pass 1 runs on it)."""
@@ -174,6 +196,11 @@ class DaskSource(Source):
         import narwhals as nw
         return nw.from_native(self.frame)
 
+    unit = "partitions"
+
+    def steps(self, rows: int) -> int:
+        return self.frame.npartitions
+
     def partial(self, columns, chunk_fn, chunk_rows):
         dask = _need("dask")
         parts = self.frame[columns].to_delayed()
@@ -181,14 +208,105 @@ class DaskSource(Source):
         nodes = [dask.delayed(_one_partition)(fn, part) for part in parts]
         if not nodes:
             return chunk_fn([])
-        while len(nodes) > 1:  # tree reduction: log2(partitions) levels, crossproducts only
-            nodes = [dask.delayed(add_any)(nodes[i], nodes[i + 1]) if i + 1 < len(nodes) else nodes[i]
-                     for i in range(0, len(nodes), 2)]
-        return nodes[0].compute()
+        return reduce_partitions(nodes, add_any, self.reporter)
 
 
 def _one_partition(fn, frame: pd.DataFrame) -> Partial:
     return fn([frame])
+
+
+def _pairs(level: list, add: Callable) -> list:
+    """One level of the tree reduction: neighbours added, an odd last one carried up."""
+    return [add(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+
+
+def _dask_client():
+    """The ``distributed.Client`` that Dask computes on now, or None (a local scheduler, or
+    ``dask.config.set(scheduler=...)`` chose another)."""
+    if "distributed" not in sys.modules:  # no client can exist without it
+        return None
+    import dask
+    from distributed import Client
+
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return client if isinstance(client, Client) else None
+
+
+@contextmanager
+def _counting(keys: set, reporter):
+    """``reporter.update(1)`` as each task of ``keys`` finishes on a local Dask scheduler (its
+    callbacks run in the thread that computes)."""
+    from dask.callbacks import Callback
+
+    def posttask(key, result, dsk, state, worker_id):
+        if key in keys:
+            reporter.update(1)
+
+    with Callback(posttask=posttask):
+        yield
+
+
+def reduce_partitions(nodes: list, add: Callable, reporter=None):
+    """The sum of per-partition results (Dask Delayed objects), added in a tree where they are.
+
+    The tree pairs the same neighbours on every scheduler, so the floating-point sums are the
+    same with or without a bar. With a ``reporter``, ``reporter.update(1)`` runs on the client as
+    each partition's task finishes: on a ``distributed`` cluster the partitions' tasks and the
+    tree are submitted as futures and counted with ``distributed.as_completed`` (only the
+    partial sums travel, the partitions' results are released as they are added); on a local
+    scheduler through a Dask callback.
+
+    Parameters
+    ----------
+    nodes : list of Delayed
+        One result per partition.
+    add : callable
+        ``add(a, b)``, picklable.
+    reporter : object, optional
+        A progress bar (``update(k)``).
+    """
+    import dask
+
+    client = _dask_client() if reporter is not None else None
+    if client is None:
+        tree = list(nodes)
+        while len(tree) > 1:  # log2(partitions) levels, crossproducts only
+            tree = _pairs(tree, dask.delayed(add))
+        if reporter is None:
+            return tree[0].compute()
+        with _counting({n.key for n in nodes}, reporter):
+            return tree[0].compute()
+    from distributed import as_completed
+
+    level = client.compute(list(nodes))
+    done = as_completed(level)
+    while len(level) > 1:
+        level = _pairs(level, lambda a, b: client.submit(add, a, b))
+    root = level[0]
+    del level  # as_completed holds each partition's future until it is counted, then lets it go
+    for _ in done:
+        reporter.update(1)
+    return root.result()
+
+
+def persist_partitions(nodes: list, reporter=None) -> list:
+    """``dask.persist`` of per-partition results (kept in the workers' memory), with
+    ``reporter.update(1)`` on the client as each partition is done (see
+    :func:`reduce_partitions`)."""
+    import dask
+
+    if reporter is None:
+        return list(dask.persist(*nodes))
+    client = _dask_client()
+    if client is None:
+        with _counting({n.key for n in nodes}, reporter):
+            return list(dask.persist(*nodes))
+    from distributed import as_completed, futures_of
+
+    parts = list(client.persist(list(nodes)))
+    for _ in as_completed(futures_of(parts)):
+        reporter.update(1)
+    return parts
 
 
 class SparkSource(Source):
@@ -197,9 +315,13 @@ class SparkSource(Source):
 
     kind = "spark"
     description = "a Spark DataFrame"
+    unit = "tasks"
 
     def __init__(self, frame):
         self.frame = frame
+
+    def steps(self, rows: int) -> int:
+        return 0
 
     def lazy(self):
         import narwhals as nw
@@ -211,11 +333,104 @@ class SparkSource(Source):
             yield pd.DataFrame({"partial": [pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)]})
 
         sdf = self.frame.select(*[self.frame[c] for c in columns])
-        rows = sdf.mapInPandas(run, schema="partial binary").collect()
+        rows = spark_action(self.frame, sdf.mapInPandas(run, schema="partial binary").collect, self.reporter)
         total = chunk_fn([])
         for row in rows:
             total = add_any(total, pickle.loads(row["partial"]))
         return total
+
+
+#: seconds between two looks at Spark's status tracker while a pass runs
+SPARK_POLL_S = 0.25
+
+
+class _SparkTasks:
+    """The tasks done of the stages of one job group (those that ran: a stage skipped because
+    its shuffle was already written never starts, so it is not counted)."""
+
+    def __init__(self, tracker, group: str, reporter):
+        self.tracker, self.group, self.reporter = tracker, group, reporter
+        self.stages: dict[int, tuple[int, int]] = {}  # stage id -> (tasks, tasks done)
+        self.total = self.done = 0
+
+    def look(self) -> bool:
+        """Update the bar; True when the group's jobs have all ended."""
+        tracker = self.tracker
+        active = set(tracker.getActiveStageIds())
+        jobs = [tracker.getJobInfo(job) for job in tracker.getJobIdsForGroup(self.group)]
+        for info in jobs:
+            for sid in info.stageIds if info is not None else ():
+                stage = tracker.getStageInfo(sid)
+                if stage is None:
+                    continue
+                ran = sid in active or stage.numActiveTasks or stage.numCompletedTasks or sid in self.stages
+                if ran:
+                    old = self.stages.get(sid, (0, 0))[1]
+                    self.stages[sid] = (stage.numTasks, max(old, min(stage.numCompletedTasks, stage.numTasks)))
+        self.show(sum(t for t, _ in self.stages.values()), sum(d for _, d in self.stages.values()))
+        return bool(jobs) and all(i is not None and i.status not in ("RUNNING", "UNKNOWN") for i in jobs)
+
+    def settle(self, limit_s: float = 1.0) -> None:
+        """The last look, once the tracker has heard that the jobs ended (its listener runs
+        behind the action; the tasks' ends come before their job's)."""
+        end = time.monotonic() + limit_s
+        while not self.look() and time.monotonic() < end:
+            time.sleep(0.02)
+
+    def show(self, total: int, done: int) -> None:
+        if total > self.total and hasattr(self.reporter, "add_total"):
+            self.reporter.add_total(total - self.total)
+            self.total = total
+        if done > self.done:
+            self.reporter.update(done - self.done)
+            self.done = done
+
+
+def spark_action(frame, action: Callable[[], Any], reporter=None) -> Any:
+    """Run a Spark action (``collect``) of ``frame``'s session, with ``reporter`` counting the
+    tasks done of its stages on the driver while it runs.
+
+    The action runs in this thread under a job group of its own (the thread's previous group is
+    restored after); a daemon thread reads ``SparkContext.statusTracker()`` every
+    :data:`SPARK_POLL_S` seconds. The rows stay on the cluster: only the action's result comes
+    back. Without a SparkContext (Spark Connect) the action runs without a bar.
+    """
+    if reporter is None:
+        return action()
+    try:
+        sc = frame.sparkSession.sparkContext
+        tracker = sc.statusTracker()
+    except Exception:  # noqa: BLE001 (Spark Connect has no SparkContext: no bar rather than no fit)
+        return action()
+    group = f"mixedmodels-{uuid.uuid4().hex}"
+    keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+    before = {k: sc.getLocalProperty(k) for k in keys}
+    tasks = _SparkTasks(tracker, group, reporter)
+    stop = threading.Event()
+
+    def poll():
+        while not stop.wait(SPARK_POLL_S):
+            try:
+                tasks.look()
+            except Exception:  # noqa: BLE001 (the bar must not break the pass; the session may stop)
+                return
+
+    sc.setJobGroup(group, "mixedmodels: a pass over the rows")
+    watcher = threading.Thread(target=poll, name="mixedmodels-spark-progress", daemon=True)
+    watcher.start()
+    try:
+        result = action()
+    finally:
+        stop.set()
+        watcher.join()
+        for k, v in before.items():
+            sc.setLocalProperty(k, v)
+    try:
+        tasks.settle()
+    except Exception:  # noqa: BLE001
+        pass
+    tasks.show(tasks.total, tasks.total)  # the action succeeded: every task that ran is done
+    return result
 
 
 def open_source(data: Any, *, threads: int | None = None, memory_limit: str | None = None) -> Source:

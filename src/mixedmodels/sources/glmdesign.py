@@ -113,7 +113,7 @@ def stream_glm_design(formula: str, data: Any, family: Any, *, weights=None, off
                                               memory_budget=memory_budget, check_levels=False, stacklevel=5,
                                               progress=progress)
     template.weights_column, template.offset_column = weights, offset
-    with template.reporting(source, passes.n_total, "building pass (rows)"):
+    with template.reporting(source, passes.n_total, "building pass"):
         cache = build_cache(source, passes.used, GlmBuilder(template, family), template.chunk_rows,
                             len(template.terms))
     check_rows(source, passes, cache.rows_seen, cache.rows_dropped)

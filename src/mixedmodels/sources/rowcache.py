@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from .engines import DaskSource, Source, SparkSource
+from .engines import DaskSource, Source, SparkSource, persist_partitions, spark_action
 
 __all__ = ["GlmChunk", "RowCache", "build_cache"]
 
@@ -165,7 +165,7 @@ class DaskCache(RowCache):
         parts = source.frame[columns].to_delayed()
         build = dask.delayed(builder, pure=True)
         nodes = [dask.delayed(_build_partition)(build, p) for p in parts]
-        self.parts = list(dask.persist(*nodes))
+        self.parts = persist_partitions(nodes, source.reporter)  # the building pass's bar, if any
         counts = dask.compute(*[dask.delayed(_counts)(p) for p in self.parts])
         self.rows_seen = sum(c[0] for c in counts)
         self.rows_dropped = sum(c[1] for c in counts)
@@ -203,7 +203,7 @@ class SparkCache(RowCache):
         blobs = frame.select(*[frame[c] for c in columns]).mapInPandas(build, schema="chunk binary")
         self.rdd = blobs.rdd.map(_unpickle_chunk).cache()
         self._finalizer = weakref.finalize(self, _unpersist, self.rdd)  # freed with the model
-        counts = self.rdd.map(_chunk_counts).collect()
+        counts = spark_action(frame, self.rdd.map(_chunk_counts).collect, source.reporter)
         self.rows_seen = sum(c[0] for c in counts)
         self.rows_dropped = sum(c[1] for c in counts)
         self.summary = _sum(c[2] for c in counts)

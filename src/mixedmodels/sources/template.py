@@ -312,17 +312,25 @@ class Template:
                     self.reporter.update(len(piece))
 
     @contextmanager
-    def reporting(self, source, total: int, desc: str):
-        """A progress bar over the rows of one pass, for sources read on this machine (the
-        template travels to Dask and Spark workers without one)."""
-        local = getattr(source, "kind", "") not in ("dask", "spark")
-        self.reporter = self.progress(total, desc) if self.progress is not None and local else None
+    def reporting(self, source, rows: int, desc: str):
+        """A progress bar over one pass, labelled ``desc`` and its unit: the rows, updated here
+        as the chunks are read, for sources read on this machine; the partitions (Dask) or the
+        tasks (Spark) done, counted on the client by the source (the template travels to the
+        workers without a bar)."""
+        unit = source.unit
+        bar = self.progress(source.steps(rows), f"{desc} ({unit})") if self.progress is not None else None
+        here = unit == "rows"
+        self.reporter = bar if here else None
+        if not here:  # a bar that cannot show ("auto" without a terminal) needs no tracking on the client
+            source.reporter = bar if getattr(bar, "enabled", True) else None
         try:
             yield
         finally:
-            if self.reporter is not None:
-                self.reporter.close()
+            if bar is not None:
+                bar.close()
             self.reporter = None
+            if not here:
+                source.reporter = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
