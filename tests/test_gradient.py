@@ -97,8 +97,19 @@ def test_structured_parametrization_without_jacobian_has_no_gradient():
     assert theta_jacobians(m.factor.parametrization, m.theta)[0].shape == (1, 1, 1)
 
 
-def test_large_systems_have_no_dense_gradient():
-    """InstEval (q ≈ 4,100): no dense inverse; L-BFGS-B falls back to its own differences."""
-    m = mm.lmer(LME4["insteval"]["formula"], mm.load_dataset("InstEval"),
+def test_large_scalar_systems_have_the_blocked_gradient():
+    """InstEval (q ≈ 4,100, scalar terms): no dense inverse, the blocked gradient from the
+    evaluation's own factor, equal to central differences of the deviance at lme4's θ and away
+    from it."""
+    from mixedmodels.core.gradient import ProfiledGradient
+
+    ref = LME4["insteval"]
+    m = mm.lmer(ref["formula"], mm.load_dataset("InstEval"), reml=bool(ref["reml"]),
                 control=mm.Control(check_conv="ignore", maxfun=3))
-    assert not m.has_gradient
+    assert m.has_gradient and ProfiledGradient(m.factor).blocked is not None
+    theta_ref = values(ref["theta"])
+    for theta in (theta_ref, 1.3 * theta_ref + 0.05):
+        value, grad = m.objective_and_gradient(theta)
+        assert value == pytest.approx(m.objective(theta), rel=1e-10)
+        fd = _central(m.objective, theta, h=1e-3)
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from test_sources_local import SLEEP, agree
+from test_sources_progress import last_states
 
 import mixedmodels as mm
 from mixedmodels.exceptions import DataError
@@ -48,13 +49,36 @@ def test_spark_sleepstudy_equals_memory_and_bad_values(spark):
         mm.lmer(SLEEP, spark.createDataFrame(bad))
 
 
-def test_spark_glmm_equals_memory_and_predicts_a_column(spark):
+def test_spark_progress_counts_the_tasks_of_every_pass(spark, capsys):
+    ss = mm.load_dataset("sleepstudy")
+    formula = "Reaction ~ scale(Days) + (Days | Subject)"  # two passes: scale()'s moments, then pass 2
+    tight = mm.Control(ftol_abs=1e-13, xtol_abs=1e-11, xtol_rel=1e-11)
+    m0 = mm.lmer(formula, ss, control=tight)
+    sdf = spark.createDataFrame(ss).repartition(3).cache()
+    sdf.count()  # cached: a pass is one stage, a task per partition
+    parts = sdf.rdd.getNumPartitions()
+    assert parts == 3
+    group = spark.sparkContext.getLocalProperty("spark.jobGroup.id")
+    capsys.readouterr()
+    m = mm.lmer(formula, sdf, control=tight, progress=True)
+    assert last_states(capsys.readouterr().err) == {"moments pass (tasks)": "3/3", "pass 2 (tasks)": "3/3"}
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") == group  # the thread's group restored
+    agree(m0, m, beta_tol=1e-8)
+    mm.lmer(formula, sdf, control=tight, progress=False)
+    assert "tasks" not in capsys.readouterr().err
+    sdf.unpersist()
+
+
+def test_spark_glmm_equals_memory_and_predicts_a_column(spark, capsys):
     from test_sources_glmm import agree, fit_quiet, glmm_data
 
     data = glmm_data(n=3000, seed=9).drop(columns=["h"])
     sdf = spark.createDataFrame(data).repartition(2).cache()
     m0 = fit_quiet(mm.glmer, "y ~ x + (1 | g)", data, family="binomial")
-    m = fit_quiet(mm.glmer, "y ~ x + (1 | g)", sdf, family="binomial")
+    capsys.readouterr()
+    m = fit_quiet(mm.glmer, "y ~ x + (1 | g)", sdf, family="binomial", progress=True)
+    # pass 1's queries filled the cache: the building pass is one stage, a task per partition
+    assert last_states(capsys.readouterr().err) == {"building pass (tasks)": "2/2"}
     agree(m0, m, 1e-6)
     assert m.optinfo.passes > 20
     out = m.predict(sdf, type="response")

@@ -201,8 +201,9 @@ def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True,
         full covariance over its indicators), or afex-style, one uncorrelated term per model
         matrix column.
     progress : {"auto", True, False}, default "auto"
-        Streamed data only: a progress bar over the rows of each pass on one machine, shown when
-        the output is interactive and the pass will take more than about 2 s.
+        Streamed data only: a progress bar per pass (over its rows on one machine, the partitions
+        done on Dask, the tasks done on Spark), shown when the output is interactive and the pass
+        will take more than about 2 s.
 
     Returns
     -------
@@ -299,7 +300,8 @@ def glmer(formula: str, data: pd.DataFrame, *, family: str | Family = "binomial"
     disp : str, optional
         glmmTMB's ``dispformula`` (log link), e.g. ``"~ z"``, for families with a dispersion.
     progress : {"auto", True, False}, default "auto"
-        Streamed data only: progress bars over the rows of the passes that read the source.
+        Streamed data only: progress bars over the passes that read the source (rows, Dask
+        partitions or Spark tasks done), as :func:`lmer`.
 
     Returns
     -------
