@@ -39,7 +39,7 @@ from .checks import check_fit
 from .lmm import LinearMixedModel
 from .optim import Control, OptimizerOutput, minimize, register_optimizer, value_and_gradient
 
-__all__ = ["IterativeLinearMixedModel", "IterativeFactor", "IterativeEvaluation"]
+__all__ = ["IterativeLinearMixedModel", "IterativeFactor", "IterativeEvaluation", "loglik_note"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 #: reduced systems up to this order use the unit vectors as probes: exact traces
@@ -385,12 +385,8 @@ class IterativeLinearMixedModel(LinearMixedModel):
                 f"{len(its)} evaluations, {max(its) if its else 0} CG iterations at most")
         if self.exact_trace:
             note += "; probes span the system, so logLik and gradient are exact"
-        elif self.loglik_exact:
-            note += (f"; logLik evaluated exactly at the optimum (stochastic estimate "
-                     f"{path.get('loglik_estimate', np.nan):.4f}, MC SE {self.loglik_se:.2g})")
         else:
-            note += (f"; logLik is a stochastic estimate ({path.get('probes')} probes), "
-                     f"Monte Carlo SE {self.loglik_se:.2g}")
+            note += loglik_note(path, self.loglik_exact, self.loglik_se)
         return [note, *super().summary_notes()]
 
     def conditional_covariance(self, max_q: int = 20_000) -> list[np.ndarray]:
@@ -432,6 +428,16 @@ def _crossproducts(design: ModelDesign, row_backend: str):
     y = design.y if design.offset is None else design.y - design.offset
     terms = [t.matrix for t in design.terms]
     return get_rows(row_backend)(terms, design.X, y, design.weights).crossproducts()
+
+
+def loglik_note(path: dict, loglik_exact: bool, loglik_se: float) -> str:
+    """The summary's words on an iterative fit's logLik: exact at the optimum, or a stochastic
+    estimate with its Monte Carlo standard error (``path``: the fit's ``optinfo.path``)."""
+    if loglik_exact:
+        return (f"; logLik evaluated exactly at the optimum (stochastic estimate "
+                f"{path.get('loglik_estimate', np.nan):.4f}, MC SE {loglik_se:.2g})")
+    return (f"; logLik is a stochastic estimate ({path.get('probes')} probes), "
+            f"Monte Carlo SE {loglik_se:.2g}")
 
 
 def backfitting_start(cp, system: ReducedSystem, factor: IterativeFactor,

@@ -41,15 +41,13 @@ from ..spec.design import ModelDesign
 from . import cost
 from .family import Family
 from .glmm import GeneralizedLinearMixedModel
-from .iterative import EXACT_TRACE_DIM, IterativeFactor
+from .iterative import EXACT_TRACE_DIM, IterativeFactor, loglik_note
 from .optim import Control
 from .pirls import PirlsEngine, PirlsResult
 
 __all__ = ["IterativeGLMM", "IterativePirlsEngine", "IterativePirlsResult", "choose_glmm_path",
            "glmm_row_memory"]
 
-# below this, a PIRLS step that stops shrinking is the solves' rounding (as the exact engine)
-_STEP_FLOOR = 1e-7
 #: one exact Laplace evaluation at the optimum is a PIRLS: about this many factorizations
 _EXACT_PIRLS_STEPS = 8
 #: a GLMM fit's time over the LMM cost model's estimate for the same design (two optimizer
@@ -83,6 +81,7 @@ class IterativePirlsEngine(PirlsEngine):
         The probes' seed.
     """
 
+    result_class = IterativePirlsResult
     scalar = False  # the optimizers without the exact engine's closed-form one-term gradients
 
     def __init__(self, design: ModelDesign, family: Family, y: np.ndarray, wt: np.ndarray,
@@ -198,101 +197,24 @@ class IterativePirlsEngine(PirlsEngine):
         return float(value + quad.mean()), se
 
     # -- PIRLS -----------------------------------------------------------------------------------
+    def _solve(self, theta, w, z, u_only):
+        """One penalized weighted least-squares step for :meth:`PirlsEngine.pirls`: β and u by
+        PCG; no log-determinant (left to :meth:`laplace`, a probe solve)."""
+        beta, u, _ = self._schur(self._at(theta, w, z), u_only)
+        return beta, u, None, None
+
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
               eta_start: np.ndarray | None = None, tol: float | None = None, *,
               criterion: str = "deviance") -> IterativePirlsResult:
-        """Conditional modes at θ (β fixed when given, else β and u jointly), as
-        :meth:`PirlsEngine.pirls <mixedmodels.models.pirls.PirlsEngine.pirls>`: Fisher scoring
-        with step halving, stopped on the penalized deviance's relative change or (``"step"``)
-        on the modes' step. The log-determinant is left to :meth:`laplace` (a probe solve)."""
-        fam, link = self.family, self.family.link
-        y, wt, ctrl = self.y, self.wt, self.control
-        by_step = criterion == "step"
-        if not by_step and criterion != "deviance":
-            raise ValueError(f"criterion must be 'deviance' or 'step', got {criterion!r}")
-        tol = (ctrl.pirls_step_tol if by_step else ctrl.pirls_tol) if tol is None else tol
+        """Conditional modes at θ: the exact engine's PIRLS (:meth:`PirlsEngine.pirls
+        <mixedmodels.models.pirls.PirlsEngine.pirls>`) with each step solved by PCG; the result
+        also holds θ and the weights at the modes, which the Laplace deviance's log-determinant
+        is taken at."""
         theta = np.asarray(theta, dtype=float)
-        u_only = beta is not None
-        xb = self._xbeta(beta) if u_only else 0.0
-        fixed = self.offset + xb
-        warm = eta_start is None
-        eta = (self.eta if warm else eta_start).copy()
-        mu, mu_eta = link.inverse_and_mu_eta(eta)
-        pdev_old, u_old, beta_old, last_step = np.inf, None, None, np.inf
-        history: list = []
-        res = IterativePirlsResult()
-        res.converged, res.message, res.logdet, res.d, res.logdet_se = False, "", None, None, None
-        res.score = None
-        top_w = None
-        for it in range(ctrl.pirls_maxit):
-            var = fam.variance(mu)
-            w = wt * mu_eta * mu_eta / var
-            z = (eta - fixed) + (y - mu) / mu_eta
-            b_new, u_new, _ = self._schur(self._at(theta, w, z), u_only)
-            if u_only:
-                b_new = beta
-            if by_step:
-                top_w, top_mu_eta = w, mu_eta
-                if u_old is not None:
-                    step = float(np.abs(u_new - u_old).max()) if len(u_new) else 0.0
-                    if not u_only and len(b_new):
-                        step = max(step, float(np.abs(b_new - beta_old).max()) / max(1.0, np.abs(b_new).max()))
-                    if step < tol or (step < _STEP_FLOOR and step > 0.5 * last_step):
-                        res.converged = True
-                        break
-                    last_step = step
-            eta_new = fixed + self.zb(theta, u_new)
-            if not u_only:
-                eta_new = eta_new + self._xbeta(b_new)
-            mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
-            dev_sum = float(self.dev_resid(mu_new).sum())
-            pdev = dev_sum + float(u_new @ u_new)
-            if not by_step and abs((pdev_old - pdev) / pdev) < tol:
-                history.append((it + 1, pdev, 0))
-                u_old, beta_old, eta, mu, mu_eta = u_new, b_new, eta_new, mu_new, mu_eta_new
-                res.dev_sum, pdev_old, res.converged = dev_sum, pdev, True
-                break
-            if u_old is None and not np.isfinite(pdev):
-                # the first step left the family's range: step back toward u = 0 and β's
-                # least-squares fit (as the exact engine)
-                beta_old = beta if u_only else np.linalg.lstsq(self.X, eta - fixed, rcond=None)[0]
-                u_old = np.zeros_like(u_new)
-                eta = fixed + (0.0 if u_only else self._xbeta(beta_old))
-                mu, mu_eta = link.inverse_and_mu_eta(eta)
-                pdev_old = float(self.dev_resid(mu).sum())
-                res.dev_sum = pdev_old
-                if not np.isfinite(pdev_old):
-                    u_old = None
-            halvings = 0
-            while (not np.isfinite(pdev) or pdev > pdev_old) and u_old is not None \
-                    and halvings < ctrl.pirls_max_halvings:
-                u_new, b_new = 0.5 * (u_old + u_new), 0.5 * (beta_old + b_new)
-                eta_new = 0.5 * (eta + eta_new)
-                mu_new, mu_eta_new = link.inverse_and_mu_eta(eta_new)
-                dev_sum = float(self.dev_resid(mu_new).sum())
-                pdev = dev_sum + float(u_new @ u_new)
-                halvings += 1
-            history.append((it + 1, pdev, halvings))
-            slack = 1e-10 * abs(pdev) if by_step else tol
-            if not np.isfinite(pdev) or pdev - pdev_old > slack:
-                res.message = ("step-halving failed to reduce the penalized deviance"
-                               if np.isfinite(pdev) else "the penalized deviance is not finite")
-                break
-            u_old, beta_old, eta, mu, mu_eta = u_new, b_new, eta_new, mu_new, mu_eta_new
-            res.dev_sum, pdev_old = dev_sum, pdev
-        else:
-            res.message = f"no convergence in {ctrl.pirls_maxit} iterations"
-        if u_old is None:
-            raise FloatingPointError("PIRLS failed at its first step: " + res.message)
-        if by_step and res.converged:
-            res.w, res.mu_eta = top_w, top_mu_eta
-        else:
-            res.mu_eta = mu_eta
-            res.w = wt * mu_eta * mu_eta / fam.variance(mu)
-        res.beta, res.u, res.eta, res.mu, res.theta = beta_old, u_old, eta, mu, theta.copy()
-        res.pdev, res.iterations, res.history = pdev_old, len(history), history
-        if warm and res.converged:
-            self.eta = eta
+        res = super().pirls(theta, beta, eta_start, tol, criterion=criterion)
+        if criterion != "step":  # by step, the weights of the last solve are already there
+            res.w = self.wt * res.mu_eta * res.mu_eta / self.family.variance(res.mu)
+        res.theta, res.logdet_se = theta.copy(), None
         return res
 
     def system_at(self, res: IterativePirlsResult) -> ReducedSystem:
@@ -451,12 +373,8 @@ class IterativeGLMM(GeneralizedLinearMixedModel):
                 f"{max(its) if its else 0} CG iterations at most")
         if self.exact_trace:
             note += "; probes span the system, so the log-determinant is exact"
-        elif self.loglik_exact:
-            note += (f"; logLik evaluated exactly at the optimum (stochastic estimate "
-                     f"{path.get('loglik_estimate', np.nan):.4f}, MC SE {self.loglik_se:.2g})")
         else:
-            note += (f"; logLik is a stochastic estimate ({path.get('probes')} probes), "
-                     f"Monte Carlo SE {self.loglik_se:.2g}")
+            note += loglik_note(path, self.loglik_exact, self.loglik_se)
         return [note, *super().summary_notes()]
 
     def with_design(self, design: ModelDesign, *, control: Control | None = None) -> "IterativeGLMM":

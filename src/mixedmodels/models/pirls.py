@@ -56,6 +56,9 @@ class PirlsResult:
 class PirlsEngine:
     """PIRLS at fixed θ (β inside, or fixed), and the Laplace / AGQ deviances built on it."""
 
+    #: the class of :meth:`pirls`' results (engines that carry more state extend it)
+    result_class = PirlsResult
+
     def __init__(self, design: ModelDesign, family: Family, y: np.ndarray, wt: np.ndarray,
                  nsize: np.ndarray, offset: np.ndarray, control: Control):
         self.family = family
@@ -219,7 +222,7 @@ class PirlsEngine:
         u_old = beta_old = None
         last_step = np.inf
         history = []
-        res = PirlsResult()
+        res = self.result_class()
         res.converged, res.message = False, ""
         for it in range(ctrl.pirls_maxit):
             var = fam.variance(mu)
@@ -294,7 +297,7 @@ class PirlsEngine:
             res.score = wt * (y - mu_top) * res.mu_eta / var  # −½ d dev / dη
         else:
             res.mu_eta = mu_eta  # dμ/dη at the final μ (the Laplace gradient reuses it)
-        if res.logdet is None:  # one scalar term: every block of L_Z is its d
+        if res.logdet is None and res.d is not None:  # one scalar term: each block of L_Z is its d
             res.logdet = float(np.log(res.d).sum())
         res.beta, res.u, res.eta, res.mu = beta_old, u_old, eta, mu
         res.pdev = pdev_old
