@@ -73,8 +73,11 @@ def available_memory() -> float:
 
 def _nested_in_first(codes_first: np.ndarray, codes_other: np.ndarray) -> bool:
     """Whether every level of the first term sits in one level of the other (no fill)."""
-    pairs = np.unique(codes_first.astype(np.int64) * (int(codes_other.max()) + 1) + codes_other)
-    return len(np.unique(pairs // (int(codes_other.max()) + 1))) == len(pairs)
+    # one pass, no sort: the level of `other` last seen with each level of `first`, then whether
+    # every row agrees with it (np.unique on a million rows took about a second)
+    seen = np.empty(int(codes_first.max()) + 1, dtype=np.int64)
+    seen[codes_first] = codes_other
+    return bool(np.array_equal(seen[codes_first], codes_other))
 
 
 def _shapes(terms) -> list[tuple[int, int]]:
