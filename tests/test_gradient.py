@@ -113,3 +113,32 @@ def test_large_scalar_systems_have_the_blocked_gradient():
         assert value == pytest.approx(m.objective(theta), rel=1e-10)
         fd = _central(m.objective, theta, h=1e-3)
         np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
+
+
+def test_blocked_gradient_on_the_dense_syrk_schur_update(monkeypatch):
+    """Two crossed scalar terms whose Schur update is the dense syrk (product maps and the sparse
+    product switched off): the blocked gradient reads L_10 from the update's dense buffer, and
+    equals central differences of the deviance (ML and REML)."""
+    import mixedmodels.core.factor as factor_module
+    from mixedmodels.core.gradient import ProfiledGradient
+
+    monkeypatch.setattr(factor_module, "_PRODUCT_MAP_LIMIT", 0)
+    monkeypatch.setattr(factor_module, "_SPARSE_PRODUCT_COST", 1e15)
+    rng = np.random.default_rng(13)
+    n, m1, m2 = 20_000, 300, 1_400
+    g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
+    x = rng.normal(size=n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.6, m1)[g1] + rng.normal(0, 0.8, m2)[g2] + rng.normal(size=n)
+    data = pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    for reml in (True, False):
+        m = mm.lmer("y ~ x + (1 | g1) + (1 | g2)", data, reml=reml,
+                    control=mm.Control(check_conv="ignore", maxfun=3, method="exact"))
+        assert "dense, syrk" in m.factor.schur.values()
+        assert ProfiledGradient(m.factor).blocked is not None
+        for theta in (np.array([0.6, 0.8]), np.array([1.1, 0.3])):
+            m.factor.update(theta)
+            assert m.factor.first_term_dense(1) is not None
+            value, grad = m.objective_and_gradient(theta)
+            assert value == pytest.approx(m.objective(theta), rel=1e-10)
+            fd = _central(m.objective, theta, h=1e-4)
+            np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))

@@ -627,6 +627,12 @@ class BlockedFactor:
         # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
         return self.dense.trsm(self.L_diag[i], dense.T).T
 
+    def first_term_dense(self, i: int) -> np.ndarray | None:
+        """``L_i0`` as a dense array when the last update formed it so (the "dense, syrk" Schur
+        update keeps ``Tᵢ A_i0 √W₀`` in a work buffer, which equals ``L_i0``); else None."""
+        entry = self._dense_first.get(i)
+        return None if entry is None else entry[1]
+
     def _first_term_weights(self) -> np.ndarray | None:
         """W = Λ₀ (Λ₀ᵀ A₀₀ Λ₀ + I)⁻¹ Λ₀ᵀ per level for a scalar first term: with it
         L_i0 L_j0ᵀ = Tᵢ Tⱼ A_i0 W A_j0ᵀ, which the product maps and the dense path use."""
