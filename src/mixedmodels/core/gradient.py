@@ -249,9 +249,9 @@ class BlockedGradient:
             tail_diag = np.diagonal(z_tail)
             for i in range(1, k):
                 traces[i] = float(tail_diag[o[i] - o[1]:o[i + 1] - o[1]].sum())
-            dense_l10 = f.first_term_dense(1) if k == 2 else None
-            if dense_l10 is not None:  # one BLAS syrk (lower triangle) instead of a sparse product
-                m = f.dense.syrk_lower(dense_l10 / l0[None, :])
+            dense_t0 = [f.first_term_dense(r) for r in range(1, k)]
+            if all(d is not None for d in dense_t0):  # one BLAS syrk instead of a sparse product
+                m = f.dense.syrk_lower(np.vstack(dense_t0) / l0[None, :])
             else:
                 l_t0 = sp.vstack([sp.csr_matrix(f.L_off[(r, 0)]) for r in range(1, k)]).tocsr()
                 m = (l_t0 @ sp.diags(1.0 / (l0 * l0)) @ l_t0.T).toarray()
