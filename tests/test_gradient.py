@@ -142,3 +142,48 @@ def test_blocked_gradient_on_the_dense_syrk_schur_update(monkeypatch):
             assert value == pytest.approx(m.objective(theta), rel=1e-10)
             fd = _central(m.objective, theta, h=1e-4)
             np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
+
+
+def test_auto_optimizer_keeps_bobyqa_on_insteval_and_takes_the_gradient_above_the_threshold(monkeypatch):
+    """``Control(optimizer="auto")``: InstEval's evaluations (about 4e9 flops, product maps) stay
+    on lme4's BOBYQA path; where the evaluations cost more than GRADIENT_FLOPS (lowered here so
+    InstEval crosses it) the fit takes L-BFGS-B with the blocked gradient and reaches lme4's
+    logLik or better."""
+    import mixedmodels.models.lmm as lmm_module
+
+    ref = LME4["insteval"]
+    data = mm.load_dataset("InstEval")
+    m = mm.lmer(ref["formula"], data, reml=bool(ref["reml"]))
+    assert m.optinfo.optimizer == "bobyqa" and 1e9 < m.evaluation_flops() < lmm_module.GRADIENT_FLOPS
+    monkeypatch.setattr(lmm_module, "GRADIENT_FLOPS", 1e9)
+    m = mm.lmer(ref["formula"], data, reml=bool(ref["reml"]))
+    assert m.optinfo.optimizer == "lbfgsb" and m.optinfo.factor["gradient"]
+    assert m.loglik >= ref["loglik"] - 1e-7 * abs(ref["loglik"])
+    np.testing.assert_allclose(m.theta, values(ref["theta"]), rtol=2e-3, atol=2e-4)
+
+
+def test_auto_optimizer_lowers_the_threshold_after_a_dense_syrk_update(monkeypatch):
+    """After a "dense, syrk" Schur update the gradient reuses its buffer, so "auto" takes it
+    from a fifth of GRADIENT_FLOPS; the same design with a product map keeps BOBYQA. Both reach
+    the same optimum."""
+    import mixedmodels.core.factor as factor_module
+    import mixedmodels.models.lmm as lmm_module
+
+    rng = np.random.default_rng(13)
+    n, m1, m2 = 20_000, 300, 1_400
+    g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
+    x = rng.normal(size=n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.6, m1)[g1] + rng.normal(0, 0.8, m2)[g2] + rng.normal(size=n)
+    data = pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    formula = "y ~ x + (1 | g1) + (1 | g2)"
+    monkeypatch.setattr(lmm_module, "GRADIENT_FLOPS", 2e8)  # the design's 1.3e8 lies between
+    mapped = mm.lmer(formula, data, control=mm.Control(method="exact"))
+    assert "dense, product map" in mapped.factor.schur.values()
+    assert mapped.optinfo.optimizer == "bobyqa"
+    monkeypatch.setattr(factor_module, "_PRODUCT_MAP_LIMIT", 0)
+    monkeypatch.setattr(factor_module, "_SPARSE_PRODUCT_COST", 1e15)
+    syrk = mm.lmer(formula, data, control=mm.Control(method="exact"))
+    assert "dense, syrk" in syrk.factor.schur.values()
+    assert syrk.optinfo.optimizer == "lbfgsb" and syrk.optinfo.nevals < mapped.optinfo.nevals
+    assert syrk.loglik >= mapped.loglik - 1e-9 * abs(mapped.loglik)
+    np.testing.assert_allclose(syrk.theta, mapped.theta, rtol=2e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels.models.optim import OPTIMIZERS, Control, minimize
+from mixedmodels.models.optim import DEFAULT_OPTIMIZER, OPTIMIZERS, Control, minimize
 
 A = np.array([[3.0, 0.5, 0.2], [0.5, 2.0, -0.3], [0.2, -0.3, 1.5]])
 TARGET = np.array([1.0, -0.5, -2.0])
@@ -28,7 +28,9 @@ def _exact_bounded_minimum() -> np.ndarray:
 
 def test_control_defaults_are_lme4s():
     c = Control()
-    assert (c.optimizer, c.ftol_abs, c.xtol_abs, c.maxfun) == ("bobyqa", 1e-8, 1e-8, 10_000)
+    # "auto" runs lme4's BOBYQA except on LMMs with expensive evaluations (tests/test_gradient.py)
+    assert (c.optimizer, c.ftol_abs, c.xtol_abs, c.maxfun) == ("auto", 1e-8, 1e-8, 10_000)
+    assert DEFAULT_OPTIMIZER == "bobyqa"
     assert (c.check_conv, c.check_singular, c.check_scale) == ("warn", "warn", "warn")
     assert c.singular_tol == 1e-4 and c.check_hessian == "auto"
 

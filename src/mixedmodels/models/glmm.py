@@ -29,7 +29,7 @@ from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, hessian_from_gradient, theta_names
 from .family import Family
-from .optim import Control, OptSummary, minimize, value_and_gradient
+from .optim import Control, OptSummary, is_default_optimizer, minimize, value_and_gradient
 from .pirls import PirlsEngine, PirlsResult, gh_rule, history_text
 
 __all__ = ["GeneralizedLinearMixedModel", "gh_rule", "check_separation"]
@@ -200,7 +200,7 @@ class GeneralizedLinearMixedModel(MixedModel):
                 # stage 1 only provides the start of stage 2: a loose tolerance will do
                 # (looser still when stage 2 has the analytic gradient, which converges from
                 # farther away)
-                loose = self._gradient_available() and ctrl.optimizer == "bobyqa"
+                loose = self._gradient_available() and is_default_optimizer(ctrl.optimizer)
                 ftol1, xtol1 = (_S1_FTOL_GRAD, _S1_XTOL_GRAD) if loose else (_S1_FTOL, _S1_XTOL)
                 stage1_ctrl = Control(optimizer=ctrl.optimizer, maxfun=ctrl.maxfun,
                                       ftol_abs=ftol1 if self.n_agq > 0 else ctrl.ftol_abs,
@@ -267,7 +267,7 @@ class GeneralizedLinearMixedModel(MixedModel):
                         ftol_abs=max(ctrl.ftol_abs, _S2_FTOL), xtol_abs=max(ctrl.xtol_abs, _S2_XTOL),
                         options=options)
         opt = None
-        if self._gradient_available() and ctrl.optimizer == "bobyqa":
+        if self._gradient_available() and is_default_optimizer(ctrl.optimizer):
             opt = self._minimize_with_gradient(to_par, scale, x0, lower, ctrl2)
         if opt is None:
             opt = minimize(self._safe(fun), x0, lower, ctrl2)

@@ -37,7 +37,7 @@ from ..exceptions import IterativeConvergenceWarning
 from ..spec.design import ModelDesign
 from .checks import check_fit
 from .lmm import LinearMixedModel
-from .optim import Control, OptimizerOutput, minimize, register_optimizer, value_and_gradient
+from .optim import Control, OptimizerOutput, is_default_optimizer, minimize, register_optimizer, value_and_gradient
 
 __all__ = ["IterativeLinearMixedModel", "IterativeFactor", "IterativeEvaluation", "loglik_note"]
 
@@ -303,7 +303,7 @@ class IterativeLinearMixedModel(LinearMixedModel):
             return ev.deviance, ev.gradient
 
         fun, grad = value_and_gradient(fg)
-        optimizer = ctrl.optimizer if ctrl.optimizer != "bobyqa" else "lbfgsb_mc"
+        optimizer = "lbfgsb_mc" if is_default_optimizer(ctrl.optimizer) else ctrl.optimizer
         t0 = time.perf_counter()
         # a Monte Carlo objective: relative changes below 1e-10 of the deviance are noise
         opts = {"ftol": 1e-10, "gtol": 1e-6, **ctrl.options}

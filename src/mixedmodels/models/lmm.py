@@ -22,7 +22,16 @@ from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, theta_names
 from .family import gaussian
-from .optim import Control, OptSummary, escape_boundary, minimize, uses_gradient, value_and_gradient
+from .optim import (
+    DEFAULT_OPTIMIZER,
+    GRADIENT_FLOPS,
+    Control,
+    OptSummary,
+    escape_boundary,
+    minimize,
+    uses_gradient,
+    value_and_gradient,
+)
 
 __all__ = ["LinearMixedModel"]
 
@@ -100,6 +109,13 @@ class LinearMixedModel(MixedModel):
             # (20-35% fewer evaluations on the small reference fits, and closer to the fresh fit's optimum)
             ctrl = replace(ctrl, options={**ctrl.options,
                                           "initial_step": np.maximum(0.1 * np.abs(x0), 0.01)})
+        if ctrl.optimizer.lower() == "auto":
+            gradient_pays = self.has_gradient and self.evaluation_flops() > GRADIENT_FLOPS * (
+                # the gradient reuses the "dense, syrk" update's buffer: cheap next to an
+                # evaluation there (1M rows, 1k × 5k: 10 evaluations, 5.4 s; BOBYQA 57, 8.9 s);
+                # after a product map it needs a sparse product (InstEval: slower than BOBYQA)
+                0.2 if all(f.schur[i] == "dense, syrk" for i in range(1, f.k)) else 1.0)
+            ctrl = replace(ctrl, optimizer="lbfgsb" if gradient_pays else DEFAULT_OPTIMIZER)
         grad = None
         if uses_gradient(ctrl.optimizer) and self.has_gradient:
             objective, grad = value_and_gradient(self.objective_and_gradient)
@@ -113,6 +129,17 @@ class LinearMixedModel(MixedModel):
         self.set_theta(self.optinfo.x)
         self._post_fit_checks()
         return self
+
+    def evaluation_flops(self) -> float:
+        """Floating-point operations of one evaluation's dense Schur blocks: each block's
+        Cholesky (q³/3) and its update from the first term (q² q₀); 0 for a system factored as
+        one small dense matrix. ``Control(optimizer="auto")`` chooses from it."""
+        f = self.factor
+        if f.mode != "blocked":
+            return 0.0
+        q0 = f.cp.terms[0].q
+        dense_q = [t.q for i, t in enumerate(f.cp.terms) if not f.diag_is_bd[i]]
+        return float(sum(q ** 3 / 3.0 + q * q * q0 for q in dense_q))
 
     @property
     def has_gradient(self) -> bool:

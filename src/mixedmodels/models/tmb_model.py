@@ -158,7 +158,7 @@ class GlmmTMBModel(JointLikelihoodModel):
             raise ValueError(f"start has {len(x0)} values; this model has {e.n_par} parameters")
         lower = e.lower_bounds()
         with np.errstate(all="ignore"):
-            default = self.control.optimizer in ("bobyqa", "lbfgsb", "l-bfgs-b")
+            default = self.control.optimizer in ("auto", "bobyqa", "lbfgsb", "l-bfgs-b")
             opt = self._optimize_log(x0, lower) if default else self._optimize(x0, lower)
             th = opt.x[:e.n_theta]
             diag = lower[:e.n_theta] == 0
@@ -240,7 +240,7 @@ class GlmmTMBModel(JointLikelihoodModel):
     def _optimize(self, x0: np.ndarray, lower: np.ndarray) -> OptSummary:
         e = self.engine
         ctrl = self.control
-        if ctrl.optimizer in ("bobyqa", "lbfgsb", "l-bfgs-b"):
+        if ctrl.optimizer in ("auto", "bobyqa", "lbfgsb", "l-bfgs-b"):
             fun, grad = value_and_gradient(e.value_and_gradient)
 
             def safe_fun(x):
