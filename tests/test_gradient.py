@@ -44,6 +44,15 @@ def _central(fun, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     return out
 
 
+def _crossed_data(n: int = 20_000, m1: int = 300, m2: int = 1_400, seed: int = 13) -> pd.DataFrame:
+    """A seeded crossed design ``y ~ x + (1 | g1) + (1 | g2)`` (uniform level assignment)."""
+    rng = np.random.default_rng(seed)
+    g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
+    x = rng.normal(size=n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.6, m1)[g1] + rng.normal(0, 0.8, m2)[g2] + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+
+
 @pytest.mark.parametrize("key", list(CASES))
 def test_gradient_matches_finite_differences(key):
     m, ref = _model(key, check_conv="ignore")
@@ -124,12 +133,7 @@ def test_blocked_gradient_on_the_dense_syrk_schur_update(monkeypatch):
 
     monkeypatch.setattr(factor_module, "_PRODUCT_MAP_LIMIT", 0)
     monkeypatch.setattr(factor_module, "_SPARSE_PRODUCT_COST", 1e15)
-    rng = np.random.default_rng(13)
-    n, m1, m2 = 20_000, 300, 1_400
-    g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
-    x = rng.normal(size=n)
-    y = 1.0 + 0.5 * x + rng.normal(0, 0.6, m1)[g1] + rng.normal(0, 0.8, m2)[g2] + rng.normal(size=n)
-    data = pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    data = _crossed_data()
     for reml in (True, False):
         m = mm.lmer("y ~ x + (1 | g1) + (1 | g2)", data, reml=reml,
                     control=mm.Control(check_conv="ignore", maxfun=3, method="exact"))
@@ -169,12 +173,7 @@ def test_auto_optimizer_lowers_the_threshold_after_a_dense_syrk_update(monkeypat
     import mixedmodels.core.factor as factor_module
     import mixedmodels.models.lmm as lmm_module
 
-    rng = np.random.default_rng(13)
-    n, m1, m2 = 20_000, 300, 1_400
-    g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
-    x = rng.normal(size=n)
-    y = 1.0 + 0.5 * x + rng.normal(0, 0.6, m1)[g1] + rng.normal(0, 0.8, m2)[g2] + rng.normal(size=n)
-    data = pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    data = _crossed_data()
     formula = "y ~ x + (1 | g1) + (1 | g2)"
     monkeypatch.setattr(lmm_module, "GRADIENT_FLOPS", 2e8)  # the design's 1.3e8 lies between
     mapped = mm.lmer(formula, data, control=mm.Control(method="exact"))

@@ -627,6 +627,11 @@ class BlockedFactor:
         # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
         return self.dense.trsm(self.L_diag[i], dense.T).T
 
+    def updates_by_syrk(self, i: int) -> bool:
+        """Whether term i's dense block is updated from the first term by one dense syrk (the
+        "dense, syrk" mode, whose buffer :meth:`first_term_dense` hands to the gradient)."""
+        return i in self._dense_first
+
     def first_term_dense(self, i: int) -> np.ndarray | None:
         """``L_i0`` as a dense array when the last update formed it so (the "dense, syrk" Schur
         update keeps ``Tᵢ A_i0 √W₀`` in a work buffer, which equals ``L_i0``); else None."""

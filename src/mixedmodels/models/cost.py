@@ -23,7 +23,7 @@ import numpy as np
 
 from ..exceptions import ModelSizeError
 
-__all__ = ["PathCost", "exact_cost", "iterative_cost", "available_memory", "choose_path",
+__all__ = ["PathCost", "exact_cost", "dense_block_flops", "iterative_cost", "available_memory", "choose_path",
            "check_exact_fits",
            "EXACT_SECONDS_LIMIT", "FLOPS_DENSE", "FLOPS_SPARSE"]
 
@@ -84,6 +84,14 @@ def _shapes(terms) -> list[tuple[int, int]]:
     return [(int(t.nlevels), int(t.ncols)) for t in terms]
 
 
+def dense_block_flops(shapes: list[tuple[int, int]], crossed: list[bool]) -> float:
+    """Flops of one exact evaluation's dense Schur blocks (the crossed terms'): each block's
+    Cholesky (q³/3) and its update from the first term (q² q₀)."""
+    q0 = shapes[0][0] * shapes[0][1] if shapes else 0
+    dense_q = [m * l for (m, l), c in zip(shapes, crossed) if c]
+    return float(sum(q ** 3 / 3.0 + q * q * q0 for q in dense_q))
+
+
 def exact_cost(cp=None, *, terms=None, crossed=None, n: int | None = None) -> PathCost:
     """The exact path's cost, from crossproducts or from term shapes and crossing flags."""
     if cp is not None:
@@ -98,7 +106,7 @@ def exact_cost(cp=None, *, terms=None, crossed=None, n: int | None = None) -> Pa
     # first term (q × q0: its copy and a syrk of q² q0 flops) and the dense blocks between terms
     mem = 8.0 * (3 * sum(q * q for q in dense_q) + sum(q * q0 for q in dense_q)
                  + sum(a * b for i, a in enumerate(dense_q) for b in dense_q[i + 1:]))
-    flops = sum(q ** 3 / 3.0 + q * q * q0 for q in dense_q)
+    flops = dense_block_flops(shapes, crossed)
     per_eval = flops / FLOPS_DENSE + 1e-7 * sum(m * l * l for m, l in shapes)
     return PathCost(mem, EXACT_EVALS * per_eval, per_eval, {"dense_blocks": dense_q, "n": n})
 

@@ -21,6 +21,7 @@ from ..core.lapack import tri_solve
 from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, theta_names
+from .cost import dense_block_flops
 from .family import gaussian
 from .optim import (
     DEFAULT_OPTIMIZER,
@@ -114,7 +115,7 @@ class LinearMixedModel(MixedModel):
                 # the gradient reuses the "dense, syrk" update's buffer: cheap next to an
                 # evaluation there (1M rows, 1k × 5k: 10 evaluations, 5.4 s; BOBYQA 57, 8.9 s);
                 # after a product map it needs a sparse product (InstEval: slower than BOBYQA)
-                0.2 if all(f.schur[i] == "dense, syrk" for i in range(1, f.k)) else 1.0)
+                0.2 if all(f.updates_by_syrk(i) for i in range(1, f.k)) else 1.0)
             ctrl = replace(ctrl, optimizer="lbfgsb" if gradient_pays else DEFAULT_OPTIMIZER)
         grad = None
         if uses_gradient(ctrl.optimizer) and self.has_gradient:
@@ -137,9 +138,8 @@ class LinearMixedModel(MixedModel):
         f = self.factor
         if f.mode != "blocked":
             return 0.0
-        q0 = f.cp.terms[0].q
-        dense_q = [t.q for i, t in enumerate(f.cp.terms) if not f.diag_is_bd[i]]
-        return float(sum(q ** 3 / 3.0 + q * q * q0 for q in dense_q))
+        return dense_block_flops([(t.nlevels, t.ncols) for t in f.cp.terms],
+                                 [not bd for bd in f.diag_is_bd])
 
     @property
     def has_gradient(self) -> bool:

@@ -28,8 +28,8 @@ OPTIMIZERS = ("bobyqa", "newuoa", "nelder_mead", "lbfgsb", "powell", "cobyqa")
 DEFAULT_OPTIMIZER = "bobyqa"
 #: LMMs: above this many flops per evaluation (the dense Schur blocks' Cholesky and updates;
 #: a fifth of it where every dense block is updated by one syrk), "auto" takes the analytic
-#: gradient with L-BFGS-B (about 0.4 s per evaluation on 2 cores; InstEval, at about 4e9 with
-#: product maps, keeps BOBYQA and lme4's path)
+#: gradient with L-BFGS-B (about 0.4 s per evaluation at the cost model's FLOPS_DENSE;
+#: InstEval, at about 4e9 with product maps, keeps BOBYQA and lme4's path)
 GRADIENT_FLOPS = 1e10
 
 
