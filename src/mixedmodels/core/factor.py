@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from .backends import DenseOps, get_dense
 from .crossproducts import BlockedCrossproducts
 from .parametrization import ThetaParametrization
+from .sparse_schur import SparseCholesky, SparseSchurPlan, analyse_pattern, sparse_may_pay
 
 __all__ = ["BlockedFactor"]
 
@@ -224,11 +225,17 @@ class BlockedFactor:
     profiled deviance, and :meth:`solve` the fixed effects and spherical random effects.
     """
 
-    def __init__(self, cp: BlockedCrossproducts, dense: str | DenseOps = "lapack"):
+    def __init__(self, cp: BlockedCrossproducts, dense: str | DenseOps = "lapack",
+                 sparse_schur: bool | None = None):
         """``dense`` names the :class:`~mixedmodels.core.backends.DenseOps` backend. When the
         crossproducts' values change after construction (``cp.values_fixed`` False: PIRLS
         reweights them), the precomputed product maps and dense copies, which bake in the
-        values, are not built and the generic sparse/dense updates are used."""
+        values, are not built and the generic sparse/dense updates are used.
+
+        ``sparse_schur`` chooses how the last term's Schur block is factored when it fills in
+        but its pattern stays sparse: ``None`` decides from the pattern's estimated cost
+        (:mod:`~mixedmodels.core.sparse_schur`), ``True`` factors it sparse whenever the
+        structure allows, ``False`` always dense."""
         self.cp = cp
         self.dense = get_dense(dense)
         fixed_values = cp.values_fixed
@@ -288,10 +295,20 @@ class BlockedFactor:
                 rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
                 self._small_off[(r, i)] = (rows * a.shape[1] + a.indices, np.zeros(a.shape))
                 self.off_is_sparse[(r, i)] = False
+        #: terms whose Schur block is factored sparse, with their symbolic plan
+        self.sparse_plans: dict[int, SparseSchurPlan] = {}
+        last = k - 1
+        if (not small and k > 1 and not self.diag_is_bd[last]
+                and all(pattern[(last, j)] is not None and self.off_is_sparse[(last, j)]
+                        for j in range(last))):
+            plan = self._plan_sparse(last, pattern, sparse_schur)
+            if plan is not None:
+                self.sparse_plans[last] = plan
         # Fast Schur update from the first term (block-diagonal, scalar) into a dense block.
         self.product_maps: dict[int, _ProductMap | None] = {}
         for i in range(1, k):
-            use_map = (maps and not self.diag_is_bd[i] and cp.terms[0].ncols == 1
+            use_map = (maps and not self.diag_is_bd[i] and i not in self.sparse_plans
+                       and cp.terms[0].ncols == 1
                        and _ProductMap.size(cp.off[(i, 0)]) <= _PRODUCT_MAP_LIMIT)
             self.product_maps[i] = _ProductMap(cp.off[(i, 0)]) if use_map else None
         # Same for the dense off-diagonal blocks between two later scalar terms
@@ -315,6 +332,9 @@ class BlockedFactor:
             if self.diag_is_bd[i]:
                 self.schur[i] = "block-diagonal"
                 continue
+            if i in self.sparse_plans:
+                self.schur[i] = "sparse, supernodal (SuperLU, minimum-degree order)"
+                continue
             a = cp.off.get((i, 0)) if i > 0 else None
             first = (i > 0 and self.product_maps.get(i) is None and cp.terms[0].ncols == 1
                      and cp.terms[i].ncols == 1 and a is not None)
@@ -330,7 +350,8 @@ class BlockedFactor:
             else:
                 self.schur[i] = "dense"
         self._dense_work = {i: np.empty((cp.terms[i].q, cp.terms[i].q))
-                            for i in range(k) if not self.diag_is_bd[i] and not small}
+                            for i in range(k) if not self.diag_is_bd[i] and not small
+                            and i not in self.sparse_plans}
         # (row, column) of each entry of a term's within-level blocks in its dense block
         self._bd_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i in self._dense_work:
@@ -357,6 +378,33 @@ class BlockedFactor:
             self.off_is_sparse = {key: False for key in self.off_is_sparse}
             if fixed_values:
                 self._full = self._assemble()
+
+    def _plan_sparse(self, i: int, pattern: dict, force: bool | None) -> SparseSchurPlan | None:
+        """The symbolic plan of term i's Schur block as a sparse factor, or None for dense:
+        its pattern is the term's own within-level blocks plus Σⱼ P_ij P_ijᵀ."""
+        term = self.cp.terms[i]
+        if force is False:
+            return None
+        products = sum(_ProductMap.pairs(pattern[(i, j)]) for j in range(i))
+        if force is None and not sparse_may_pay(term.q, products):
+            return None
+        block = sp.kron(sp.identity(term.nlevels, format="csr"), np.ones((term.ncols, term.ncols)),
+                        format="csr")
+        for j in range(i):
+            pij = sp.csr_matrix(pattern[(i, j)], dtype=np.float64)
+            block = block + pij @ pij.T
+        return analyse_pattern(block, products, force)
+
+    def describe(self, names: list[str]) -> dict:
+        """The factor's choices for ``optinfo.factor``: one dense system or blocks, per term
+        (named by ``names``) how its diagonal block is formed and factored, and for a sparse
+        Schur block its fill and the estimates that chose it."""
+        record = {"mode": self.mode,
+                  "blocks": {name: self.schur[i] if self.mode == "blocked" else "one dense matrix"
+                             for i, name in enumerate(names)}}
+        if self.sparse_plans:
+            record["sparse"] = {names[i]: plan.describe() for i, plan in self.sparse_plans.items()}
+        return record
 
     def with_crossproducts(self, cp: BlockedCrossproducts) -> "BlockedFactor":
         """A factor of crossproducts with the same ``ZᵀWZ`` (a new response: refit), sharing
@@ -624,6 +672,8 @@ class BlockedFactor:
                 return (mat @ _blockdiag_sparse(inv.transpose(0, 2, 1))).tocsr()
             return _dense_times_bd_inv_t(mat, inv)
         dense = mat.toarray() if sp.issparse(mat) else mat
+        if i in self.sparse_plans:
+            return self.L_diag[i].solve_half(np.asarray(dense).T).T
         # X L⁻ᵀ = (L⁻¹ Xᵀ)ᵀ
         return self.dense.trsm(self.L_diag[i], dense.T).T
 
@@ -671,7 +721,14 @@ class BlockedFactor:
             else:
                 scaled = Ti.T @ cp.diag[i] @ Ti
             scaled = scaled + np.eye(l)[None, :, :]
-            if self.diag_is_bd[i]:
+            if i in self.sparse_plans:
+                s = _blockdiag_sparse(scaled)
+                for j in range(i):
+                    lij = self.L_off[(i, j)]
+                    s = s - lij @ lij.T
+                self.L_diag[i] = SparseCholesky(s, self.sparse_plans[i])
+                self.L_inv_bd[i] = None
+            elif self.diag_is_bd[i]:
                 d = scaled
                 for j in range(i):
                     lij = self.L_off[(i, j)]
@@ -761,6 +818,8 @@ class BlockedFactor:
             L = self.L_diag[i]
             if self.diag_is_bd[i]:
                 total += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+            elif i in self.sparse_plans:
+                total += L.logdet
             else:
                 total += self.dense.logdet_chol(L)
         return total
@@ -799,6 +858,8 @@ class BlockedFactor:
             m, l, _ = inv.shape
             shaped = rhs.reshape(m, l, -1)
             return np.einsum("gba,gbc->gac", inv, shaped).reshape(rhs.shape)
+        if i in self.sparse_plans:
+            return self.L_diag[i].solve_half_t(rhs)
         return self.dense.trsm(self.L_diag[i], rhs, trans=True)
 
 

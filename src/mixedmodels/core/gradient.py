@@ -203,7 +203,7 @@ class BlockedGradient:
         terms = factor.cp.terms
         return (factor.mode == "blocked" and factor.cp.values_fixed
                 and all(t.ncols == 1 for t in terms) and factor.diag_is_bd[0]
-                and not any(factor.diag_is_bd[1:])
+                and not any(factor.diag_is_bd[1:]) and not factor.sparse_plans
                 and sum(t.q for t in terms[1:]) <= BLOCKED_TAIL_LIMIT
                 and _unit_jacobians(factor))
 

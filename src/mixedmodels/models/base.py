@@ -545,14 +545,17 @@ class MixedModel:
 
 
 def _dense_lower_factor(factor: BlockedFactor) -> np.ndarray:
-    """The Z-part of the blocked factor as one dense lower-triangular q × q matrix."""
+    """The Z-part of the blocked factor as one dense q × q matrix F with F Fᵀ = C (lower
+    triangular, except a sparse Schur block's factor, whose rows are in its own order)."""
     qs = [t.q for t in factor.cp.terms]
     starts = np.concatenate([[0], np.cumsum(qs)])
     L = np.zeros((starts[-1], starts[-1]))
     for i in range(len(qs)):
         a, b = starts[i], starts[i + 1]
         Li = factor.L_diag[i]
-        if Li.ndim == 3:
+        if i in factor.sparse_plans:  # F Fᵀ = S but F is not triangular: the inverse reads it whole
+            L[a:b, a:b] = Li.to_dense()
+        elif Li.ndim == 3:
             m, l, _ = Li.shape
             for g in range(m):
                 L[a + g * l:a + (g + 1) * l, a + g * l:a + (g + 1) * l] = np.tril(Li[g])

@@ -20,7 +20,9 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
+from ..core.sparse_schur import analyse_pattern, sparse_may_pay
 from ..exceptions import ModelSizeError
 
 __all__ = ["PathCost", "exact_cost", "dense_block_flops", "iterative_cost", "available_memory", "choose_path",
@@ -121,6 +123,29 @@ def _crossed_cp(cp, i: int) -> bool:
     return bool(np.any(np.minimum.reduceat(blocks, starts) != np.maximum.reduceat(blocks, starts)))
 
 
+def _sparse_schur_cost(shapes, codes, n: int) -> PathCost | None:
+    """The exact path's cost when the second term's Schur block stays sparse enough for the
+    factor to take a sparse ordering (partially crossed designs), else None: the same symbolic
+    analysis :class:`~mixedmodels.core.factor.BlockedFactor` makes, on the level pattern."""
+    (m0, l0), (m1, l1) = shapes
+    meets = sp.csr_matrix((np.ones(len(codes[0])), (codes[1], codes[0])), shape=(m1, m0))
+    meets.data[:] = 1.0  # duplicates summed: one entry per pair of levels that meet
+    counts = np.bincount(meets.indices, minlength=m0).astype(np.float64) * l1 * l0
+    products = int(np.sum(counts * counts))
+    if not sparse_may_pay(m1 * l1, products):
+        return None
+    level_block = meets @ meets.T + sp.identity(m1, format="csr")
+    block = sp.kron(level_block, np.ones((l1, l1)), format="csr")
+    plan = analyse_pattern(block, products)
+    if plan is None:
+        return None
+    # the block, its ordered copy and the factor, as CSR (12 bytes per entry), twice over
+    mem = 2 * 12.0 * (2 * plan.nnz_pattern + plan.nnz_factor) + 8.0 * m1 * l1 * 8
+    per_eval = plan.sparse_seconds + 1e-7 * sum(m * l * l for m, l in shapes)
+    return PathCost(mem, EXACT_EVALS * per_eval, per_eval,
+                    {"dense_blocks": [], "sparse_blocks": [m1 * l1], "n": n, **plan.describe()})
+
+
 def iterative_cost(shapes, nnz: int, p: int, probes: int = 40) -> PathCost:
     """The iterative path's cost from the term shapes, the nonzero cells between terms and p."""
     q = sum(m * l for m, l in shapes)
@@ -131,8 +156,11 @@ def iterative_cost(shapes, nnz: int, p: int, probes: int = 40) -> PathCost:
     return PathCost(mem, ITERATIVE_EVALS * per_eval, per_eval, {"nnz": nnz, "columns": cols})
 
 
-def choose_path(design, method: str = "auto", probes: int = 40) -> dict:
+def choose_path(design, method: str = "auto", probes: int = 40, schur: str = "auto") -> dict:
     """Pick ``"exact"`` or ``"iterative"`` for a design, with the reason and both estimates.
+
+    With two terms whose second Schur block stays sparse (partially crossed factors; not with
+    ``schur="dense"``), the exact estimate is the sparse factor's.
 
     Raises
     ------
@@ -150,6 +178,9 @@ def choose_path(design, method: str = "auto", probes: int = 40) -> dict:
         crossed.append(True if codes[0] is None or codes[i] is None
                        else not _nested_in_first(codes[0], codes[i]))
     exact = exact_cost(terms=terms, crossed=crossed, n=n)
+    if (schur != "dense" and len(terms) == 2 and crossed[1]
+            and codes[0] is not None and codes[1] is not None):
+        exact = _sparse_schur_cost(shapes, codes, n) or exact
     nnz = n * max(len(terms) - 1, 0) * max((l for _, l in shapes), default=1) ** 2
     iterative = iterative_cost(shapes, nnz, p, probes)
     mem = available_memory()

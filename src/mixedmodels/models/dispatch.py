@@ -33,7 +33,7 @@ def linear_model(design, reml: bool = True, control=None, data_name: str | None 
     settings = {**{k: control.options[k] for k in ITERATIVE_OPTIONS if k in control.options},
                 **settings}
     choice = choose_path(design, getattr(control, "method", "auto"),
-                         settings.get("probes", 40))
+                         settings.get("probes", 40), schur=getattr(control, "schur", "auto"))
     if choice["method"] == "iterative":
         return IterativeLinearMixedModel(design, reml=reml, control=control, data_name=data_name,
                                          choice=choice, **settings)

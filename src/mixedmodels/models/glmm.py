@@ -216,6 +216,7 @@ class GeneralizedLinearMixedModel(MixedModel):
                 theta1 = _snap(opt1.x, lower)
                 if self.n_agq == 0:
                     self.optinfo = opt1
+                    self._record_factor()
                     self._finish(theta1, None)
                     return self
                 res1 = self.evaluate(theta1)[1]
@@ -280,7 +281,14 @@ class GeneralizedLinearMixedModel(MixedModel):
         opt.x = np.concatenate([th, b])
         opt.log_x = [np.concatenate(to_par(x)) for x in opt.log_x]
         self.optinfo = opt
+        self._record_factor()
         self._finish(th, b)
+
+    def _record_factor(self) -> None:
+        """``optinfo.factor``: how the engine's blocked factor forms each term's block."""
+        factor = getattr(self.engine, "factor", None)
+        if factor is not None and hasattr(factor, "describe"):
+            self.optinfo.factor = factor.describe([t.name for t in self.design.terms])
 
     def _gradient_available(self) -> bool:
         return self.has_analytic_gradient

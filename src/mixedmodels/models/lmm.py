@@ -69,7 +69,8 @@ class LinearMixedModel(MixedModel):
             rows = get_rows(self.control.row_backend)([t.matrix for t in design.terms], design.X, y,
                                                       design.weights)
             self.crossproducts = rows.crossproducts()
-            self.factor = BlockedFactor(self.crossproducts, dense=self.control.dense_backend)
+            self.factor = BlockedFactor(self.crossproducts, dense=self.control.dense_backend,
+                                      sparse_schur=self.control.sparse_schur)
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w[w > 0]).sum())
         self.optinfo: OptSummary | None = None
@@ -124,9 +125,8 @@ class LinearMixedModel(MixedModel):
         if grad is not None:
             self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
                                            grad=grad)
-        self.optinfo.factor = {"mode": f.mode, "gradient": grad is not None,
-                               "blocks": {t.name: f.schur[i] if f.mode == "blocked" else "one dense matrix"
-                                          for i, t in enumerate(self.design.terms)}}
+        self.optinfo.factor = {"gradient": grad is not None,
+                               **f.describe([t.name for t in self.design.terms])}
         self.set_theta(self.optinfo.x)
         self._post_fit_checks()
         return self
@@ -138,8 +138,9 @@ class LinearMixedModel(MixedModel):
         f = self.factor
         if f.mode != "blocked":
             return 0.0
+        # a sparse Schur block costs far less than its dense count (and has no gradient)
         return dense_block_flops([(t.nlevels, t.ncols) for t in f.cp.terms],
-                                 [not bd for bd in f.diag_is_bd])
+                                 [not bd and i not in f.sparse_plans for i, bd in enumerate(f.diag_is_bd)])
 
     @property
     def has_gradient(self) -> bool:
@@ -284,7 +285,8 @@ class LinearMixedModel(MixedModel):
         """A new response alone keeps ZᵀWZ, XᵀWZ, the symbolic factor and its maps: only the
         y row of the crossproducts is recomputed."""
         same_engine = (control.row_backend == self.control.row_backend == "memory"
-                       and control.dense_backend == self.control.dense_backend)
+                       and control.dense_backend == self.control.dense_backend
+                       and control.schur == self.control.schur)
         if y is None or weights is not None or type(self) is not LinearMixedModel or not same_engine:
             return super()._with_data(y, weights, control)
         design = self.design.with_response(y)

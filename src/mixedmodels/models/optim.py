@@ -82,6 +82,11 @@ class Control:
         LMMs: the exact blocked Cholesky factor, or the iterative path (conjugate gradients and
         a stochastic log-determinant, no dense block); ``"auto"`` picks from the numbers of
         levels, rows and the memory available (see ``docs/big-data.md``).
+    schur : {"auto", "dense", "sparse"}
+        How the exact path factors the last term's Schur block when it fills in (crossed
+        factors): ``"auto"`` takes a sparse, fill-reducing factor when its pattern makes that
+        cheaper (partially crossed designs) and a dense one otherwise; ``"sparse"`` takes the
+        sparse one wherever the structure allows it. ``optinfo.factor["blocks"]`` records it.
     """
 
     optimizer: str = "auto"
@@ -106,10 +111,18 @@ class Control:
     row_backend: str = "memory"
     options: dict = field(default_factory=dict)
     method: str = "auto"
+    schur: str = "auto"
 
     def __post_init__(self):
         if self.method not in ("auto", "exact", "iterative"):
             raise ValueError(f"method must be 'auto', 'exact' or 'iterative', got {self.method!r}")
+        if self.schur not in ("auto", "dense", "sparse"):
+            raise ValueError(f"schur must be 'auto', 'dense' or 'sparse', got {self.schur!r}")
+
+    @property
+    def sparse_schur(self) -> bool | None:
+        """:class:`~mixedmodels.core.factor.BlockedFactor`'s ``sparse_schur`` for :attr:`schur`."""
+        return {"auto": None, "dense": False, "sparse": True}[self.schur]
 
     def optimizer_options(self) -> dict:
         """The options :func:`minimize` passes to the optimizer."""
