@@ -14,7 +14,7 @@ from refs import REF
 
 import mixedmodels as mm
 from mixedmodels.core.factor import BlockedFactor
-from mixedmodels.core.sparse_schur import SparseCholesky, analyse_pattern
+from mixedmodels.core.sparse_schur import SparseCholesky, analyse_pattern, sparse_may_pay
 from mixedmodels.models import cost
 
 PC = json.loads((REF / "partially_crossed_reference.json").read_text())
@@ -167,3 +167,11 @@ def test_choose_path_without_codes_keeps_the_dense_estimate():
         nobs, terms, X = 120_000, [_Term(), _Term()], np.zeros((1, 1))
 
     assert cost.choose_path(_Design())["exact_estimate"]["seconds"] > 60
+
+
+def test_sparse_is_not_considered_where_the_pattern_cannot_be_formed():
+    # MovieLens-32M's movie block: ~1e10 update products; forming its pattern would need
+    # hundreds of GB (the cost model once did, and was killed for memory)
+    assert not sparse_may_pay(84_432, 10_000_000_000)
+    assert not sparse_may_pay(300, 1_000)          # small blocks: dense LAPACK
+    assert sparse_may_pay(30_000, 1_000_000)

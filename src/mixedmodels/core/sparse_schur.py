@@ -34,6 +34,9 @@ SPARSE_MAX_DENSITY = 0.2
 _DENSE_FLOP = 4e-11
 _SPARSE_FLOP = 5e-10
 _SPARSE_ENTRY = 6e-8
+# Past this many products the pattern itself (up to one entry per product) would not fit in
+# memory: MovieLens-32M's movie block has ~1e10 of them (its product would need hundreds of GB).
+_MAX_UPDATE_PRODUCTS = 100_000_000
 # The sparse factor is chosen when its estimate is below this fraction of the dense one (the
 # dense path's timings are the better known).
 _SPARSE_ADVANTAGE = 0.5
@@ -63,7 +66,7 @@ def sparse_may_pay(q: int, update_products: int) -> bool:
     """Whether a sparse factor could beat the dense one at all, before the pattern is formed:
     the sparse update's products alone must cost less than the dense factor (a fully crossed
     design's pattern would take longer to form than to factor dense)."""
-    return (q >= SPARSE_MIN_ORDER
+    return (q >= SPARSE_MIN_ORDER and update_products <= _MAX_UPDATE_PRODUCTS
             and _SPARSE_ENTRY * update_products < _SPARSE_ADVANTAGE * _dense_seconds(q))
 
 
