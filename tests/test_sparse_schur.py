@@ -175,3 +175,17 @@ def test_sparse_is_not_considered_where_the_pattern_cannot_be_formed():
     assert not sparse_may_pay(84_432, 10_000_000_000)
     assert not sparse_may_pay(300, 1_000)          # small blocks: dense LAPACK
     assert sparse_may_pay(30_000, 1_000_000)
+
+
+def test_glmm_cost_model_counts_the_sparse_factor():
+    from mixedmodels.models.iterative_glmm import choose_glmm_path
+    from mixedmodels.spec.design import build_design
+
+    rng = np.random.default_rng(4)
+    pupil = np.repeat(np.arange(40_000), 3)
+    school = (rng.integers(0, 8_000, 40_000)[pupil] + rng.integers(-2, 3, len(pupil))) % 8_000
+    data = pd.DataFrame({"y": rng.integers(0, 2, len(pupil)),
+                         "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
+    design = build_design("y ~ 1 + (1 | pupil) + (1 | school)", data)
+    assert choose_glmm_path(design)["method"] == "exact"
+    assert choose_glmm_path(design, schur="dense")["method"] == "iterative"

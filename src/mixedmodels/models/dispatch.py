@@ -61,7 +61,7 @@ def generalized_model(design, family, n_agq: int = 1, control=None, data_name: s
                 **settings}
     method = getattr(control, "method", "auto")
     choice = choose_glmm_path(design, "exact" if n_agq > 1 and method == "auto" else method,
-                              settings.get("probes", 40))
+                              settings.get("probes", 40), schur=getattr(control, "schur", "auto"))
     if choice["method"] == "iterative":
         return IterativeGLMM(design, family, n_agq, control, data_name, choice=choice, **settings)
     model = GeneralizedLinearMixedModel(design, family, n_agq, control, data_name)

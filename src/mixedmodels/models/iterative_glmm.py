@@ -396,10 +396,10 @@ def glmm_row_memory(design) -> float:
     return float(n * (16.0 * (p + 1) + 12.0 * k + 8.0 * k * (k - 1) / 2 + 8.0 * 12))
 
 
-def choose_glmm_path(design, method: str = "auto", probes: int = 40) -> dict:
+def choose_glmm_path(design, method: str = "auto", probes: int = 40, schur: str = "auto") -> dict:
     """The cost model's path for a GLMM: :func:`~mixedmodels.models.cost.choose_path` with the
     row arrays of PIRLS added to both memory estimates and the times scaled to a GLMM fit
-    (``GLMM_EXACT_FACTOR``, ``GLMM_ITERATIVE_FACTOR``).
+    (``GLMM_EXACT_FACTOR``, ``GLMM_ITERATIVE_FACTOR``); ``schur`` as there (``Control.schur``).
 
     Raises
     ------
@@ -407,7 +407,7 @@ def choose_glmm_path(design, method: str = "auto", probes: int = 40) -> dict:
         Before any work, when neither path fits in the available memory, or the path forced
         by ``method`` does not.
     """
-    choice = cost.choose_path(design, method, probes)
+    choice = cost.choose_path(design, method, probes, schur=schur)
     for key, factor in (("exact_estimate", GLMM_EXACT_FACTOR), ("iterative_estimate", GLMM_ITERATIVE_FACTOR)):
         choice[key] = {**choice[key], "seconds": factor * choice[key]["seconds"]}
     exact_s, iter_s = choice["exact_estimate"]["seconds"], choice["iterative_estimate"]["seconds"]
