@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from refs import REF
+from test_gradient import _crossed_data
 
 import mixedmodels as mm
 from mixedmodels.core.factor import BlockedFactor
@@ -29,11 +30,14 @@ def pupils() -> pd.DataFrame:
     return pd.read_csv(REF / "partially_crossed.csv")
 
 
-def _crossed(n: int = 20_000, m1: int = 600, m2: int = 1_400, seed: int = 5) -> pd.DataFrame:
+def _ring(seed: int, binary: bool = False) -> pd.DataFrame:
+    """40,000 pupils x 8,000 schools on a ring, three rows per pupil at its home school or a
+    neighbour: a dense school block would cost ~7 s per evaluation, its sparse factor ms."""
     rng = np.random.default_rng(seed)
-    g1, g2 = rng.integers(0, m1, n), rng.integers(0, m2, n)
-    y = rng.normal(0, 0.6, m1)[g1] + rng.normal(0, 0.8, m2)[g2] + rng.normal(size=n)
-    return pd.DataFrame({"y": y, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    pupil = np.repeat(np.arange(40_000), 3)
+    school = (rng.integers(0, 8_000, 40_000)[pupil] + rng.integers(-2, 3, len(pupil))) % 8_000
+    y = rng.integers(0, 2, len(pupil)) if binary else rng.standard_normal(len(pupil))
+    return pd.DataFrame({"y": y, "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
 
 
 @pytest.mark.parametrize("key", list(FORMULAS))
@@ -69,7 +73,7 @@ def test_sparse_and_dense_factors_agree(key, pupils):
     m = mm.lmer(FORMULAS[key], pupils, control=mm.Control(schur="dense"))
     assert m.optinfo.factor["blocks"]["school"].startswith("dense")
     cp = m.factor.cp
-    sparse, dense = BlockedFactor(cp, sparse_schur=True), BlockedFactor(cp, sparse_schur=False)
+    sparse, dense = BlockedFactor(cp, schur="sparse"), BlockedFactor(cp, schur="dense")
     assert sparse.schur[1] == SPARSE and dense.schur[1] != SPARSE
     rng = np.random.default_rng(1)
     for theta in (m.theta, m.theta * rng.uniform(0.5, 1.5, len(m.theta)), np.ones(len(m.theta))):
@@ -108,7 +112,7 @@ def test_refit_keeps_the_sparse_plan(pupils):
 
 
 def test_fully_crossed_design_stays_dense():
-    data = _crossed()
+    data = _crossed_data(m1=600, m2=1_400, seed=5)
     m = mm.lmer("y ~ 1 + (1 | g1) + (1 | g2)", data)
     assert m.optinfo.factor["blocks"]["g1"].startswith("dense")
     assert "sparse" not in m.optinfo.factor
@@ -119,13 +123,9 @@ def test_fully_crossed_design_stays_dense():
 
 
 def test_cost_model_counts_the_sparse_factor():
-    """40,000 pupils x 8,000 schools: a dense school block (~7 s per evaluation) would send the
-    fit to the iterative path; its sparse factor keeps it exact."""
-    rng = np.random.default_rng(3)
-    pupil = np.repeat(np.arange(40_000), 3)
-    school = (rng.integers(0, 8_000, 40_000)[pupil] + rng.integers(-2, 3, len(pupil))) % 8_000
-    data = pd.DataFrame({"y": rng.standard_normal(len(pupil)),
-                         "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
+    """A dense school block would send the fit to the iterative path; its sparse factor keeps it
+    exact."""
+    data = _ring(seed=3)
     quiet = {"maxfun": 1, "check_conv": "ignore", "check_singular": "ignore"}
     m = mm.lmer("y ~ 1 + (1 | pupil) + (1 | school)", data, control=mm.Control(**quiet))
     assert m.optinfo.path["method"] == "exact"
@@ -181,11 +181,6 @@ def test_glmm_cost_model_counts_the_sparse_factor():
     from mixedmodels.models.iterative_glmm import choose_glmm_path
     from mixedmodels.spec.design import build_design
 
-    rng = np.random.default_rng(4)
-    pupil = np.repeat(np.arange(40_000), 3)
-    school = (rng.integers(0, 8_000, 40_000)[pupil] + rng.integers(-2, 3, len(pupil))) % 8_000
-    data = pd.DataFrame({"y": rng.integers(0, 2, len(pupil)),
-                         "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
-    design = build_design("y ~ 1 + (1 | pupil) + (1 | school)", data)
+    design = build_design("y ~ 1 + (1 | pupil) + (1 | school)", _ring(seed=4, binary=True))
     assert choose_glmm_path(design)["method"] == "exact"
     assert choose_glmm_path(design, schur="dense")["method"] == "iterative"

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from .backends import DenseOps, get_dense
 from .crossproducts import BlockedCrossproducts
 from .parametrization import ThetaParametrization
-from .sparse_schur import SparseCholesky, SparseSchurPlan, analyse_pattern, sparse_may_pay
+from .sparse_schur import SparseCholesky, SparseSchurPlan, column_pairs, plan_schur_block
 
 __all__ = ["BlockedFactor"]
 
@@ -174,11 +174,7 @@ class _ProductMap:
         counts = np.diff(a.tocsc().indptr).astype(np.int64)
         return int((counts * (counts + 1) // 2).sum())
 
-    @staticmethod
-    def pairs(a: sp.csr_matrix) -> int:
-        """Σ_g c_g²: the scalar products of A diag(w) Aᵀ as a sparse product."""
-        counts = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
-        return int((counts * counts).sum())
+    pairs = staticmethod(column_pairs)  # Σ_g c_g²: the products of A diag(w) Aᵀ, sparse
 
     def lower(self, w: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The lower triangle of A diag(w) Aᵀ (upper zero), in ``out`` or a new array."""
@@ -226,16 +222,16 @@ class BlockedFactor:
     """
 
     def __init__(self, cp: BlockedCrossproducts, dense: str | DenseOps = "lapack",
-                 sparse_schur: bool | None = None):
+                 schur: str = "auto"):
         """``dense`` names the :class:`~mixedmodels.core.backends.DenseOps` backend. When the
         crossproducts' values change after construction (``cp.values_fixed`` False: PIRLS
         reweights them), the precomputed product maps and dense copies, which bake in the
         values, are not built and the generic sparse/dense updates are used.
 
-        ``sparse_schur`` chooses how the last term's Schur block is factored when it fills in
-        but its pattern stays sparse: ``None`` decides from the pattern's estimated cost
-        (:mod:`~mixedmodels.core.sparse_schur`), ``True`` factors it sparse whenever the
-        structure allows, ``False`` always dense."""
+        ``schur`` (``Control.schur``) chooses how the last term's Schur block is factored when
+        it fills in but its pattern stays sparse: ``"auto"`` decides from the pattern's
+        estimated cost (:mod:`~mixedmodels.core.sparse_schur`), ``"sparse"`` factors it sparse
+        whenever the structure allows, ``"dense"`` always dense."""
         self.cp = cp
         self.dense = get_dense(dense)
         fixed_values = cp.values_fixed
@@ -301,7 +297,9 @@ class BlockedFactor:
         if (not small and k > 1 and not self.diag_is_bd[last]
                 and all(pattern[(last, j)] is not None and self.off_is_sparse[(last, j)]
                         for j in range(last))):
-            plan = self._plan_sparse(last, pattern, sparse_schur)
+            term = cp.terms[last]
+            plan = plan_schur_block([pattern[(last, j)] for j in range(last)], term.nlevels,
+                                    term.ncols, {"auto": None, "sparse": True, "dense": False}[schur])
             if plan is not None:
                 self.sparse_plans[last] = plan
         # Fast Schur update from the first term (block-diagonal, scalar) into a dense block.
@@ -378,22 +376,6 @@ class BlockedFactor:
             self.off_is_sparse = {key: False for key in self.off_is_sparse}
             if fixed_values:
                 self._full = self._assemble()
-
-    def _plan_sparse(self, i: int, pattern: dict, force: bool | None) -> SparseSchurPlan | None:
-        """The symbolic plan of term i's Schur block as a sparse factor, or None for dense:
-        its pattern is the term's own within-level blocks plus Σⱼ P_ij P_ijᵀ."""
-        term = self.cp.terms[i]
-        if force is False:
-            return None
-        products = sum(_ProductMap.pairs(pattern[(i, j)]) for j in range(i))
-        if force is None and not sparse_may_pay(term.q, products):
-            return None
-        block = sp.kron(sp.identity(term.nlevels, format="csr"), np.ones((term.ncols, term.ncols)),
-                        format="csr")
-        for j in range(i):
-            pij = sp.csr_matrix(pattern[(i, j)], dtype=np.float64)
-            block = block + pij @ pij.T
-        return analyse_pattern(block, products, force)
 
     def describe(self, names: list[str]) -> dict:
         """The factor's choices for ``optinfo.factor``: one dense system or blocks, per term

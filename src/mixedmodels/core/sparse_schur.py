@@ -21,16 +21,20 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
-__all__ = ["SparseSchurPlan", "SparseCholesky", "analyse_pattern", "sparse_may_pay"]
+__all__ = ["SparseSchurPlan", "SparseCholesky", "analyse_pattern", "sparse_may_pay", "plan_schur_block",
+           "column_pairs"]
 
 # Blocks below this order are factored dense: LAPACK on a few hundred columns costs
 # microseconds, less than SuperLU's set-up.
 SPARSE_MIN_ORDER = 400
 # A pattern denser than this fraction of q² is not worth an ordering (fully crossed designs).
 SPARSE_MAX_DENSITY = 0.2
-# Seconds per unit of work, measured on the 2-core development machine: LAPACK's Cholesky
-# (~2.5e10 flops/s), SuperLU's supernodal LU (~2e9 flops/s on these patterns: it forms both
-# triangles), scipy's sparse product and re-indexing per stored entry.
+# Seconds per unit of work. The dense rate is LAPACK's Cholesky on the 2-core development machine
+# (~2.5e10 flops/s); the sparse ones (SuperLU ~2e9 flops/s, as it forms both triangles, and
+# scipy's products and re-indexing per stored entry) are estimates. Checked against
+# bench/bench_partially_crossed.py: both kinds' estimates come out at about half the measured
+# evaluation, which also holds the rest of the factor (40k x 8k: sparse 15 ms estimated, 36 ms
+# measured; dense 6.8 s estimated, 9.6 s measured), so their ratio, which decides, holds.
 _DENSE_FLOP = 4e-11
 _SPARSE_FLOP = 5e-10
 _SPARSE_ENTRY = 6e-8
@@ -68,6 +72,40 @@ def sparse_may_pay(q: int, update_products: int) -> bool:
     design's pattern would take longer to form than to factor dense)."""
     return (q >= SPARSE_MIN_ORDER and update_products <= _MAX_UPDATE_PRODUCTS
             and _SPARSE_ENTRY * update_products < _SPARSE_ADVANTAGE * _dense_seconds(q))
+
+
+def column_pairs(incidence: sp.spmatrix) -> int:
+    """Σ_g c_g², c_g the entries of column g: the scalar products of A diag(w) Aᵀ as a sparse
+    product, for the pattern (or matrix) A."""
+    a = sp.csr_matrix(incidence)
+    counts = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
+    return int((counts * counts).sum())
+
+
+def plan_schur_block(incidences: list[sp.spmatrix], nlevels: int, ncols: int,
+                     force: bool | None = None) -> SparseSchurPlan | None:
+    """The plan for one term's Schur block from the patterns of the blocks to its left.
+
+    Its pattern is the term's own within-level ``ncols × ncols`` blocks plus Σⱼ P_j P_jᵀ for the
+    incidence patterns P_j (``nlevels·ncols`` rows each) of the earlier terms. The factor's
+    symbolic pass and the cost model both plan through here.
+
+    Returns
+    -------
+    SparseSchurPlan or None
+        None: factor the block dense (``force`` as in :func:`analyse_pattern`).
+    """
+    if force is False:
+        return None
+    q = nlevels * ncols
+    products = sum(column_pairs(p) for p in incidences)
+    if force is None and not sparse_may_pay(q, products):
+        return None
+    block = sp.kron(sp.identity(nlevels, format="csr"), np.ones((ncols, ncols)), format="csr")
+    for p in incidences:
+        p = sp.csr_matrix(p, dtype=np.float64)
+        block = block + p @ p.T
+    return analyse_pattern(block, products, force)
 
 
 def analyse_pattern(pattern: sp.spmatrix, update_products: int, force: bool | None = None
@@ -141,8 +179,9 @@ class SparseCholesky:
             raise np.linalg.LinAlgError("the sparse Schur block is not positive definite")
         self.order = order
         self.sqrt_d = np.sqrt(d)
-        self.lower = lu.L.tocsr()               # unit lower triangular, in the ordered positions
-        self.upper = self.lower.T.tocsr()
+        # unit lower triangular (diagonal stored), in the ordered positions; kept in SuperLU's
+        # CSC, which the triangular solves read natively (Lᵀ is then a free CSR view)
+        self.lower = lu.L
         self.shape = (q, q)
 
     @property
@@ -155,7 +194,9 @@ class SparseCholesky:
         b = np.asarray(rhs, dtype=float)
         if b.size == 0:
             return np.zeros(b.shape)
-        x = sla.spsolve_triangular(self.lower, b[self.order], lower=True, unit_diagonal=True)
+        # overwrite_A: the solve only rewrites the stored unit diagonal, so no copy of L is needed
+        x = sla.spsolve_triangular(self.lower, b[self.order], lower=True, unit_diagonal=True,
+                                   overwrite_A=True)
         return (x.T / self.sqrt_d).T
 
     def solve_half_t(self, rhs: np.ndarray) -> np.ndarray:
@@ -163,8 +204,8 @@ class SparseCholesky:
         b = np.asarray(rhs, dtype=float)
         if b.size == 0:
             return np.zeros(b.shape)
-        x = sla.spsolve_triangular(self.upper, (b.T / self.sqrt_d).T, lower=False,
-                                   unit_diagonal=True)
+        x = sla.spsolve_triangular(self.lower.T, (b.T / self.sqrt_d).T, lower=False,
+                                   unit_diagonal=True, overwrite_A=True)
         out = np.empty_like(x)
         out[self.order] = x
         return out

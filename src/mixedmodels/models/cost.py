@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..core.sparse_schur import analyse_pattern, sparse_may_pay
+from ..core.sparse_schur import plan_schur_block
 from ..exceptions import ModelSizeError
 
 __all__ = ["PathCost", "exact_cost", "dense_block_flops", "iterative_cost", "available_memory", "choose_path",
@@ -130,13 +130,9 @@ def _sparse_schur_cost(shapes, codes, n: int) -> PathCost | None:
     (m0, l0), (m1, l1) = shapes
     meets = sp.csr_matrix((np.ones(len(codes[0])), (codes[1], codes[0])), shape=(m1, m0))
     meets.data[:] = 1.0  # duplicates summed: one entry per pair of levels that meet
-    counts = np.bincount(meets.indices, minlength=m0).astype(np.float64) * l1 * l0
-    products = int(np.sum(counts * counts))
-    if not sparse_may_pay(m1 * l1, products):
-        return None
-    level_block = meets @ meets.T + sp.identity(m1, format="csr")
-    block = sp.kron(level_block, np.ones((l1, l1)), format="csr")
-    plan = analyse_pattern(block, products)
+    # the factor's incidence pattern: every column of a level meets every column of the other
+    incidence = meets if l0 == l1 == 1 else sp.kron(meets, np.ones((l1, l0)), format="csr")
+    plan = plan_schur_block([incidence], m1, l1)
     if plan is None:
         return None
     # the block, its ordered copy and the factor, as CSR (12 bytes per entry), twice over

@@ -70,7 +70,7 @@ class LinearMixedModel(MixedModel):
                                                       design.weights)
             self.crossproducts = rows.crossproducts()
             self.factor = BlockedFactor(self.crossproducts, dense=self.control.dense_backend,
-                                      sparse_schur=self.control.sparse_schur)
+                                      schur=self.control.schur)
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w[w > 0]).sum())
         self.optinfo: OptSummary | None = None

@@ -119,11 +119,6 @@ class Control:
         if self.schur not in ("auto", "dense", "sparse"):
             raise ValueError(f"schur must be 'auto', 'dense' or 'sparse', got {self.schur!r}")
 
-    @property
-    def sparse_schur(self) -> bool | None:
-        """:class:`~mixedmodels.core.factor.BlockedFactor`'s ``sparse_schur`` for :attr:`schur`."""
-        return {"auto": None, "dense": False, "sparse": True}[self.schur]
-
     def optimizer_options(self) -> dict:
         """The options :func:`minimize` passes to the optimizer."""
         return {"maxfun": int(self.maxfun), "ftol_abs": self.ftol_abs, "xtol_abs": self.xtol_abs,

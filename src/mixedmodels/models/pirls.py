@@ -72,7 +72,7 @@ class PirlsEngine:
         self._xcols = [np.ascontiguousarray(self.X[:, j]) for j in range(self.p)]
         self.cp_full = BlockedCrossproducts.reweightable(self.terms, self.X)
         self.factor = BlockedFactor(self.cp_full, dense=control.dense_backend,
-                                     sparse_schur=control.sparse_schur)
+                                     schur=control.schur)
         # one scalar term: every block is diagonal, so the solves are closed-form bincounts
         self.scalar = self.k == 1 and self.terms[0].ncols == 1
         if self.scalar:
@@ -84,7 +84,7 @@ class PirlsEngine:
         else:
             self.cp_u = BlockedCrossproducts.reweightable(self.terms, self.X[:, :0])
             self.factor_u = BlockedFactor(self.cp_u, dense=control.dense_backend,
-                                     sparse_schur=control.sparse_schur)
+                                     schur=control.schur)
         mu0 = family.pirls_mustart(y, wt)
         self.eta = family.link.link(mu0) + offset  # where PIRLS starts (lme4's lp0 + offset)
         self.prepare()

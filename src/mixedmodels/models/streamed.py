@@ -140,11 +140,11 @@ class StreamedPirlsEngine:
         self.cp_full = self._pass(self.eta, "full").cp
         self.cp_full.values_fixed = False
         self.factor = BlockedFactor(self.cp_full, dense=control.dense_backend,
-                                     sparse_schur=control.sparse_schur)
+                                     schur=control.schur)
         self.cp_u = self._pass(self.eta, "u", np.zeros(self.p)).cp
         self.cp_u.values_fixed = False
         self.factor_u = BlockedFactor(self.cp_u, dense=control.dense_backend,
-                                     sparse_schur=control.sparse_schur)
+                                     schur=control.schur)
         self.failures: list[str] = []
 
     @property
