@@ -22,20 +22,21 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 __all__ = ["SparseSchurPlan", "SparseCholesky", "analyse_pattern", "sparse_may_pay", "plan_schur_block",
-           "column_pairs"]
+           "column_pairs", "FLOPS_DENSE"]
 
 # Blocks below this order are factored dense: LAPACK on a few hundred columns costs
 # microseconds, less than SuperLU's set-up.
 SPARSE_MIN_ORDER = 400
 # A pattern denser than this fraction of q² is not worth an ordering (fully crossed designs).
 SPARSE_MAX_DENSITY = 0.2
-# Seconds per unit of work. The dense rate is LAPACK's Cholesky on the 2-core development machine
-# (~2.5e10 flops/s); the sparse ones (SuperLU ~2e9 flops/s, as it forms both triangles, and
-# scipy's products and re-indexing per stored entry) are estimates. Checked against
-# bench/bench_partially_crossed.py: both kinds' estimates come out at about half the measured
-# evaluation, which also holds the rest of the factor (40k x 8k: sparse 15 ms estimated, 36 ms
-# measured; dense 6.8 s estimated, 9.6 s measured), so their ratio, which decides, holds.
-_DENSE_FLOP = 4e-11
+#: LAPACK's Cholesky and syrk on the 2-core development machine, flops per second (the cost
+#: model's exact-path estimate uses the same rate)
+FLOPS_DENSE = 2.5e10
+# Seconds per unit of work of the sparse factor: SuperLU's flops (~2e9 per second, and it forms
+# both triangles) and scipy's products and re-indexing per stored entry. Checked on
+# bench/bench_partially_crossed.py's designs, one BLAS thread: the sparse factor took 14.9 ms
+# against 15.0 estimated (40k x 8k) and 105 ms against 99 (300k x 30k); the dense 8,000 block's
+# whole update took 4.0 s against 6.8 s estimated, so the choice leans, if anything, to dense.
 _SPARSE_FLOP = 5e-10
 _SPARSE_ENTRY = 6e-8
 # Past this many products the pattern itself (up to one entry per product) would not fit in
@@ -63,7 +64,7 @@ class SparseSchurPlan:
 
 
 def _dense_seconds(q: int) -> float:
-    return _DENSE_FLOP * (q ** 3 / 3.0 + 2.0 * q * q)
+    return (q ** 3 / 3.0 + 2.0 * q * q) / FLOPS_DENSE
 
 
 def sparse_may_pay(q: int, update_products: int) -> bool:

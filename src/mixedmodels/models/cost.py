@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..core.sparse_schur import plan_schur_block
+from ..core.sparse_schur import FLOPS_DENSE, plan_schur_block
 from ..exceptions import ModelSizeError
 
 __all__ = ["PathCost", "exact_cost", "dense_block_flops", "iterative_cost", "available_memory", "choose_path",
            "check_exact_fits",
            "EXACT_SECONDS_LIMIT", "FLOPS_DENSE", "FLOPS_SPARSE"]
 
-#: measured on the 2-core development machine (LAPACK Cholesky/syrk; scipy CSR × dense)
-FLOPS_DENSE = 2.5e10
+#: measured on the 2-core development machine: scipy CSR × dense (FLOPS_DENSE, LAPACK's, is
+#: the sparse Schur planner's, imported)
 FLOPS_SPARSE = 1e9
 #: the exact path is kept while one fit is estimated below this many seconds (or when the
 #: iterative path is not estimated at least twice as fast)
