@@ -5,8 +5,10 @@ imputations, simulation studies), so the fixed cost of a fit matters there: form
 factor set-up, optimizer start-up. Each model is fit once to warm up, then timed as the mean of
 30 fits from the data frame (formula to results); lme4 the same way, in one Rscript run started
 by this script, between two passes of ours (averaged: the load of a shared machine drifts).
-Times are CPU seconds of the process (user + system; one BLAS thread on both sides), which a
-loaded shared machine inflates far less than wall-clock time.
+Times are CPU seconds of the process (user + system), which a loaded shared machine inflates
+far less than wall-clock time. BLAS keeps its default threads: our small fits optimize on one
+BLAS thread by themselves (``core/threads.py``; before, OpenBLAS's spinning second thread
+doubled their CPU time), and R runs Debian's reference BLAS, single-threaded.
 ``refit`` is the mean of 30 ``m.refit(y_new)`` calls with simulated responses.
 
     python bench/bench_small_fits.py            # the table

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 from ..core.sparse_schur import FLOPS_DENSE, plan_schur_block
 from ..exceptions import ModelSizeError
 
-__all__ = ["PathCost", "exact_cost", "dense_block_flops", "iterative_cost", "available_memory", "choose_path",
-           "check_exact_fits",
+__all__ = ["PathCost", "exact_cost", "dense_block_flops", "factor_evaluation_flops", "iterative_cost",
+           "available_memory", "choose_path", "check_exact_fits",
            "EXACT_SECONDS_LIMIT", "FLOPS_DENSE", "FLOPS_SPARSE"]
 
 #: measured on the 2-core development machine: scipy CSR × dense (FLOPS_DENSE, LAPACK's, is
@@ -92,6 +92,18 @@ def dense_block_flops(shapes: list[tuple[int, int]], crossed: list[bool]) -> flo
     q0 = shapes[0][0] * shapes[0][1] if shapes else 0
     dense_q = [m * l for (m, l), c in zip(shapes, crossed) if c]
     return float(sum(q ** 3 / 3.0 + q * q * q0 for q in dense_q))
+
+
+def factor_evaluation_flops(factor) -> float:
+    """:func:`dense_block_flops` of a built :class:`~mixedmodels.core.factor.BlockedFactor`:
+    its dense (not block-diagonal, not sparse) Schur blocks; 0 for a system factored as one
+    small dense matrix."""
+    if factor.mode != "blocked":
+        return 0.0
+    # a sparse Schur block costs far less than its dense count
+    return dense_block_flops([(t.nlevels, t.ncols) for t in factor.cp.terms],
+                             [not bd and i not in factor.sparse_plans
+                              for i, bd in enumerate(factor.diag_is_bd)])
 
 
 def exact_cost(cp=None, *, terms=None, crossed=None, n: int | None = None) -> PathCost:

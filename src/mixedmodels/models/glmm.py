@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
+from ..core.threads import SERIAL_FLOPS, serial_blas
 from ..exceptions import ConvergenceWarning, DataError
 from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, hessian_from_gradient, theta_names
+from .cost import factor_evaluation_flops
 from .family import Family
 from .optim import Control, OptSummary, is_default_optimizer, minimize, value_and_gradient
 from .pirls import PirlsEngine, PirlsResult, gh_rule, history_text
@@ -191,7 +193,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         if len(theta0) != f.n_theta:
             raise ValueError(f"start has {len(theta0)} θ values; this model has {f.n_theta}")
         self.engine.prepare()
-        with np.errstate(all="ignore"):  # PIRLS steps out of range are caught and halved
+        with np.errstate(all="ignore"), serial_blas(self._small()):
+            # (PIRLS steps out of range are caught and halved)
             if beta0 is None:
                 # lme4: one PIRLS from the start values of μ; stage 1 starts each PIRLS there
                 self._eta_start = self._eta_init
@@ -234,6 +237,12 @@ class GeneralizedLinearMixedModel(MixedModel):
                     self._eta_start = self.evaluate(theta1, beta1)[1].eta
             self._fit_stage2(theta1, beta1)
         return self
+
+    def _small(self) -> bool:
+        """Whether an evaluation is too small for BLAS threads to pay: its dense Schur blocks
+        and its pass over the rows (the weighted crossproducts of [X y])."""
+        p = self.engine.p
+        return factor_evaluation_flops(self.factor) + self.engine.n * (p + 1) ** 2 < SERIAL_FLOPS
 
     def _fit_stage2(self, theta1: np.ndarray, beta1: np.ndarray) -> None:
         ctrl = self.control

@@ -18,10 +18,11 @@ from ..core.backends import get_rows
 from ..core.factor import BlockedFactor
 from ..core.gradient import ProfiledGradient
 from ..core.lapack import tri_solve
+from ..core.threads import SERIAL_FLOPS, serial_blas
 from ..spec.design import ModelDesign
 from .base import MixedModel
 from .checks import check_fit, theta_names
-from .cost import dense_block_flops
+from .cost import factor_evaluation_flops
 from .family import gaussian
 from .optim import (
     DEFAULT_OPTIMIZER,
@@ -121,26 +122,22 @@ class LinearMixedModel(MixedModel):
         grad = None
         if uses_gradient(ctrl.optimizer) and self.has_gradient:
             objective, grad = value_and_gradient(self.objective_and_gradient)
-        self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl, grad=grad)
-        if grad is not None:
-            self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
-                                           grad=grad)
-        self.optinfo.factor = {"gradient": grad is not None,
-                               **f.describe([t.name for t in self.design.terms])}
-        self.set_theta(self.optinfo.x)
-        self._post_fit_checks()
+        with serial_blas(self.evaluation_flops() < SERIAL_FLOPS):
+            self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl, grad=grad)
+            if grad is not None:
+                self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
+                                               grad=grad)
+            self.optinfo.factor = {"gradient": grad is not None,
+                                   **f.describe([t.name for t in self.design.terms])}
+            self.set_theta(self.optinfo.x)
+            self._post_fit_checks()
         return self
 
     def evaluation_flops(self) -> float:
         """Floating-point operations of one evaluation's dense Schur blocks: each block's
         Cholesky (q³/3) and its update from the first term (q² q₀); 0 for a system factored as
         one small dense matrix. ``Control(optimizer="auto")`` chooses from it."""
-        f = self.factor
-        if f.mode != "blocked":
-            return 0.0
-        # a sparse Schur block costs far less than its dense count (and has no gradient)
-        return dense_block_flops([(t.nlevels, t.ncols) for t in f.cp.terms],
-                                 [not bd and i not in f.sparse_plans for i, bd in enumerate(f.diag_is_bd)])
+        return factor_evaluation_flops(self.factor)
 
     @property
     def has_gradient(self) -> bool:
