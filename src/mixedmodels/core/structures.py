@@ -22,6 +22,7 @@ and the usual singular-fit checks apply; the correlation-type parameters are unb
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -30,12 +31,17 @@ __all__ = ["CovStructure", "Unstructured", "Diagonal", "CompoundSymmetry", "AR1"
            "standard_structure", "psd_lower_factor", "theta_layout"]
 
 
+@lru_cache(maxsize=64)
 def theta_layout(ncols: int, correlated: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices in T of each θ entry (lower triangle, column by column)."""
+    """Row and column indices in T of each θ entry (lower triangle, column by column).
+    Read-only arrays, made once per shape (a fit asks for them a dozen times)."""
     if not correlated:
         idx = np.arange(ncols)
+        idx.flags.writeable = False
         return idx, idx
     upper_rows, upper_cols = np.triu_indices(ncols)
+    upper_rows.flags.writeable = False
+    upper_cols.flags.writeable = False
     return upper_cols, upper_rows
 
 
