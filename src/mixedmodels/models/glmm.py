@@ -241,6 +241,8 @@ class GeneralizedLinearMixedModel(MixedModel):
     def _small(self) -> bool:
         """Whether an evaluation is too small for BLAS threads to pay: its dense Schur blocks
         and its pass over the rows (the weighted crossproducts of [X y])."""
+        if getattr(self.factor, "mode", None) not in ("dense", "blocked"):
+            return False  # the iterative path's factor: chosen for systems too large to factor
         p = self.engine.p
         return factor_evaluation_flops(self.factor) + self.engine.n * (p + 1) ** 2 < SERIAL_FLOPS
 
