@@ -498,7 +498,9 @@ class BlockedFactor:
             # the Cholesky reads the lower triangle only: keep its entries that some M_ab fills
             lower = np.tril(np.ones((n, n), dtype=bool)).ravel()
             keep = np.flatnonzero(lower & (stack != 0).any(axis=0))
-            self._quad_map = (np.array(left), np.array(right), keep, np.ascontiguousarray(stack[:, keep]))
+            ext = np.ones(k + 1)
+            self._quad_map = (np.array(left), np.array(right), keep, np.ascontiguousarray(stack[:, keep]),
+                              ext)
         return None if self._quad_map[0] is None else self._quad_map
 
     def _update_dense(self, theta: np.ndarray | None = None) -> None:
@@ -511,11 +513,10 @@ class BlockedFactor:
         if theta is not None and self._full is not None and self._dense_theta_map()[2]:
             quad = self._quadratic_map()
         if quad is not None:
-            left, right, keep, stack = quad
-            ext = np.concatenate(([1.0], theta))
-            s = np.zeros(n * n)
-            s[keep] = np.multiply(ext[left], ext[right]) @ stack
-            s = s.reshape(n, n)  # its strict upper triangle is never read
+            left, right, keep, stack, ext = quad
+            ext[1:] = theta  # θ̃ = (1, θ), in the map's own buffer
+            s = np.zeros((n, n))  # its strict upper triangle is never read
+            s.ravel()[keep] = (ext.take(left) * ext.take(right)) @ stack
             s[q:, q:] = full[q:, q:]
             self._cholesky_dense(s, q, n)
             return
@@ -794,7 +795,7 @@ class BlockedFactor:
     @property
     def logdet_z(self) -> float:
         if self.mode == "dense":
-            return 2.0 * float(self._log_diag[:self.q].sum())
+            return 2.0 * float(np.add.reduce(self._log_diag[:self.q]))  # .sum(), minus a wrapper
         total = 0.0
         for i in range(self.k):
             L = self.L_diag[i]
@@ -810,7 +811,7 @@ class BlockedFactor:
     def logdet_x(self) -> float:
         p = self.cp.p
         if self.mode == "dense":
-            return 2.0 * float(self._log_diag[self.q:self.q + p].sum())
+            return 2.0 * float(np.add.reduce(self._log_diag[self.q:self.q + p]))
         return 2.0 * np.log(np.diagonal(self.R_xy)[:p]).sum()
 
     @property

@@ -12,6 +12,7 @@ scipy; and Brent's bounded method for one parameter.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -268,7 +269,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarr
         value = float(fun(np.asarray(x, dtype=float)))
         log_x.append(np.array(x, dtype=float))
         log_f.append(value)
-        return value if np.isfinite(value) else 1e300
+        return value if math.isfinite(value) else 1e300
 
     start = time.perf_counter()
     record = {"options": {k: v for k, v in opts.items() if k != "initial_step"},
