@@ -66,6 +66,8 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     reml = False
     r_class = "glmerMod"
+    #: BOBYQA's first step in stage 2 for β, in units of its standard error (θ's is 5% of θ)
+    stage2_beta_step = _S2_STEP
     #: the PIRLS engine (a streamed fit's runs its row operations as passes where the rows live)
     engine_class = PirlsEngine
 
@@ -274,7 +276,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         lower = np.concatenate([lower_th, np.full(len(beta1), -np.inf)])
         options = dict(ctrl.options)
         options.setdefault("initial_step", np.concatenate(
-            [np.maximum(_S2_STEP * np.abs(theta1), 0.01), np.full(len(beta1), _S2_STEP)]))
+            [np.maximum(_S2_STEP * np.abs(theta1), 0.01), np.full(len(beta1), self.stage2_beta_step)]))
         ctrl2 = Control(optimizer=ctrl.optimizer, maxfun=ctrl.maxfun,
                         ftol_abs=max(ctrl.ftol_abs, _S2_FTOL), xtol_abs=max(ctrl.xtol_abs, _S2_XTOL),
                         options=options)
