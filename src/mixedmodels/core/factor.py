@@ -473,27 +473,30 @@ class BlockedFactor:
             if npairs * n * n > 1_000_000:
                 self._quad_map = (None,)
                 return None
-            src, dst = [np.arange(q, n)], [np.arange(q, n)]  # θ̃_0 = 1: the [X y] columns
+            # Λ's entries as (source row, θ̃ index, destination column); θ̃_0 = 1 on [X y]
+            src, which, dst = [np.arange(q, n)], [np.zeros(n - q, dtype=np.int64)], [np.arange(q, n)]
+            pos = 1
             for i, (l, (rows, tcols), size) in enumerate(zip(self.parametrization.ncols, self.layouts,
                                                               self.theta_sizes)):
                 base = o[i] + l * np.arange((o[i + 1] - o[i]) // l)
                 for j in range(size):
                     src.append(base + rows[j])
                     dst.append(base + tcols[j])
-            # M_ab[dst_a, dst_b] = A[src_a, src_b] (+ the transposed pair): all pairs scattered
-            # into one array at once (two entries that meet are added, as M += twice would)
-            left, right, where, values = [], [], [], []
-            for a in range(k + 1):
-                for b in range(a, k + 1):
-                    if a == b == 0:
-                        continue  # the [X y] block: A's own, set each evaluation
-                    shift = len(left) * n * n
-                    for u, v in ((a, b), (b, a)) if a != b else ((a, b),):
-                        where.append((shift + dst[u][:, None] * n + dst[v][None, :]).ravel())
-                        values.append(full[src[u][:, None], src[v][None, :]].ravel())
-                    left.append(a)
-                    right.append(b)
-            stack = np.bincount(np.concatenate(where), np.concatenate(values),
+                    which.append(np.full(len(base), pos + j))
+                pos += size
+            src, which, dst = np.concatenate(src), np.concatenate(which), np.concatenate(dst)
+            # M_ab[dst_u, dst_v] += A[src_u, src_v] for every ordered pair of entries (u, v) of
+            # θ̃_a and θ̃_b: all at once. At most two entries meet in one place (u, v and v, u
+            # of one pair), and their sum does not depend on the order.
+            pair = np.full((k + 1, k + 1), -1)
+            left, right = np.triu_indices(k + 1)
+            left, right = left[1:], right[1:]  # (0, 0), the [X y] block: A's own, set each evaluation
+            pair[left, right] = pair[right, left] = np.arange(len(left))
+            index = pair[which[:, None], which[None, :]]
+            used = index >= 0
+            where = index * (n * n) + dst[:, None] * n + dst[None, :]
+            values = full[src[:, None], src[None, :]]
+            stack = np.bincount(where[used], values[used],
                                 minlength=len(left) * n * n).reshape(len(left), n * n)
             # the Cholesky reads the lower triangle only: keep its entries that some M_ab fills
             lower = np.tril(np.ones((n, n), dtype=bool)).ravel()
