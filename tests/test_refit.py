@@ -36,3 +36,27 @@ def test_refit_matches_lme4_refit(name):
     assert new.factor.product_maps is m.factor.product_maps
     # and the original fit is untouched
     assert m.loglik == pytest.approx(mm.lmer(ref["formula"], data).loglik, rel=1e-12)
+
+
+def test_refit_from_the_optimum_reaches_lme4s_fresh_fit_on_a_simulated_response():
+    """A simulated Pixel response (tests/reference/Pixel_sim126.csv) where a refit started at the
+    original optimum with a first step of a tenth of θ stopped at a boundary local minimum
+    (logLik 2 lower; lme4's own refit stops at one 8.4 lower): with the first step at θ's
+    standard errors it reaches lme4's fit of the new data."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    ref_dir = Path(__file__).parent / "reference"
+    ref = json.loads((ref_dir / "refit_sim_reference.json").read_text())
+    y = pd.read_csv(ref_dir / "Pixel_sim126.csv")["pixel_sim"].to_numpy()
+    data = pixel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the new fit is singular, in lme4 too
+        m = mm.lmer(ref["formula"], data)
+        new = m.refit(y)
+    assert new.loglik == pytest.approx(ref["loglik"], rel=1e-6)
+    assert new.loglik > ref["refit_loglik"] + 8
+    np.testing.assert_allclose(new.fixef.to_numpy(), ref["fixef"], rtol=1e-4)
+    np.testing.assert_allclose(new.theta, ref["theta"], atol=2e-3)
