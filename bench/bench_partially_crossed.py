@@ -10,7 +10,11 @@ the exact path factors it sparse (a fill-reducing order, SuperLU's supernodal fa
 - ``pc_40k_8k_auto_dense``: ``Control(schur="dense")``, where the cost model then takes the
   iterative path (what main did before the sparse factor);
 - ``pc_300k_30k``: 300,000 pupils × 30,000 schools (~1.1M rows), sparse; a dense 30,000 block
-  would need 7 GB and ~15 min per evaluation.
+  would need 7 GB and ~15 min per evaluation;
+- ``pc3_40k_8k_200``: ``+ (1|district)``, the schools in 200 districts of 40 neighbours: the
+  school block is now a *middle* one, factored sparse with the small district block dense below;
+- ``pc3_40k_8k_200_auto_dense``: the same with ``Control(schur="dense")`` (main before the middle
+  sparse block: a dense 8,000 block, or the iterative path where the cost model prefers it).
 
 Each case runs in its own subprocess (its own peak memory), timed from the DataFrame after a
 warm-up fit.
@@ -34,10 +38,12 @@ CASES = {
     "pc_40k_8k_dense": ((40_000, 8_000), {"schur": "dense", "method": "exact"}),
     "pc_40k_8k_auto_dense": ((40_000, 8_000), {"schur": "dense"}),
     "pc_300k_30k": ((300_000, 30_000), {}),
+    "pc3_40k_8k_200": ((40_000, 8_000, 200), {}),
+    "pc3_40k_8k_200_auto_dense": ((40_000, 8_000, 200), {"schur": "dense"}),
 }
 
 
-def make_data(n_pupils: int, n_schools: int, seed: int = 20261203) -> pd.DataFrame:
+def make_data(n_pupils: int, n_schools: int, n_districts: int = 0, seed: int = 20261203) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     home = rng.integers(0, n_schools, n_pupils)
     extra = rng.integers(0, 3, n_pupils)
@@ -51,7 +57,12 @@ def make_data(n_pupils: int, n_schools: int, seed: int = 20261203) -> pd.DataFra
     x = rng.normal(size=len(pupil))
     y = (1.0 + 0.5 * x + rng.normal(0, 0.8, n_pupils)[pupil] + rng.normal(0, 0.5, n_schools)[school]
          + rng.normal(size=len(pupil)))
-    return pd.DataFrame({"y": y, "x": x, "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
+    data = pd.DataFrame({"y": y, "x": x, "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
+    if n_districts:  # neighbouring schools share a district; drawn last, the rest is unchanged
+        district = school // (n_schools // n_districts)
+        data["y"] += rng.normal(0, 0.6, n_districts)[district]
+        data["district"] = pd.Categorical(district)
+    return data
 
 
 def run_case(case: str) -> dict:
@@ -59,10 +70,11 @@ def run_case(case: str) -> dict:
 
     warnings.simplefilter("ignore")
     mm.lmer("Reaction ~ Days + (Days | Subject)", mm.load_dataset("sleepstudy"))
-    (n_pupils, n_schools), control = CASES[case]
-    data = make_data(n_pupils, n_schools)
+    levels, control = CASES[case]
+    data = make_data(*levels)
+    formula = "y ~ x + (1 | pupil) + (1 | school)" + (" + (1 | district)" if len(levels) > 2 else "")
     start = time.perf_counter()
-    model = mm.lmer("y ~ x + (1 | pupil) + (1 | school)", data, control=mm.Control(**control))
+    model = mm.lmer(formula, data, control=mm.Control(**control))
     seconds = time.perf_counter() - start
     info = model.optinfo
     factor = getattr(info, "factor", {}) or {}
@@ -76,10 +88,10 @@ def main(argv: list[str]) -> None:
     rows = run_cases(argv, __file__, list(CASES), run_case)
     if rows is None:
         return
-    print(f"{'case':<22} {'rows':>9} {'time (s)':>9} {'evals':>6} {'s/eval':>7} {'peak MB':>8} "
+    print(f"{'case':<26} {'rows':>9} {'time (s)':>9} {'evals':>6} {'s/eval':>7} {'peak MB':>8} "
           f"{'logLik':>16}  path, school block")
     for r in rows:
-        print(f"{r['case']:<22} {r['rows']:>9d} {r['seconds']:>9.2f} {r['evals']:>6d} "
+        print(f"{r['case']:<26} {r['rows']:>9d} {r['seconds']:>9.2f} {r['evals']:>6d} "
               f"{r['opt_seconds'] / r['evals']:>7.3f} {r['peak_mb']:>8.0f} {r['loglik']:>16.4f}  "
               f"{r['path']}, {r['school']}")
     for r in rows:

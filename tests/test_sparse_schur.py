@@ -1,9 +1,11 @@
 """The sparse Schur block (mixedmodels.core.sparse_schur): a partially crossed design against lme4
-(tests/reference/partially_crossed_reference.json), the sparse factor against the dense one at
-the same θ, the choice from the pattern (fully crossed designs stay dense) and its record."""
+(tests/reference/partially_crossed_reference.json), with the school block last (pupils and
+schools) or in the middle (pupils, schools and districts), the sparse factor against the dense
+one at the same θ, the choice from the pattern (fully crossed designs stay dense) and its record."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -22,7 +24,10 @@ PC = json.loads((REF / "partially_crossed_reference.json").read_text())
 SPARSE = "sparse, supernodal (SuperLU, minimum-degree order)"
 FORMULAS = {"intercepts": "y ~ x + (1 | pupil) + (1 | school)",
             "slopes": "y ~ x + (1 | pupil) + (x | school)",
-            "intercepts_ml": "y ~ x + (1 | pupil) + (1 | school)"}
+            "intercepts_ml": "y ~ x + (1 | pupil) + (1 | school)",
+            # the school block in the middle: sparse, with the 30 districts' dense block below it
+            "three_level": "y3 ~ x + (1 | pupil) + (1 | school) + (1 | district)",
+            "three_level_ml": "y3 ~ x + (1 | pupil) + (1 | school) + (1 | district)"}
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +37,14 @@ def pupils() -> pd.DataFrame:
 
 def _ring(seed: int, binary: bool = False) -> pd.DataFrame:
     """40,000 pupils x 8,000 schools on a ring, three rows per pupil at its home school or a
-    neighbour: a dense school block would cost ~7 s per evaluation, its sparse factor ms."""
+    neighbour: a dense school block would cost ~7 s per evaluation, its sparse factor ms. The
+    schools sit in 200 districts of 40 neighbours."""
     rng = np.random.default_rng(seed)
     pupil = np.repeat(np.arange(40_000), 3)
     school = (rng.integers(0, 8_000, 40_000)[pupil] + rng.integers(-2, 3, len(pupil))) % 8_000
     y = rng.integers(0, 2, len(pupil)) if binary else rng.standard_normal(len(pupil))
-    return pd.DataFrame({"y": y, "pupil": pd.Categorical(pupil), "school": pd.Categorical(school)})
+    return pd.DataFrame({"y": y, "pupil": pd.Categorical(pupil), "school": pd.Categorical(school),
+                         "district": pd.Categorical(school // 40)})
 
 
 @pytest.mark.parametrize("key", list(FORMULAS))
@@ -45,6 +52,8 @@ def test_partially_crossed_lmm_against_lme4(key, pupils):
     ref = PC[key]
     m = mm.lmer(FORMULAS[key], pupils, reml=not key.endswith("_ml"))
     assert m.optinfo.factor["blocks"]["school"] == SPARSE
+    if key.startswith("three"):
+        assert m.optinfo.factor["blocks"]["district"].startswith("dense")
     assert m.optinfo.factor["sparse"]["school"]["nnz_factor"] > 0
     # equal or better than lme4's optimum, and the same estimates
     assert m.loglik >= ref["loglik"] - 1e-6 * abs(ref["loglik"])
@@ -68,7 +77,21 @@ def test_partially_crossed_glmm_against_lme4(pupils):
     np.testing.assert_allclose(np.sqrt(np.diag(m.vcov.to_numpy())), ref["se"], rtol=2e-3)
 
 
-@pytest.mark.parametrize("key", ["intercepts", "slopes"])
+def test_three_level_glmm_against_lme4(pupils):
+    """The sparse middle block inside PIRLS; the district variance is on its bound (the response
+    has no district effect), as in lme4's fit."""
+    m = mm.glmer("passed ~ x + (1 | pupil) + (1 | school) + (1 | district)", pupils,
+                 family="binomial")
+    assert m.optinfo.factor["blocks"]["school"] == SPARSE
+    ref = PC["binomial_three_tight"]
+    assert m.loglik >= ref["loglik"] - 1e-9 * abs(ref["loglik"])
+    assert m.loglik == pytest.approx(ref["loglik"], rel=1e-9)
+    np.testing.assert_allclose(m.fixef.to_numpy(), ref["beta"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m.theta, ref["theta"], rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov.to_numpy())), ref["se"], rtol=2e-3)
+
+
+@pytest.mark.parametrize("key", ["intercepts", "slopes", "three_level"])
 def test_sparse_and_dense_factors_agree(key, pupils):
     m = mm.lmer(FORMULAS[key], pupils, control=mm.Control(schur="dense"))
     assert m.optinfo.factor["blocks"]["school"].startswith("dense")
@@ -93,14 +116,22 @@ def test_sparse_and_dense_factors_agree(key, pupils):
                                    rtol=1e-9, atol=1e-12)
 
 
-def test_conditional_variances_with_a_sparse_block(pupils):
-    sparse = mm.lmer(FORMULAS["intercepts"], pupils)
-    dense = mm.lmer(FORMULAS["intercepts"], pupils, control=mm.Control(schur="dense"))
+@pytest.mark.parametrize("key", ["intercepts", "three_level"])
+def test_conditional_variances_with_a_sparse_block(key, pupils):
+    sparse = mm.lmer(FORMULAS[key], pupils)
+    dense = mm.lmer(FORMULAS[key], pupils, control=mm.Control(schur="dense"))
     assert sparse.optinfo.factor["blocks"]["school"] == SPARSE
-    for a, b in zip(sparse.conditional_covariance(), dense.conditional_covariance()):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+    # the two fits' optimizers stop ~1e-5 apart in θ (test_sparse_and_dense_factors_agree holds
+    # the modes at the same θ to 1e-9)
     for a, b in zip(sparse.random_effects(), dense.random_effects()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # at the same θ, through a dense factor
+    at_same_theta = copy.copy(sparse)
+    at_same_theta.factor = BlockedFactor(sparse.factor.cp, schur="dense")
+    for a, b in zip(sparse.conditional_covariance(), at_same_theta.conditional_covariance()):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+    for a, b in zip(sparse.conditional_covariance(), dense.conditional_covariance()):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
 def test_refit_keeps_the_sparse_plan(pupils):
@@ -133,6 +164,35 @@ def test_cost_model_counts_the_sparse_factor():
     dense = mm.lmer("y ~ 1 + (1 | pupil) + (1 | school)", data,
                     control=mm.Control(schur="dense", **quiet))
     assert dense.optinfo.path["method"] == "iterative"
+
+
+def test_cost_model_counts_a_sparse_middle_block():
+    """With 200 districts below it, the school block is a middle one: still factored sparse,
+    and the cost model keeps the fit exact; dense, it sends it to the iterative path."""
+    from mixedmodels.spec.design import build_design
+
+    design = build_design("y ~ 1 + (1 | pupil) + (1 | school) + (1 | district)", _ring(seed=3))
+    choice = cost.choose_path(design)
+    assert choice["method"] == "exact"
+    assert choice["exact_estimate"]["seconds"] < 30
+    assert cost.choose_path(design, schur="dense")["method"] == "iterative"
+
+
+def test_no_sparse_middle_block_with_many_columns_below(pupils, monkeypatch):
+    """The blocks below a sparse middle one are dense (q_r × q_school each): past
+    SPARSE_BELOW_MAX_COLUMNS columns below, the school block is factored dense, and the cost
+    model no longer counts it sparse."""
+    import mixedmodels.core.factor as factor_module
+
+    monkeypatch.setattr(factor_module, "SPARSE_BELOW_MAX_COLUMNS", 29)
+    m = mm.lmer(FORMULAS["three_level"], pupils, control=mm.Control(schur="sparse"))
+    assert m.optinfo.factor["blocks"]["school"].startswith("dense")
+    assert m.loglik == pytest.approx(PC["three_level"]["loglik"], rel=1e-8)
+    monkeypatch.setattr(cost, "SPARSE_BELOW_MAX_COLUMNS", 29)
+    from mixedmodels.spec.design import build_design
+
+    design = build_design("y ~ 1 + (1 | pupil) + (1 | school) + (1 | district)", _ring(seed=3))
+    assert cost.choose_path(design)["method"] == "iterative"
 
 
 def test_sparse_cholesky_of_a_known_matrix():

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from .backends import DenseOps, get_dense
 from .crossproducts import BlockedCrossproducts
 from .parametrization import ThetaParametrization
-from .sparse_schur import SparseCholesky, SparseSchurPlan, column_pairs, plan_schur_block
+from .sparse_schur import SPARSE_BELOW_MAX_COLUMNS, SparseCholesky, SparseSchurPlan, column_pairs, plan_schur_block
 
 __all__ = ["BlockedFactor"]
 
@@ -228,8 +228,9 @@ class BlockedFactor:
         reweights them), the precomputed product maps and dense copies, which bake in the
         values, are not built and the generic sparse/dense updates are used.
 
-        ``schur`` (``Control.schur``) chooses how the last term's Schur block is factored when
-        it fills in but its pattern stays sparse: ``"auto"`` decides from the pattern's
+        ``schur`` (``Control.schur``) chooses how a term's Schur block is factored when it
+        fills in but its pattern stays sparse (the last term's, or a middle one's with at most
+        ``SPARSE_BELOW_MAX_COLUMNS`` random-effect columns below it): ``"auto"`` decides from the pattern's
         estimated cost (:mod:`~mixedmodels.core.sparse_schur`), ``"sparse"`` factors it sparse
         whenever the structure allows, ``"dense"`` always dense."""
         self.cp = cp
@@ -293,15 +294,21 @@ class BlockedFactor:
                 self.off_is_sparse[(r, i)] = False
         #: terms whose Schur block is factored sparse, with their symbolic plan
         self.sparse_plans: dict[int, SparseSchurPlan] = {}
-        last = k - 1
-        if (not small and k > 1 and not self.diag_is_bd[last]
-                and all(pattern[(last, j)] is not None and self.off_is_sparse[(last, j)]
-                        for j in range(last))):
-            term = cp.terms[last]
-            plan = plan_schur_block([pattern[(last, j)] for j in range(last)], term.nlevels,
-                                    term.ncols, {"auto": None, "sparse": True, "dense": False}[schur])
+        for i in range(1, k):
+            # a block that fills in from sparse blocks to its left; the blocks below it are then
+            # dense (L_ri = M_ri F⁻ᵀ), so only few columns may sit below (pupils, schools and a
+            # few dozen districts; the terms are sorted by their numbers of levels)
+            below = sum(cp.terms[r].q for r in range(i + 1, k))
+            if (small or self.diag_is_bd[i] or below > SPARSE_BELOW_MAX_COLUMNS
+                    or not all(pattern[(i, j)] is not None and self.off_is_sparse[(i, j)]
+                               for j in range(i))):
+                continue
+            term = cp.terms[i]
+            plan = plan_schur_block([pattern[(i, j)] for j in range(i)], term.nlevels, term.ncols,
+                                    {"auto": None, "sparse": True, "dense": False}[schur],
+                                    rhs_columns=below)
             if plan is not None:
-                self.sparse_plans[last] = plan
+                self.sparse_plans[i] = plan
         # Fast Schur update from the first term (block-diagonal, scalar) into a dense block.
         self.product_maps: dict[int, _ProductMap | None] = {}
         for i in range(1, k):

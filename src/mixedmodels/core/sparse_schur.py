@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 __all__ = ["SparseSchurPlan", "SparseCholesky", "analyse_pattern", "sparse_may_pay", "plan_schur_block",
-           "column_pairs", "FLOPS_DENSE"]
+           "column_pairs", "FLOPS_DENSE", "SPARSE_BELOW_MAX_COLUMNS"]
 
 # Blocks below this order are factored dense: LAPACK on a few hundred columns costs
 # microseconds, less than SuperLU's set-up.
@@ -39,9 +39,16 @@ FLOPS_DENSE = 2.5e10
 # whole update took 4.0 s against 6.8 s estimated, so the choice leans, if anything, to dense.
 _SPARSE_FLOP = 5e-10
 _SPARSE_ENTRY = 6e-8
+# Seconds per stored entry of L per column solved with it (scipy's triangular solve and its
+# re-indexing): 44 ms per evaluation for 200 district columns below an 8,000-school block whose
+# factor has 40,112 entries (bench_partially_crossed.py's pc3_40k_8k_200).
+_SPARSE_SOLVE_ENTRY = 5e-9
 # Past this many products the pattern itself (up to one entry per product) would not fit in
 # memory: MovieLens-32M's movie block has ~1e10 of them (its product would need hundreds of GB).
 _MAX_UPDATE_PRODUCTS = 100_000_000
+# A middle term's block may be factored sparse only with at most this many random-effect columns
+# below it: its blocks below, L_ri = M_ri F⁻ᵀ, fill in and are kept dense (q_r × q_i each).
+SPARSE_BELOW_MAX_COLUMNS = 2048
 # The sparse factor is chosen when its estimate is below this fraction of the dense one (the
 # dense path's timings are the better known).
 _SPARSE_ADVANTAGE = 0.5
@@ -63,16 +70,18 @@ class SparseSchurPlan:
                 "estimated_ms_dense": round(1e3 * self.dense_seconds, 3)}
 
 
-def _dense_seconds(q: int) -> float:
-    return (q ** 3 / 3.0 + 2.0 * q * q) / FLOPS_DENSE
+def _dense_seconds(q: int, rhs_columns: int = 0) -> float:
+    """The dense factor and its triangular solves: the [X y] rows (about two) and the
+    ``rhs_columns`` of the terms below."""
+    return (q ** 3 / 3.0 + q * q * (2.0 + rhs_columns)) / FLOPS_DENSE
 
 
-def sparse_may_pay(q: int, update_products: int) -> bool:
+def sparse_may_pay(q: int, update_products: int, rhs_columns: int = 0) -> bool:
     """Whether a sparse factor could beat the dense one at all, before the pattern is formed:
     the sparse update's products alone must cost less than the dense factor (a fully crossed
     design's pattern would take longer to form than to factor dense)."""
     return (q >= SPARSE_MIN_ORDER and update_products <= _MAX_UPDATE_PRODUCTS
-            and _SPARSE_ENTRY * update_products < _SPARSE_ADVANTAGE * _dense_seconds(q))
+            and _SPARSE_ENTRY * update_products < _SPARSE_ADVANTAGE * _dense_seconds(q, rhs_columns))
 
 
 def column_pairs(incidence: sp.spmatrix) -> int:
@@ -84,12 +93,13 @@ def column_pairs(incidence: sp.spmatrix) -> int:
 
 
 def plan_schur_block(incidences: list[sp.spmatrix], nlevels: int, ncols: int,
-                     force: bool | None = None) -> SparseSchurPlan | None:
+                     force: bool | None = None, rhs_columns: int = 0) -> SparseSchurPlan | None:
     """The plan for one term's Schur block from the patterns of the blocks to its left.
 
     Its pattern is the term's own within-level ``ncols × ncols`` blocks plus Σⱼ P_j P_jᵀ for the
     incidence patterns P_j (``nlevels·ncols`` rows each) of the earlier terms. The factor's
-    symbolic pass and the cost model both plan through here.
+    symbolic pass and the cost model both plan through here. ``rhs_columns``: the random-effect
+    columns of the terms below (a middle term's block), each a triangular solve per evaluation.
 
     Returns
     -------
@@ -100,17 +110,17 @@ def plan_schur_block(incidences: list[sp.spmatrix], nlevels: int, ncols: int,
         return None
     q = nlevels * ncols
     products = sum(column_pairs(p) for p in incidences)
-    if force is None and not sparse_may_pay(q, products):
+    if force is None and not sparse_may_pay(q, products, rhs_columns):
         return None
     block = sp.kron(sp.identity(nlevels, format="csr"), np.ones((ncols, ncols)), format="csr")
     for p in incidences:
         p = sp.csr_matrix(p, dtype=np.float64)
         block = block + p @ p.T
-    return analyse_pattern(block, products, force)
+    return analyse_pattern(block, products, force, rhs_columns)
 
 
-def analyse_pattern(pattern: sp.spmatrix, update_products: int, force: bool | None = None
-                    ) -> SparseSchurPlan | None:
+def analyse_pattern(pattern: sp.spmatrix, update_products: int, force: bool | None = None,
+                    rhs_columns: int = 0) -> SparseSchurPlan | None:
     """Decide whether a Schur block of this (symmetric) pattern is factored sparse.
 
     Parameters
@@ -121,6 +131,9 @@ def analyse_pattern(pattern: sp.spmatrix, update_products: int, force: bool | No
         Scalar products per evaluation of the sparse update that forms the block.
     force
         ``True``: always plan a sparse factor; ``False``: never; ``None``: from the estimates.
+    rhs_columns
+        Columns solved with the factor per evaluation besides the [X y] rows: those of the
+        terms below a middle block.
 
     Returns
     -------
@@ -149,9 +162,11 @@ def analyse_pattern(pattern: sp.spmatrix, update_products: int, force: bool | No
     order[lu.perm_c] = np.arange(q)
     counts = np.diff(lu.L.tocsc().indptr).astype(np.float64)
     # LU forms both triangles: twice the Cholesky's Σ c_j² flops
+    # each column below: one triangular solve, a pass over L
     sparse_s = (_SPARSE_FLOP * 2.0 * float(np.sum(counts * counts))
-                + _SPARSE_ENTRY * (nnz + lu.L.nnz + update_products))
-    dense_s = _dense_seconds(q)
+                + _SPARSE_ENTRY * (nnz + lu.L.nnz + update_products)
+                + _SPARSE_SOLVE_ENTRY * lu.L.nnz * rhs_columns)
+    dense_s = _dense_seconds(q, rhs_columns)
     plan = SparseSchurPlan(order, int(nnz), int(lu.L.nnz), sparse_s, dense_s)
     if force is None and sparse_s > _SPARSE_ADVANTAGE * dense_s:
         return None

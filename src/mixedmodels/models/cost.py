@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..core.sparse_schur import FLOPS_DENSE, plan_schur_block
+from ..core.sparse_schur import FLOPS_DENSE, SPARSE_BELOW_MAX_COLUMNS, plan_schur_block
 from ..exceptions import ModelSizeError
 
 __all__ = ["PathCost", "exact_cost", "dense_block_flops", "factor_evaluation_flops", "iterative_cost",
@@ -138,20 +138,29 @@ def _crossed_cp(cp, i: int) -> bool:
 def _sparse_schur_cost(shapes, codes, n: int) -> PathCost | None:
     """The exact path's cost when the second term's Schur block stays sparse enough for the
     factor to take a sparse ordering (partially crossed designs), else None: the same symbolic
-    analysis :class:`~mixedmodels.core.factor.BlockedFactor` makes, on the level pattern."""
-    (m0, l0), (m1, l1) = shapes
+    analysis :class:`~mixedmodels.core.factor.BlockedFactor` makes, on the level pattern. Terms
+    after the second (at most ``SPARSE_BELOW_MAX_COLUMNS`` columns, as the factor allows) are
+    dense blocks, and their rows below the sparse block dense too."""
+    (m0, l0), (m1, l1) = shapes[:2]
+    below = [m * l for m, l in shapes[2:]]
+    if sum(below) > SPARSE_BELOW_MAX_COLUMNS:
+        return None
     meets = sp.csr_matrix((np.ones(len(codes[0])), (codes[1], codes[0])), shape=(m1, m0))
     meets.data[:] = 1.0  # duplicates summed: one entry per pair of levels that meet
     # the factor's incidence pattern: every column of a level meets every column of the other
     incidence = meets if l0 == l1 == 1 else sp.kron(meets, np.ones((l1, l0)), format="csr")
-    plan = plan_schur_block([incidence], m1, l1)
+    plan = plan_schur_block([incidence], m1, l1, rhs_columns=sum(below))
     if plan is None:
         return None
-    # the block, its ordered copy and the factor, as CSR (12 bytes per entry), twice over
-    mem = 2 * 12.0 * (2 * plan.nnz_pattern + plan.nnz_factor) + 8.0 * m1 * l1 * 8
-    per_eval = plan.sparse_seconds + 1e-7 * sum(m * l * l for m, l in shapes)
+    q0, q1 = m0 * l0, m1 * l1
+    # the block, its ordered copy and the factor, as CSR (12 bytes per entry), twice over; each
+    # block below: dense, with its work copies and its dense rows beside the first two terms
+    mem = (2 * 12.0 * (2 * plan.nnz_pattern + plan.nnz_factor) + 8.0 * q1 * 8
+           + 8.0 * sum(3 * q * q + q * (q0 + q1) for q in below))
+    dense_below = sum(q ** 3 / 3.0 + q * q * (q0 + q1) for q in below) / FLOPS_DENSE
+    per_eval = plan.sparse_seconds + dense_below + 1e-7 * sum(m * l * l for m, l in shapes)
     return PathCost(mem, EXACT_EVALS * per_eval, per_eval,
-                    {"dense_blocks": [], "sparse_blocks": [m1 * l1], "n": n, **plan.describe()})
+                    {"dense_blocks": below, "sparse_blocks": [q1], "n": n, **plan.describe()})
 
 
 def iterative_cost(shapes, nnz: int, p: int, probes: int = 40) -> PathCost:
@@ -167,8 +176,9 @@ def iterative_cost(shapes, nnz: int, p: int, probes: int = 40) -> PathCost:
 def choose_path(design, method: str = "auto", probes: int = 40, schur: str = "auto") -> dict:
     """Pick ``"exact"`` or ``"iterative"`` for a design, with the reason and both estimates.
 
-    With two terms whose second Schur block stays sparse (partially crossed factors; not with
-    ``schur="dense"``), the exact estimate is the sparse factor's.
+    When the second term's Schur block stays sparse (partially crossed factors; not with
+    ``schur="dense"``), the exact estimate is the sparse factor's, with any later (small) terms
+    as dense blocks.
 
     Raises
     ------
@@ -186,7 +196,7 @@ def choose_path(design, method: str = "auto", probes: int = 40, schur: str = "au
         crossed.append(True if codes[0] is None or codes[i] is None
                        else not _nested_in_first(codes[0], codes[i]))
     exact = exact_cost(terms=terms, crossed=crossed, n=n)
-    if (schur != "dense" and len(terms) == 2 and crossed[1]
+    if (schur != "dense" and len(terms) >= 2 and crossed[1]
             and codes[0] is not None and codes[1] is not None):
         exact = _sparse_schur_cost(shapes, codes, n) or exact
     nnz = n * max(len(terms) - 1, 0) * max((l for _, l in shapes), default=1) ** 2

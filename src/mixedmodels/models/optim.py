@@ -84,8 +84,9 @@ class Control:
         a stochastic log-determinant, no dense block); ``"auto"`` picks from the numbers of
         levels, rows and the memory available (see ``docs/big-data.md``).
     schur : {"auto", "dense", "sparse"}
-        How the exact path factors the last term's Schur block when it fills in (crossed
-        factors): ``"auto"`` takes a sparse, fill-reducing factor when its pattern makes that
+        How the exact path factors a term's Schur block when it fills in (crossed factors;
+        the last term's, or a middle one's with few random-effect columns below it, such as
+        districts under schools): ``"auto"`` takes a sparse, fill-reducing factor when its pattern makes that
         cheaper (partially crossed designs) and a dense one otherwise; ``"sparse"`` takes the
         sparse one wherever the structure allows it. ``optinfo.factor["blocks"]`` records it.
     """
