@@ -142,6 +142,12 @@ class PirlsEngine:
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
         return self._dev(mu)
 
+    @property
+    def aic_is_deviance_plus_constant(self) -> bool:
+        """Whether aic(μ) = Σ dev_resid(μ) + C for every μ (after :meth:`prepare`): the exact
+        gradients differentiate the deviance, so they need it."""
+        return self._aic_const is not None
+
     def dev_total(self, mu: np.ndarray) -> float:
         """The deviance Σ dev_resid(μ) (the family's fast route where it has one)."""
         total = getattr(self._dev, "total", None)
