@@ -210,18 +210,20 @@ class SparseCholesky:
         b = np.asarray(rhs, dtype=float)
         if b.size == 0:
             return np.zeros(b.shape)
-        # overwrite_A: the solve only rewrites the stored unit diagonal, so no copy of L is needed
+        # overwrite_A: the solve only rewrites the stored unit diagonal, so no copy of L is needed;
+        # overwrite_b: the right-hand side is this call's own reordered copy
         x = sla.spsolve_triangular(self.lower, b[self.order], lower=True, unit_diagonal=True,
-                                   overwrite_A=True)
-        return (x.T / self.sqrt_d).T
+                                   overwrite_A=True, overwrite_b=True)
+        x /= self.sqrt_d.reshape((-1,) + (1,) * (x.ndim - 1))
+        return x
 
     def solve_half_t(self, rhs: np.ndarray) -> np.ndarray:
         """F⁻ᵀ rhs (a vector or a matrix with q rows)."""
         b = np.asarray(rhs, dtype=float)
         if b.size == 0:
             return np.zeros(b.shape)
-        x = sla.spsolve_triangular(self.lower.T, (b.T / self.sqrt_d).T, lower=False,
-                                   unit_diagonal=True, overwrite_A=True)
+        x = sla.spsolve_triangular(self.lower.T, b / self.sqrt_d.reshape((-1,) + (1,) * (b.ndim - 1)),
+                                   lower=False, unit_diagonal=True, overwrite_A=True, overwrite_b=True)
         out = np.empty_like(x)
         out[self.order] = x
         return out
