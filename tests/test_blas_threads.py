@@ -112,3 +112,22 @@ def test_large_schur_block_keeps_the_threads(two_threads, monkeypatch):
     model = mm.lmer("y ~ 1 + (1 | g1) + (1 | g2)", data, control=mm.Control(method="exact"))
     assert model.evaluation_flops() > threads.SERIAL_FLOPS
     assert seen == [{2}]
+
+
+def test_profile_intervals_of_a_small_fit_run_on_one_thread(two_threads, monkeypatch, sleepstudy):
+    from mixedmodels.postestimation import profile
+
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    seen = []
+    original = profile._profile_ci
+
+    def recording(*args, **kwargs):
+        seen.append(set(_blas_threads()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(profile, "_profile_ci", recording)
+    ci = mm.confint(m, which=["(Intercept)"])
+    assert seen == [{1}]
+    assert set(_blas_threads()) == {2}
+    # lme4 1.1-31's confint(m, parm = "(Intercept)"): 237.6807, 265.1295
+    assert ci.loc["(Intercept)"].to_numpy() == pytest.approx([237.6807, 265.1295], abs=1e-3)

@@ -125,7 +125,7 @@ class LinearMixedModel(MixedModel):
         grad = None
         if uses_gradient(ctrl.optimizer) and self.has_gradient:
             objective, grad = value_and_gradient(self.objective_and_gradient)
-        with serial_blas(self.evaluation_flops() < SERIAL_FLOPS):
+        with serial_blas(self._small()):
             self.optinfo = minimize(objective, x0, f.theta_lower_bounds(), ctrl, grad=grad)
             if grad is not None:
                 self.optinfo = escape_boundary(objective, self.optinfo, f.theta_lower_bounds(), ctrl,
@@ -135,6 +135,10 @@ class LinearMixedModel(MixedModel):
             self.set_theta(self.optinfo.x)
             self._post_fit_checks()
         return self
+
+    def _small(self) -> bool:
+        """Whether an evaluation is too small for BLAS threads to pay (see core/threads.py)."""
+        return self.evaluation_flops() < SERIAL_FLOPS
 
     def evaluation_flops(self) -> float:
         """Floating-point operations of one evaluation's dense Schur blocks: each block's
