@@ -71,15 +71,16 @@ def test_overlapping_sections_in_threads_restore_the_count(two_threads):
     assert threads._depth == 0
 
 
-def _threads_inside_minimize(module, monkeypatch) -> list[set[int]]:
+def _threads_inside_minimize(module, monkeypatch, name: str = "minimize") -> list[set[int]]:
+    """The BLAS thread counts seen on entering ``module.name`` (default: its minimize)."""
     seen = []
-    original = module.minimize
+    original = getattr(module, name)
 
     def recording(*args, **kwargs):
         seen.append(set(_blas_threads()))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(module, "minimize", recording)
+    monkeypatch.setattr(module, name, recording)
     return seen
 
 
@@ -118,14 +119,7 @@ def test_profile_intervals_of_a_small_fit_run_on_one_thread(two_threads, monkeyp
     from mixedmodels.postestimation import profile
 
     m = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
-    seen = []
-    original = profile._profile_ci
-
-    def recording(*args, **kwargs):
-        seen.append(set(_blas_threads()))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(profile, "_profile_ci", recording)
+    seen = _threads_inside_minimize(profile, monkeypatch, "_profile_ci")
     ci = mm.confint(m, which=["(Intercept)"])
     assert seen == [{1}]
     assert set(_blas_threads()) == {2}
