@@ -620,10 +620,11 @@ class GeneralizedLinearMixedModel(MixedModel):
         if self._hessian_done:
             return self._hessian_vcov
         self._hessian_done = True
-        # singular fits too, as lme4: the deviance is even in a θ on its bound of 0 (a column of
-        # Λ and its negative give the same model), so the central differences across it are
-        # sound, and the other θ's uncertainty still widens β's SEs (R_X's would be 2-5% small
-        # on a three-level binomial fit whose district variance is 0)
+        # singular fits too, as lme4: the deviance extends smoothly across a θ bound of 0 (T with
+        # a negative diagonal entry still gives a covariance TTᵀ; a scalar term's deviance is
+        # even in θ), so the central differences across it are sound, and the other θ's
+        # uncertainty still widens β's SEs (R_X's were 2-5% small on a three-level binomial
+        # fit whose district variance is 0)
         if self.n_agq == 0 or self.nobs >= _HESSIAN_NOBS_MAX or len(self._beta) == 0:
             return None
         nth = self.factor.n_theta
