@@ -205,6 +205,10 @@ class SparseCholesky:
         """log det S."""
         return 2.0 * float(np.log(self.sqrt_d).sum())
 
+    def _rows(self, ndim: int) -> np.ndarray:
+        """√d shaped to divide the rows of a vector (ndim 1) or a matrix (ndim 2)."""
+        return self.sqrt_d if ndim == 1 else self.sqrt_d[:, None]
+
     def solve_half(self, rhs: np.ndarray) -> np.ndarray:
         """F⁻¹ rhs (a vector or a matrix with q rows)."""
         b = np.asarray(rhs, dtype=float)
@@ -214,7 +218,7 @@ class SparseCholesky:
         # overwrite_b: the right-hand side is this call's own reordered copy
         x = sla.spsolve_triangular(self.lower, b[self.order], lower=True, unit_diagonal=True,
                                    overwrite_A=True, overwrite_b=True)
-        x /= self.sqrt_d.reshape((-1,) + (1,) * (x.ndim - 1))
+        x /= self._rows(x.ndim)
         return x
 
     def solve_half_t(self, rhs: np.ndarray) -> np.ndarray:
@@ -222,8 +226,8 @@ class SparseCholesky:
         b = np.asarray(rhs, dtype=float)
         if b.size == 0:
             return np.zeros(b.shape)
-        x = sla.spsolve_triangular(self.lower.T, b / self.sqrt_d.reshape((-1,) + (1,) * (b.ndim - 1)),
-                                   lower=False, unit_diagonal=True, overwrite_A=True, overwrite_b=True)
+        x = sla.spsolve_triangular(self.lower.T, b / self._rows(b.ndim), lower=False,
+                                   unit_diagonal=True, overwrite_A=True, overwrite_b=True)
         out = np.empty_like(x)
         out[self.order] = x
         return out

@@ -211,6 +211,11 @@ class MixedModel:
             design = design.with_response(design.y, weights)
         return self.with_design(design, control=control)
 
+    def _small(self) -> bool:
+        """Whether an evaluation is too small for BLAS threads to pay (core/threads.py): fits and
+        profiles then run on one thread. The linear and generalized models say; others do not."""
+        return False
+
     def warm_start(self) -> Any:
         """The start :meth:`refit` uses: this fit's estimates."""
         return self.theta

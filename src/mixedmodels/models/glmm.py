@@ -287,12 +287,12 @@ class GeneralizedLinearMixedModel(MixedModel):
         if self._gradient_available() and is_default_optimizer(ctrl.optimizer):
             opt = self._minimize_with_gradient(to_par, scale, x0, lower, ctrl2)
         # (a user's Control(optimizer="lbfgsb") differences the deviance: it is always polished)
-        exact_gradient = opt is not None
+        gradient_search = opt is not None
         if opt is None:
             opt = minimize(self._safe(fun), x0, lower, ctrl2)
         opt = self._check_boundary(opt, fun, lower)
         if self.nobs < _HESSIAN_NOBS_MAX and not opt.maxfun_reached and not (
-                exact_gradient and _interior_gradient_optimum(opt, lower_th)):
+                gradient_search and _interior_gradient_optimum(opt, lower_th)):
             opt = self._polish(opt, to_par, lower, ctrl)
         th, b = to_par(opt.x)
         th = _snap(th, lower_th)
@@ -320,10 +320,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         deviance plus a constant. Not for binomial successes that are not whole numbers: aic
         counts them rounded, as R's, so the deviance's gradient is not the objective's (L-BFGS-B
         then stopped away from the optimum; above 10,000 rows nothing polished it)."""
-        if not (self.engine.scalar and self.n_agq == 1 and self.family.analytic_gradient):
-            return False
-        self.engine.prepare()  # (once per family setting) its aic constant
-        return self.engine.aic_is_deviance_plus_constant
+        return (self.engine.scalar and self.n_agq == 1 and self.family.analytic_gradient
+                and self.engine.aic_is_deviance_plus_constant)
 
     def smooth_objective(self, theta: np.ndarray, beta: np.ndarray | None = None) -> float:
         """The deviance with PIRLS warm-started and converged tightly: smooth in (θ, β), what
@@ -762,15 +760,16 @@ def _snap(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
 
 
 def _interior_gradient_optimum(opt: OptSummary, lower_theta: np.ndarray) -> bool:
-    """Whether stage 2's L-BFGS-B on the analytic gradient converged with every bounded θ clear of
-    its bound, where polishing on the exact deviance gains nothing: on the GLMM tests' fits
-    it moved the deviance by at most 6e-11 there, at 14-28 extra evaluations. At a bound it
-    does not hold: the deviance is even in a θ at 0, so its gradient there vanishes and L-BFGS-B
-    stops where the Laplace optimum is inside (a fit whose stage 1 ended on θ = 0, the polish
-    1.1 lower). The convergence check after the fit still tests the point either way."""
+    """Whether stage 2's gradient search (L-BFGS-B on the analytic gradient) converged with every
+    bounded θ clear of its bound, where polishing on the exact deviance gains nothing: on the
+    GLMM tests' fits it moved the deviance by at most 6e-11 there, at 14-28 extra evaluations.
+    At a bound it does not hold: the deviance is even in a θ at 0, so its gradient there
+    vanishes and L-BFGS-B stops where the Laplace optimum is inside (a fit whose stage 1 ended
+    on θ = 0: the polish found a deviance 1.1 lower). The convergence check after the fit still
+    tests the point either way."""
     # only where it stopped on its gradient test: a stop on the relative reduction of f can be a
     # stall short of the optimum (seen at 0.07 in the logLik on a non-integer binomial response)
-    if opt.optimizer != "lbfgsb" or not opt.converged or "PROJECTED GRADIENT" not in opt.message:
+    if not opt.converged or "PROJECTED GRADIENT" not in opt.message:
         return False
     theta = opt.x[:len(lower_theta)]
     bounded = np.isfinite(lower_theta)

@@ -70,9 +70,10 @@ class PirlsEngine:
         self.k = len(self.terms)
         self.qs = [t.q for t in self.terms]
         self._xcols = [np.ascontiguousarray(self.X[:, j]) for j in range(self.p)]
-        # few rows: one small matrix product instead of p² einsum dots (3 µs of call overhead
-        # each, most of a small fit's PIRLS step); long vectors keep numpy's own loops (above)
-        self._few_rows = self.n * self.p <= _FEW_ROWS_CELLS
+        # X's crossproducts as matrix products for many columns, or for few rows (p² einsum dots
+        # cost 3 µs of call overhead each, most of a small fit's PIRLS step); else long vectors
+        # keep numpy's own loops (see _xbeta)
+        self._x_products = self.p > 8 or self.n * self.p <= _FEW_ROWS_CELLS
         self.cp_full = BlockedCrossproducts.reweightable(self.terms, self.X)
         self.factor = BlockedFactor(self.cp_full, dense=control.dense_backend,
                                      schur=control.schur)
@@ -104,8 +105,14 @@ class PirlsEngine:
             out += bj * xj
         return out
 
+    def _xtv(self, v: np.ndarray) -> np.ndarray:
+        """Xᵀ v."""
+        if self._x_products:
+            return self.X.T @ v
+        return np.array([_dot(v, xj) for xj in self._xcols])
+
     def _xtwx(self, w: np.ndarray) -> np.ndarray:
-        if self.p > 8 or self._few_rows:
+        if self._x_products:
             return self.X.T @ (self.X * w[:, None])
         out = np.empty((self.p, self.p))
         for j, xj in enumerate(self._xcols):
@@ -190,12 +197,11 @@ class PirlsEngine:
             B = th * self._level_sums_x(wv, swv2)
             Bd = B / d[:, None]
             S = self._xtwx(w) - B.T @ Bd
-            xwz = self.X.T @ wz if self._few_rows else np.array([_dot(wz, xj) for xj in self._xcols])
-            r = xwz - Bd.T @ cu
+            r = self._xtv(wz) - Bd.T @ cu
             if not self.p:  # no fixed effects
                 return r, cu / d, logdet, d
             R = np.linalg.cholesky(S)
-            # LAPACK's potrs itself: scipy's cho_solve wrapper costs ~15 µs per call here
+            # LAPACK's potrs itself: scipy's cho_solve wrapper costs ~10 µs per call, dpotrs 1 µs
             beta, info = lapack.dpotrs(R, r, lower=1)
             if info != 0:
                 raise np.linalg.LinAlgError(f"dpotrs failed (info={info})")
